@@ -1,0 +1,104 @@
+"""Command-line interface: ``ballistics <command> ...``.
+
+Each pipeline stage adds its commands from a module of this package that defines
+``register(subparsers)``; the module list is :data:`COMMAND_MODULES`.  Errors of the
+library (:class:`ballistics.BallisticsError`) are printed as one clear line and give
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from .._version import __version__
+from ..errors import BallisticsError
+
+#: Modules of this package that add sub-commands, in the order of the pipeline.
+COMMAND_MODULES = ["_info", "_extract", "_compare", "_db", "_report", "_demo"]
+
+
+def emit(obj: Any, as_json: bool) -> None:
+    """Print ``obj`` as JSON or as indented ``key: value`` lines."""
+    if as_json:
+        print(json.dumps(obj, indent=2, default=str))
+        return
+
+    def walk(o: Any, indent: int = 0) -> None:
+        pad = "  " * indent
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if isinstance(v, (dict, list)) and v and not all(isinstance(x, (int, float, str)) for x in (v if isinstance(v, list) else [0])):
+                    print(f"{pad}{k}:")
+                    walk(v, indent + 1)
+                elif isinstance(v, dict):
+                    print(f"{pad}{k}: {{}}")
+                else:
+                    print(f"{pad}{k}: {fmt(v)}")
+        elif isinstance(o, list):
+            for v in o:
+                if isinstance(v, (dict, list)):
+                    walk(v, indent + 1)
+                    print()
+                else:
+                    print(f"{pad}- {fmt(v)}")
+        else:
+            print(f"{pad}{fmt(o)}")
+
+    walk(obj)
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ballistics",
+        description="Open ballistic image comparison engine: read cartridge-case scans, extract "
+                    "breech-face and firing-pin impressions, compare them (Congruent Matching Cells), "
+                    "search a case database and write examiner reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"ballistics {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.endswith(name):
+                continue  # stage not built in this version
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ballistics`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except BallisticsError as exc:
+        print(f"ballistics: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ballistics: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

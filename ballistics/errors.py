@@ -1,0 +1,56 @@
+"""The one exception hierarchy of the engine.
+
+Every error the library raises on purpose derives from :class:`BallisticsError`, so a
+caller (a lab's pipeline, the CLI) can catch one class.  Messages name the file or
+input and say what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BallisticsError",
+    "ScanReadError",
+    "ScanFormatError",
+    "ScanTooLargeError",
+    "UnitsError",
+    "EmptyScanError",
+    "RegionNotFoundError",
+    "ComparisonError",
+    "DatabaseError",
+]
+
+
+class BallisticsError(Exception):
+    """Base class of every error raised by the ``ballistics`` library."""
+
+
+class ScanReadError(BallisticsError, OSError):
+    """A scan file could not be read: missing, truncated, corrupt or of an unknown kind."""
+
+
+class ScanFormatError(ScanReadError, ValueError):
+    """A scan file was read but its content breaks its format beyond repair."""
+
+
+class ScanTooLargeError(ScanReadError):
+    """A scan (or an archive member) is larger than the configured safety limit."""
+
+
+class UnitsError(BallisticsError, ValueError):
+    """Spacing or heights are in units that cannot be determined or are implausible."""
+
+
+class EmptyScanError(BallisticsError, ValueError):
+    """A scan or a region holds no (or too little) valid data to work with."""
+
+
+class RegionNotFoundError(BallisticsError, ValueError):
+    """The primer, breech face or firing pin could not be located in a scan."""
+
+
+class ComparisonError(BallisticsError, ValueError):
+    """Two surfaces cannot be compared (incompatible spacing, kind or too little overlap)."""
+
+
+class DatabaseError(BallisticsError):
+    """A case database operation failed; the stored data was left unchanged."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: the bundled sample (always there) and ../shared/data (CI only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BALLISTICS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; tests that need it skip with a reason where it is absent."""
+    if not (SHARED / "README.md").exists():
+        pytest.skip(f"real-scan collection not found at {SHARED} (set BALLISTICS_SHARED_DATA); "
+                    "the bundled sample still covers the core")
+    return SHARED
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside ../shared/data, skipping the test when it is missing."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not present (real-scan collection is only on CI/dev machines)")
+    return p
