@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
-from .errors import (BallisticsError, ComparisonError, DatabaseError, EmptyScanError,
+from .errors import (BallisticsError, ParameterError, ComparisonError, DatabaseError, EmptyScanError,
                      RegionNotFoundError, ScanFormatError, ScanReadError, ScanTooLargeError,
                      UnitsError)
 from .reading import read_scan, scan_from_array, write_x3p
@@ -27,7 +27,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__", "Scan", "Provenance", "read_scan", "write_x3p", "scan_from_array",
-    "BallisticsError", "ScanReadError", "ScanFormatError", "ScanTooLargeError", "UnitsError",
+    "BallisticsError", "ParameterError", "ScanReadError", "ScanFormatError", "ScanTooLargeError", "UnitsError",
     "EmptyScanError", "RegionNotFoundError", "ComparisonError", "DatabaseError",
 ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "BallisticsError",
+    "ParameterError",
     "ScanReadError",
     "ScanFormatError",
     "ScanTooLargeError",
@@ -22,6 +23,10 @@ __all__ = [
 
 class BallisticsError(Exception):
     """Base class of every error raised by the ``ballistics`` library."""
+
+
+class ParameterError(BallisticsError, ValueError):
+    """A parameter given by the caller is out of range or inconsistent."""
 
 
 class ScanReadError(BallisticsError, OSError):
