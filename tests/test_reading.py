@@ -109,7 +109,8 @@ def test_write_is_atomic_and_keeps_old_file_on_failure(tmp_path, surface, monkey
 
 # ---------------------------------------------------------------- real files
 def test_every_shared_scan_reads_and_roundtrips(shared_data, tmp_path):
-    files = sorted(p for p in shared_data.rglob("*") if p.suffix.lower() in (".x3p", ".png", ".tif", ".tiff"))
+    files = sorted(p for p in shared_data.rglob("*")
+                   if p.suffix.lower() in (".x3p", ".png", ".tif", ".tiff", ".al3d"))
     fixed = {}
     for p in files:
         s = ballistics.read_scan(p)
@@ -121,7 +122,7 @@ def test_every_shared_scan_reads_and_roundtrips(shared_data, tmp_path):
         np.testing.assert_array_equal(back.mask, s.mask)
         np.testing.assert_allclose(back.data[back.mask], s.data[s.mask], rtol=0, atol=0)
         assert back.spacing == s.spacing and back.kind == s.kind
-    assert len(files) == 56  # 53 x3p + 2 NBIDE PNG + ... as listed in ../shared/data/README.md
+    assert len(files) == 58  # 54 x3p, 2 NBIDE PNG, 2 Alicona al3d (../shared/data/README.md)
     dfsc = {k: v for k, v in fixed.items() if k.startswith("K0")}
     assert len(dfsc) == 7 and all(any("revision" in f for f in v) for v in dfsc.values())
     # only the SR9-J files store micrometres
@@ -314,3 +315,20 @@ def test_cli_version_and_help():
     assert out.stdout.strip() == f"ballistics {ballistics.__version__}"
     out = subprocess.run([sys.executable, "-m", "ballistics.cli", "--help"], capture_output=True, text=True)
     assert "info" in out.stdout
+
+
+def test_al3d_matches_vendor_x3p_export(shared_data):
+    al = ballistics.read_scan(shared_data / "alicona" / "Klein_replica_mode.al3d")
+    x3 = ballistics.read_scan(shared_data / "alicona" / "Klein_replica_mode_X3P_Alicona.x3p")
+    assert al.shape == x3.shape
+    assert al.spacing == pytest.approx(x3.spacing, rel=1e-4)
+    both = al.mask & x3.mask
+    assert both.sum() > 0.98 * x3.mask.sum()
+    assert np.corrcoef(al.data[both], x3.data[both])[0, 1] > 0.9999
+
+
+def test_truncated_al3d(shared_data, tmp_path):
+    raw = (shared_data / "alicona" / "Klein_replica_mode.al3d").read_bytes()
+    (tmp_path / "t.al3d").write_bytes(raw[:100_000])
+    with pytest.raises(ScanFormatError, match="truncated"):
+        ballistics.read_scan(tmp_path / "t.al3d")

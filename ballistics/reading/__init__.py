@@ -4,7 +4,8 @@ Formats are recognised by their content, not their file name:
 
 * ISO 25178-72 **x3p** (zip archive) through ``x3pio``, with repairs of the deviations
   real files carry (see :mod:`ballistics.reading._x3p`);
-* **PNG / TIFF** optical images through Pillow (``kind == "intensity"``).
+* **PNG / TIFF** optical images through Pillow (``kind == "intensity"``);
+* Alicona **.al3d** depth files (small reader of our own, checked against the vendor's x3p).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import EmptyScanError, ScanFormatError, ScanReadError, ScanTooLargeError
 from ..scan import Provenance, Scan, _jsonable
+from ._al3d import read_al3d_arrays
 from ._image import MAX_IMAGE_PIXELS, read_image_arrays
 from ._x3p import MAX_FILE_BYTES, MAX_MEMBER_BYTES, MAX_PIXELS, read_x3p_arrays, write_x3p_file
 
@@ -109,11 +111,11 @@ def read_scan(
         parts = read_image_arrays(p, raw, spacing)
         kind = "intensity"
     elif head.startswith(b"AliconaImaging"):
-        raise ScanFormatError(f"{p}: Alicona .al3d files are not read directly; export the scan to x3p "
-                              "from the Alicona software (the vendor's x3p export reads).")
+        parts = read_al3d_arrays(p, raw, MAX_PIXELS)
+        kind = "height"
     else:
-        raise ScanFormatError(f"{p}: not a scan file this engine reads (expected ISO 25178-72 x3p, PNG "
-                              f"or TIFF; the file starts with {head[:8]!r}).")
+        raise ScanFormatError(f"{p}: not a scan file this engine reads (expected ISO 25178-72 x3p, PNG"
+                              f", TIFF or Alicona al3d; the file starts with {head[:8]!r}).")
     meta = parts["metadata"]
     prov = Provenance(source=p.name, sha256=sha, reader=parts["reader"], fixes=parts["fixes"])
     region = None
