@@ -1,1 +1,26 @@
-"""Placeholder: filled by the stage's module."""
+"""Feature extraction: find the primer / firing-pin regions and condition the surface.
+
+>>> from ballistics import datasets, extract_breech_face
+>>> bf = extract_breech_face(datasets.fadul("raw")[0])      # doctest: +SKIP
+>>> bf.region["type"], bf.spacing
+('breech_face', (6.25e-06, 6.25e-06))
+
+One algorithm per private module: ``_regions`` (primer / firing-pin finding),
+``_circle`` (RANSAC circle fit), ``_level`` (median plane, flat-field), ``_filter``
+(normalised-convolution Gaussian band-pass, outliers), ``_resample``
+(anti-aliased resampling), ``_extract`` (the two pipelines), ``_plot`` (figures).
+"""
+
+from __future__ import annotations
+
+from ._extract import EXTRACT_STEPS, extract_breech_face, extract_firing_pin
+from ._regions import Regions, find_regions
+
+__all__ = ["extract_breech_face", "extract_firing_pin", "find_regions", "Regions", "EXTRACT_STEPS",
+           "plot_regions"]
+
+
+def plot_regions(*args, **kwargs):
+    """Figure of a scan with its found regions drawn on it (see :func:`._plot.plot_regions`)."""
+    from ._plot import plot_regions as _p
+    return _p(*args, **kwargs)

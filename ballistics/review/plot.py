@@ -64,17 +64,8 @@ OTHER_CELL_COLOUR = OKABE_ITO["grey"]
 
 # ---------------------------------------------------------------------------- helpers
 def _plt():
-    import matplotlib
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline",
-                                                 "pdf", "svg", "cairo") and not _has_display():
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib falls back to Agg when there is no display
     return plt
-
-
-def _has_display() -> bool:
-    import os
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _axes(ax, figsize=(6, 5)):
@@ -94,17 +85,23 @@ def _check_scan(s: Any, what: str = "scan") -> Scan:
 
 
 def _title_name(s: Scan) -> str:
-    src = s.provenance.source.rsplit("/", 1)[-1] if s.provenance.source else ""
+    src = s.provenance.source.replace("\\", "/").rsplit("/", 1)[-1] if s.provenance.source else ""
+    if len(src) > 36:  # e.g. content-addressed storage names: keep both ends
+        src = src[:12] + "..." + src[-16:]
     if s.exhibit_id and src and s.exhibit_id not in src:
         return f"{s.exhibit_id} ({src})"
     return src or s.name
 
 
 def _extent_mm(s: Scan) -> list[float]:
-    """imshow extent [left, right, bottom, top] in mm with the origin at the top-left."""
+    """imshow extent [left, right, bottom, top] in mm; 0 is the centre of pixel (0, 0).
+
+    Positions in the library are measured from the centre of pixel (0, 0), so pixel
+    ``(r, c)`` is drawn at ``(c * dx, r * dy)``.
+    """
     h, w = s.shape
     dy, dx = s.spacing
-    return [0.0, w * dx * 1e3, h * dy * 1e3, 0.0]
+    return [-0.5 * dx * 1e3, (w - 0.5) * dx * 1e3, (h - 0.5) * dy * 1e3, -0.5 * dy * 1e3]
 
 
 def _label_mm(ax) -> None:
@@ -275,7 +272,7 @@ def virtual_light(s: Scan, ax=None, *, azimuth_deg: float = 315.0, altitude_deg:
     _label_mm(ax)
     _light_arrow(ax, azimuth_deg)
     ax.set_title(title if title is not None else
-                 f"{_title_name(s)}: virtual light (azimuth {azimuth_deg:g} deg, "
+                 f"{_title_name(s)}: virtual light\n(azimuth {azimuth_deg:g} deg, "
                  f"altitude {altitude_deg:g} deg)")
     return ax
 
@@ -290,7 +287,8 @@ def _light_arrow(ax, azimuth_deg: float) -> None:
                 xycoords="axes fraction",
                 arrowprops=dict(arrowstyle="->", color=OKABE_ITO["orange"], lw=2))
     ax.text(cx, cy - 0.12, "light", transform=ax.transAxes, ha="center", va="top",
-            color=OKABE_ITO["orange"], fontsize=8)
+            color="black", fontsize=8, bbox=dict(boxstyle="round,pad=0.15", fc=OKABE_ITO["orange"],
+                                                 ec="none", alpha=0.9))
 
 
 # ---------------------------------------------------------------------------- regions
@@ -315,15 +313,17 @@ def _first(d: Mapping[str, Any], *keys: str) -> Any:
 
 
 def regions(s: Scan, found: Any = None, ax=None, *, title: str | None = None, shaded: bool = False):
-    """Draw the found regions (primer/breech face, firing-pin hole) on the raw scan.
+    """Draw the found regions (primer, firing-pin impression, breech-face annulus) on a scan.
 
     Parameters
     ----------
     s : Scan
         The raw (whole-primer) scan.
-    found : Regions or dict, optional
-        Output of :func:`ballistics.find_regions` (centre and radii in metres), or an
-        extracted scan's ``region`` dict.  Computed with ``find_regions(s)`` if omitted.
+    found : Regions, dict or Scan, optional
+        Output of :func:`ballistics.find_regions` (centres and radii in metres from the
+        centre of pixel (0, 0) of ``s``), or an extracted scan / its ``region`` dict
+        (whose ``source_centre_m`` places it on ``s``).  Computed with
+        ``find_regions(s)`` if omitted.
     ax : matplotlib.axes.Axes, optional
     title : str, optional
     shaded : bool
@@ -342,33 +342,42 @@ def regions(s: Scan, found: Any = None, ax=None, *, title: str | None = None, sh
     if isinstance(found, Scan):
         found = found.region
     d = _as_dict(found)
-    centre = _first(d, "source_centre_m", "centre_m", "center_m", "centre", "center")
+    centre = _first(d, "centre_m", "center_m", "source_centre_m")
     if centre is None:
         raise BallisticsError("The regions hold no centre (expected 'centre_m' in metres); "
                               "pass the output of ballistics.find_regions(scan).")
-    cy, cx = (float(v) for v in centre)
+    # an extracted scan's region is in its own frame: shift it onto the raw scan
+    off = np.zeros(2)
+    if d.get("output_origin_in_source_m") is not None:
+        off = np.asarray(d["output_origin_in_source_m"], float)
+    elif d.get("source_centre_m") is not None and d.get("centre_m") is not None:
+        off = np.asarray(d["source_centre_m"], float) - np.asarray(d["centre_m"], float)
+    if d.get("primer_centre_m") is not None:
+        centre = d["primer_centre_m"]
+    c0 = np.asarray(centre, float) + off
+    fp = _first(d, "firing_pin_centre_m")
+    fp = np.asarray(fp, float) + off if fp is not None else c0
     ax = _axes(ax)
     if shaded:
         virtual_light(s, ax=ax, title="")
     else:
         scan(s, ax=ax, title="")
     circles = [
-        (_first(d, "primer_radius_m", "breech_face_radius_m", "outer_radius_m"),
-         OKABE_ITO["orange"], "breech face / primer edge"),
-        (_first(d, "firing_pin_radius_m", "inner_radius_m"),
-         OKABE_ITO["sky_blue"], "firing-pin hole"),
+        (c0, _first(d, "primer_radius_m"), OKABE_ITO["orange"], "--", "primer edge"),
+        (fp, _first(d, "firing_pin_radius_m"), OKABE_ITO["sky_blue"], "--", "firing-pin impression"),
+        (c0, _first(d, "breech_face_outer_radius_m", "outer_radius_m"), OKABE_ITO["vermillion"], "-",
+         "breech face (outer)"),
+        (fp, _first(d, "breech_face_inner_radius_m", "inner_radius_m"), OKABE_ITO["reddish_purple"], "-",
+         "breech face (inner)"),
     ]
-    handles = []
-    for r, colour, label in circles:
+    for cen, r, colour, ls, label in circles:
         if r is None:
             continue
-        c = Circle((cx * 1e3, cy * 1e3), float(r) * 1e3, fill=False, lw=2, ls="--",
-                   color=colour, label=f"{label} (r = {float(r) * 1e3:.2f} mm)")
-        ax.add_patch(c)
-        handles.append(c)
-    ax.plot([cx * 1e3], [cy * 1e3], "+", color=OKABE_ITO["vermillion"], ms=12, mew=2,
-            label=f"centre ({cx * 1e3:.2f}, {cy * 1e3:.2f}) mm")
-    ax.legend(loc="lower left", fontsize=7, framealpha=0.85)
+        ax.add_patch(Circle((cen[1] * 1e3, cen[0] * 1e3), float(r) * 1e3, fill=False, lw=2, ls=ls,
+                            color=colour, label=f"{label} (r = {float(r) * 1e3:.2f} mm)"))
+    ax.plot([c0[1] * 1e3], [c0[0] * 1e3], "+", color=OKABE_ITO["vermillion"], ms=12, mew=2,
+            label=f"primer centre (x {c0[1] * 1e3:.2f}, y {c0[0] * 1e3:.2f} mm)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7, frameon=False)
     ax.set_title(title if title is not None else f"{_title_name(s)}: regions found")
     return ax
 
@@ -401,40 +410,34 @@ def _directions_of(cells_: Sequence[Mapping[str, Any]]) -> list[str]:
 def aligned_pair(a: Scan, b: Scan, cmp: Any) -> tuple[Scan, Scan]:
     """``(a, b resampled into a's frame)`` using the comparison's registration.
 
-    Uses the comparison module's own alignment helper, so the figure shows exactly the
+    Uses :func:`ballistics.comparison.align`, so the figure shows exactly the
     registration that produced the score.
 
     Parameters
     ----------
     a, b : Scan
-        The compared scans (as given to :func:`ballistics.compare`).
+        The compared scans (as given to :func:`ballistics.compare`, ``a`` first).
     cmp : Comparison
         Result of :func:`ballistics.compare`.
 
     Returns
     -------
     (Scan, Scan)
+        ``a`` and ``b`` aligned to it, on ``a``'s pixel grid.
     """
-    for name in ("aligned_pair", "align"):
-        fn = getattr(cmp, name, None)
-        if callable(fn):
-            out = fn(a, b)
-            if isinstance(out, Scan):
-                return a, out
-            return tuple(out)  # type: ignore[return-value]
     try:
         from .. import comparison as _c
-    except ImportError as exc:  # pragma: no cover
-        raise ComparisonError("ballistics.comparison is not available to align the scans.") from exc
-    for name in ("aligned_pair", "align"):
-        fn = getattr(_c, name, None)
-        if callable(fn):
-            out = fn(a, b, cmp)
-            if isinstance(out, Scan):
-                return a, out
-            return tuple(out)  # type: ignore[return-value]
-    raise ComparisonError("The comparison has no alignment helper (aligned_pair/align); "
-                          "cannot draw aligned surfaces.")
+        align = _c.align
+    except (ImportError, AttributeError) as exc:
+        fn = getattr(cmp, "aligned_pair", None)
+        if callable(fn):  # stand-in objects may carry their own helper
+            return tuple(fn(a, b))  # type: ignore[return-value]
+        raise ComparisonError("ballistics.comparison.align is not available to align the scans.") from exc
+    b_al = align(b, cmp)
+    if b_al.shape != a.shape:
+        raise ComparisonError(f"The aligned scan has shape {b_al.shape}, not the reference's {a.shape}; "
+                              "pass the scans in the order they were compared.")
+    return a, b_al
 
 
 def _rot_corners(centre_rc: Sequence[float], h: float, w: float, angle_deg: float) -> np.ndarray:
@@ -502,9 +505,9 @@ def cells(s: Scan, cmp: Any, ax=None, *, role: str = "reference", direction: str
         colour = CONGRUENT_COLOUR if cong else OTHER_CELL_COLOUR
         lw = 2.2 if cong else 0.8
         if role == "reference":
-            patch = Rectangle((c0 * dx * 1e3, r0 * dy * 1e3), w * dx * 1e3, h * dy * 1e3,
-                              fill=cong, facecolor=colour + "40", edgecolor=colour, lw=lw)
-            cx, cy = (c0 + w / 2) * dx * 1e3, (r0 + h / 2) * dy * 1e3
+            patch = Rectangle(((c0 - 0.5) * dx * 1e3, (r0 - 0.5) * dy * 1e3), w * dx * 1e3,
+                              h * dy * 1e3, fill=cong, facecolor=colour + "40", edgecolor=colour, lw=lw)
+            cx, cy = (c0 + (w - 1) / 2) * dx * 1e3, (r0 + (h - 1) / 2) * dy * 1e3
         else:
             tc = c.get("target_centre_px")
             if tc is None or not np.all(np.isfinite(tc)):
@@ -528,9 +531,9 @@ def cells(s: Scan, cmp: Any, ax=None, *, role: str = "reference", direction: str
                     bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none",
                               alpha=0.75 if cong else 0.5))
     n_cong = sum(1 for c in sel if c.get("congruent"))
-    what = "reference (cells cut here)" if role == "reference" else "target (cells where they matched)"
+    what = "reference: cells cut here" if role == "reference" else "target: where the cells matched"
     ax.set_title(title if title is not None else
-                 f"{_title_name(s)}\n{what}: {n_cong} congruent of {len(sel)} cells")
+                 f"{_title_name(s)}\n{what}\n{n_cong} of {len(sel)} cells congruent", fontsize=10)
     return ax
 
 
@@ -600,7 +603,7 @@ def comparison(a: Scan, b: Scan, cmp: Any, *, direction: str | None = None, fig=
         if direction == "a_to_b":
             cells(b_al, cmp, ax=axs[2], role="reference", direction=direction, vmin=lims[0],
                   vmax=lims[1], shaded=shaded, colorbar=False, show_ncc=False,
-                  title=f"{_title_name(b)}\naligned to {a.name} (a's cell grid)")
+                  title=f"{_title_name(b)}\naligned to {a.name} by the registration\nwith {a.name}'s cell grid")
         else:
             scan(b_al, ax=axs[2], vmin=lims[0], vmax=lims[1], colorbar=False,
                  title=f"{_title_name(b)}\naligned to {a.name}")
@@ -611,10 +614,12 @@ def comparison(a: Scan, b: Scan, cmp: Any, *, direction: str | None = None, fig=
                      shrink=0.7, location="right")
     score = d.get("cmc_count")
     rot = d.get("rotation_deg")
-    fig.suptitle(f"{a.name} vs {b.name} -- {d.get('method', 'comparison')}: "
-                 f"{score} congruent matching cells ({direction.replace('_', ' ')})"
-                 + (f", rotation {rot:.1f} deg" if isinstance(rot, (int, float)) and np.isfinite(rot) else ""),
-                 fontsize=11)
+    n_dir = sum(1 for c in (d.get("cells") or []) if c.get("direction", "a_to_b") == direction
+                and c.get("congruent"))
+    arrow = f"cells cut from {ref.name}, found in {tgt.name}"
+    fig.suptitle(f"{a.name} vs {b.name} -- {d.get('method', 'comparison')} CMC count of the pair: {score}"
+                 + (f", registration {rot:.1f} deg" if isinstance(rot, (int, float)) and np.isfinite(rot) else "")
+                 + f"\nthis figure: {arrow} ({n_dir} congruent)", fontsize=11)
     return fig
 
 
@@ -645,8 +650,11 @@ def rotation_curve(cmp: Any, ax=None, *, title: str | None = None):
         if arr.size == 0:
             continue
         order = np.argsort(arr[:, 0])
+        label = str(name).replace("_", " ")
+        if name == "b_to_a":
+            label += " (peaks at minus the a-to-b rotation)"
         ax.plot(arr[order, 0], arr[order, 1], marker=markers[i % 4], ms=4,
-                color=colours[i % 4], label=str(name).replace("_", " "))
+                color=colours[i % 4], label=label)
     rot = d.get("rotation_deg")
     if isinstance(rot, (int, float)) and np.isfinite(rot):
         ax.axvline(rot, color="black", ls=":", lw=1, label=f"registration {rot:.1f} deg")
@@ -761,7 +769,7 @@ def agreement(a: Scan, b: Scan, cmp: Any = None, *, fig=None, window_um: float =
 def score_reference(score: float, same: Iterable[float], different: Iterable[float], ax=None, *,
                     score_name: str = "congruent matching cells (count)",
                     source: str = "reference pairs", title: str | None = None,
-                    integer: bool = True):
+                    integer: bool = True, score_label: str = "this comparison"):
     """Where a score falls against known same-firearm and different-firearm scores.
 
     Parameters
@@ -779,6 +787,8 @@ def score_reference(score: float, same: Iterable[float], different: Iterable[flo
     title : str, optional
     integer : bool
         Integer-valued scores (counts): one bin per value.
+    score_label : str
+        Legend text of the vertical line.
 
     Returns
     -------
@@ -799,7 +809,7 @@ def score_reference(score: float, same: Iterable[float], different: Iterable[flo
             label=f"different firearm (n = {different.size})")
     ax.hist(same, bins=bins, color=SAME_COLOUR, alpha=0.65, edgecolor="white",
             label=f"same firearm (n = {same.size})")
-    ax.axvline(score, color="black", lw=2.5, label=f"this comparison: {score:g}")
+    ax.axvline(score, color="black", lw=2.5, label=f"{score_label}: {score:g}")
     n_same_ge = int((same >= score).sum())
     n_diff_ge = int((different >= score).sum())
     ax.text(0.99, 0.97,
@@ -861,7 +871,7 @@ def roc(same: Iterable[float], different: Iterable[float], ax=None, *, label: st
     fpr, tpr, _ = roc_curve(same, different)
     auc = float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
     ax = _axes(ax, figsize=(4.5, 4.5))
-    ax.plot(fpr, tpr, drawstyle="steps-post", color=OKABE_ITO["blue"], lw=2,
+    ax.plot(fpr, tpr, color=OKABE_ITO["blue"], lw=2,
             label=f"{label} (AUC = {auc:.3f})", marker="o", ms=3)
     ax.plot([0, 1], [0, 1], ls=":", color=OKABE_ITO["grey"], label="chance")
     ax.set_xlim(-0.02, 1.02)

@@ -1,0 +1,268 @@
+"""``ballistics db ...``: the case database (init, add, search, list, remove, stats, verify, rebuild)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from . import emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="case database: store scans and search them for the same firearm")
+    dsub = p.add_subparsers(dest="db_command", metavar="ACTION")
+
+    q = dsub.add_parser("init", help="create an empty case database in PATH")
+    q.add_argument("path")
+    q.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "ivfpq", "hnsw"],
+                   help="FAISS index kind (auto: exact below 50 000 signatures, IVF above)")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_init)
+
+    q = dsub.add_parser("add", help="add scan files to the database")
+    q.add_argument("path", help="database directory")
+    q.add_argument("files", nargs="+", help="x3p (or PNG/TIFF) scans")
+    q.add_argument("--case", default=None, help="case id of these scans")
+    q.add_argument("--firearm", default=None, help="known firearm id (test fires)")
+    q.add_argument("--jobs", type=int, default=1, help="parallel processes for extraction and signatures")
+    q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
+                   help="the files are already extracted breech faces (e.g. processed Fadul scans)")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_add)
+
+    q = dsub.add_parser("search", help="rank stored scans by similarity to FILE")
+    q.add_argument("path", help="database directory")
+    q.add_argument("file", help="the query scan")
+    q.add_argument("-k", type=int, default=10, help="length of the candidate list (default 10)")
+    q.add_argument("--rerank", type=int, default=None, help="candidates re-ranked with compare (default k; 0 = off)")
+    q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
+                   help="the query is already an extracted breech face")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_search)
+
+    q = dsub.add_parser("list", help="list the stored scans")
+    q.add_argument("path")
+    q.add_argument("--case", default=None, help="only this case")
+    q.add_argument("--all", action="store_true", help="include removed scans")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_list)
+
+    q = dsub.add_parser("remove", help="withdraw a scan from searches (kept on disk and in the audit log)")
+    q.add_argument("path")
+    q.add_argument("id", help="scan id")
+    q.add_argument("--reason", default=None)
+    q.set_defaults(func=run_remove)
+
+    q = dsub.add_parser("stats", help="counts, index and disk use")
+    q.add_argument("path")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_stats)
+
+    q = dsub.add_parser("verify", help="check that catalogue, stored files and index agree")
+    q.add_argument("path")
+    q.add_argument("--deep", action="store_true", help="re-read every stored file and check its hash")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_verify)
+
+    q = dsub.add_parser("rebuild", help="rebuild the FAISS index from the catalogue")
+    q.add_argument("path")
+    q.add_argument("--index", default=None, choices=["auto", "flat", "ivf", "ivfpq", "hnsw"])
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_rebuild)
+
+    p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
+
+
+def _open(path: str, **kw: Any):
+    from ..index import CaseDatabase
+
+    return CaseDatabase(path, create=False, **kw)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import DatabaseError
+    from ..index import CaseDatabase
+
+    if (Path(args.path) / "catalogue.sqlite").exists():
+        raise DatabaseError(f"{args.path}: a case database exists already.")
+    db = CaseDatabase(args.path, create=True, index_kind=args.index)
+    st = db.stats()
+    db.close()
+    if args.json:
+        emit(st, True)
+    else:
+        print(f"created case database {args.path} (signature {st['signature_version']}, index {args.index})")
+    return 0
+
+
+def _prepare_job(item: tuple[str, bool]):
+    """Worker of ``db add --jobs N``: read, extract, sign (no database access)."""
+    from ..errors import BallisticsError
+    from ..index import prepare_entry
+
+    path, preprocess = item
+    try:
+        return path, prepare_entry(path, preprocess), None
+    except BallisticsError as exc:
+        return path, None, f"{type(exc).__name__}: {exc}"
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..errors import BallisticsError
+    from ..index import prepare_entry
+
+    db = _open(args.path)
+    items = [(f, args.preprocess) for f in args.files]
+    added, skipped, failed = [], [], []
+
+    def store(path: str, entry: Any, err: str | None) -> None:
+        if err is not None:
+            failed.append({"file": path, "error": err})
+            return
+        try:
+            before = db.catalogue.scan_by_sha(entry.scan.checksum)
+            sid = db.add(entry, case_id=args.case, firearm_id=args.firearm, on_duplicate="skip")
+            (skipped if before is not None else added).append({"file": path, "scan_id": sid})
+        except BallisticsError as exc:
+            failed.append({"file": path, "error": f"{type(exc).__name__}: {exc}"})
+
+    bar = tqdm(total=len(items), desc="adding", unit="scan", file=sys.stderr, disable=args.json and not sys.stderr.isatty())
+    try:
+        if args.jobs > 1 and len(items) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=args.jobs) as ex:
+                for path, entry, err in ex.map(_prepare_job, items):
+                    store(path, entry, err)
+                    bar.update()
+        else:
+            for path, pre in items:
+                try:
+                    entry, err = prepare_entry(path, pre), None
+                except BallisticsError as exc:
+                    entry, err = None, f"{type(exc).__name__}: {exc}"
+                store(path, entry, err)
+                bar.update()
+    finally:
+        bar.close()
+        db.close()
+    out = {"added": added, "already_stored": skipped, "failed": failed}
+    if args.json:
+        emit(out, True)
+    else:
+        for a in added:
+            print(f"added    {a['scan_id']}  ({a['file']})")
+        for a in skipped:
+            print(f"skipped  {a['file']}: already stored as {a['scan_id']}")
+        for a in failed:
+            print(f"FAILED   {a['file']}: {a['error']}", file=sys.stderr)
+    return 0 if not failed else 2
+
+
+def run_search(args: argparse.Namespace) -> int:
+    db = _open(args.path, readonly=True)
+    try:
+        hits = db.search(args.file, k=args.k, preprocess=args.preprocess, rerank=args.rerank)
+    finally:
+        db.close()
+    if args.json:
+        emit({"query": args.file, "hits": [h.to_dict() for h in hits]}, True)
+        return 0
+    print(f"query: {args.file}")
+    print(f"{'rank':>4s}  {'scan':<24s} {'case':<14s} {'firearm':<12s} {'retrieval':>9s} {'CMC':>4s} {'score':>8s}")
+    for h in hits:
+        cmc = "-" if h.cmc_count is None else str(h.cmc_count)
+        sc = "-" if h.score is None else f"{h.score:.3g}"
+        print(f"{h.rank:>4d}  {h.scan_id:<24.24s} {str(h.case_id):<14.14s} {str(h.firearm_id):<12.12s} "
+              f"{h.retrieval_score:9.3f} {cmc:>4s} {sc:>8s}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    db = _open(args.path, readonly=True)
+    try:
+        rows = db.list(case_id=args.case, include_removed=args.all)
+    finally:
+        db.close()
+    if args.json:
+        emit(rows, True)
+        return 0
+    print(f"{'scan':<24s} {'case':<14s} {'exhibit':<16s} {'firearm':<12s} {'added':<20s} sha256")
+    for r in rows:
+        flag = "  (removed)" if r["removed_at"] else ""
+        print(f"{r['scan_id']:<24.24s} {str(r['case_id']):<14.14s} {str(r['exhibit_id']):<16.16s} "
+              f"{str(r['firearm_id']):<12.12s} {r['added'][:19]:<20s} {r['sha256'][:16]}{flag}")
+    print(f"{len(rows)} scan(s)")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    db = _open(args.path)
+    try:
+        db.remove(args.id, reason=args.reason)
+    finally:
+        db.close()
+    print(f"removed {args.id} from searches (kept on disk; see the audit log)")
+    return 0
+
+
+def _print_nested(d: Any, indent: int = 0) -> None:
+    pad = "  " * indent
+    for k, v in d.items():
+        if isinstance(v, dict):
+            print(f"{pad}{k}:")
+            _print_nested(v, indent + 1)
+        elif isinstance(v, list) and v and isinstance(v[0], (dict, list)):
+            print(f"{pad}{k}:")
+            for x in v:
+                print(f"{pad}  - {x}")
+        elif isinstance(v, list):
+            print(f"{pad}{k}: " + ("none" if not v else ""))
+            for x in v:
+                print(f"{pad}  - {x}")
+        else:
+            print(f"{pad}{k}: {v}")
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    db = _open(args.path, readonly=True)
+    try:
+        st = db.stats()
+    finally:
+        db.close()
+    if args.json:
+        emit(st, True)
+    else:
+        _print_nested(st)
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    db = _open(args.path, readonly=True)
+    try:
+        res = db.verify(deep=args.deep)
+    finally:
+        db.close()
+    if args.json:
+        emit(res, True)
+    else:
+        _print_nested(res)
+    return 0 if res["ok"] else 1
+
+
+def run_rebuild(args: argparse.Namespace) -> int:
+    db = _open(args.path)
+    try:
+        res = db.rebuild_index(kind=args.index)
+    finally:
+        db.close()
+    if args.json:
+        emit(res, True)
+    else:
+        _print_nested(res)
+    return 0

@@ -1,0 +1,148 @@
+"""The :class:`Comparison` result: CMC count, score, registration, per-cell table."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Comparison"]
+
+
+def _clean(o: Any) -> Any:
+    """JSON-friendly copy: numpy scalars to Python, NaN to None, tuples to lists."""
+    import numpy as np
+
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _clean(o.tolist())
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`ballistics.comparison.compare`.
+
+    Direction convention
+    --------------------
+    In direction ``"a_to_b"`` the cells are cut from ``a`` (the reference) and searched
+    in ``b`` (the target) after rotating ``b`` by ``theta`` degrees about its centre,
+    **clockwise as displayed** (rows down, columns right; cmcR's sign).  A cell whose
+    centre is at pixel ``p`` of ``a`` matches at translation ``t = (dy, dx)`` pixels when
+    it lands on::
+
+        x_b = c_b + M(theta) @ (p - c_a + t),   M(theta) = [[cos, -sin], [sin, cos]]
+
+    in ``b``'s own pixels (``c_a``, ``c_b`` the array centres ``((rows-1)/2, (cols-1)/2)``,
+    vectors ``(row, col)``).  ``t`` is therefore a shift in ``a``'s frame (after undoing
+    the rotation): positive ``dy`` = down, positive ``dx`` = right.  ``"b_to_a"`` is the
+    same with the roles swapped.  :func:`ballistics.comparison.align` resamples ``b`` into
+    ``a``'s frame with the consensus registration, so ``a`` and the aligned ``b`` overlay.
+
+    Attributes
+    ----------
+    method : str
+        ``"original"`` (Song 2013), ``"high"`` (Tong et al. 2015) or ``"convergence"``
+        (Chen et al. 2017).
+    cmc_count : int
+        Number of congruent matching cells of the pair: ``"high"``: cmcR's combined count
+        of both directions; ``"original"`` and ``"convergence"``: the smaller of the two
+        directions' counts.
+    score : float
+        ``cmc_count`` plus the mean correlation of the congruent cells (in [0, 1)), so
+        pairs with equal counts are ordered by how well their CMCs correlate; 0 when no
+        cell is congruent.  The CMC count is the similarity score of Song (2013); higher
+        means more similar.  Never NaN.
+    rotation_deg : float
+        Consensus rotation of ``b`` (direction ``a_to_b``), degrees, see above.
+    translation_m : tuple of float
+        Consensus translation ``(dy, dx)`` in metres (``a``'s frame, see above).
+    correlation : float or None
+        Areal (full-surface) Pearson correlation of ``a`` and the aligned ``b`` over the
+        pixels valid in both (Song 2013's "ACCF max" after CMC registration); None only
+        if they overlap too little.
+    directions : dict
+        ``"a_to_b"``/``"b_to_a"`` -> ``{"cmc_count", "rotation_deg", "translation_px",
+        "passed", "original_count", "high_count", "convergence_count", "n_cells"}``.
+    cells : list of dict
+        One entry per usable cell per direction: ``direction``, ``row``, ``col``,
+        ``ref_box_px`` ``(r0, c0, h, w)``, ``target_centre_px`` ``(r, c)``,
+        ``rotation_deg``, ``dy_px``, ``dx_px``, ``ncc``, ``congruent``.
+    rotation_curve : dict
+        Direction -> list of ``(theta_deg, n_congruent)``: the CMC-theta distribution.
+    params : dict
+        Every parameter used.
+    library_version : str
+    inputs : list of dict
+        ``{"name", "sha256" (source file), "checksum" (array)}`` for ``a`` then ``b``.
+    elapsed_s : float
+    a_name, b_name : str
+    """
+
+    method: str
+    cmc_count: int
+    score: float
+    rotation_deg: float
+    translation_m: tuple[float, float]
+    correlation: float | None
+    directions: dict[str, dict[str, Any]]
+    cells: list[dict[str, Any]]
+    rotation_curve: dict[str, list[tuple[float, int]]]
+    params: dict[str, Any]
+    library_version: str
+    inputs: list[dict[str, str]]
+    elapsed_s: float
+    a_name: str
+    b_name: str
+    frames: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dictionary of every field (NaN as None)."""
+        return _clean({
+            "method": self.method, "cmc_count": self.cmc_count, "score": self.score,
+            "rotation_deg": self.rotation_deg, "translation_m": list(self.translation_m),
+            "correlation": self.correlation, "directions": self.directions, "cells": self.cells,
+            "rotation_curve": {k: [list(x) for x in v] for k, v in self.rotation_curve.items()},
+            "params": self.params, "library_version": self.library_version, "inputs": self.inputs,
+            "elapsed_s": self.elapsed_s, "a_name": self.a_name, "b_name": self.b_name, "frames": self.frames,
+        })
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Comparison":
+        """Rebuild a result from :meth:`to_dict` output (e.g. read back from JSON)."""
+        d = dict(d)
+        d["translation_m"] = tuple(d["translation_m"])
+        d["rotation_curve"] = {k: [tuple(x) for x in v] for k, v in d.get("rotation_curve", {}).items()}
+        if d.get("rotation_deg") is None:
+            d["rotation_deg"] = float("nan")
+        return cls(**d)
+
+    def cells_table(self) -> list[dict[str, Any]]:
+        """The per-cell table (list of dicts, one per cell per direction)."""
+        return [dict(c) for c in self.cells]
+
+    def summary(self) -> str:
+        """One line: names, method, CMC count, score, registration, correlation."""
+        corr = "n/a" if self.correlation is None else f"{self.correlation:.3f}"
+        dirs = ", ".join(f"{k} {v['cmc_count']}" + ("" if v.get("passed") is None else
+                                                   (" passed" if v["passed"] else " failed"))
+                         for k, v in self.directions.items())
+        return (f"{self.a_name} vs {self.b_name}: {self.method} CMC = {self.cmc_count} ({dirs}), "
+                f"score {self.score:.3f}, rotation {self.rotation_deg:.1f} deg, translation "
+                f"({self.translation_m[0] * 1e6:.1f}, {self.translation_m[1] * 1e6:.1f}) um, "
+                f"areal correlation {corr}, {self.elapsed_s:.2f} s")
+
+    def __repr__(self) -> str:
+        return f"Comparison({self.summary()})"

@@ -1,0 +1,318 @@
+"""The SQLite catalogue of a case database: the source of truth.
+
+Tables: ``cases``, ``firearms``, ``exhibits``, ``scans`` (one row per stored scan;
+its integer ``num`` is the FAISS id, never reused), ``files`` (the stored x3p files
+of a scan by role and SHA-256), ``signatures`` (one float32 vector per scan and
+part, so the FAISS index can always be rebuilt), ``parameters`` and ``audit``.
+
+The database runs in WAL mode with ``synchronous=FULL``: readers see the last
+committed state while one writer works, and a committed transaction survives a
+crash or power loss.  Removal is a soft delete (``scans.removed_at``): the row, its
+files and the audit trail stay; only the signatures leave the index.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import DatabaseError
+from ..scan import _jsonable
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS firearms (firearm_id TEXT PRIMARY KEY, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exhibits (
+    exhibit_id TEXT PRIMARY KEY, case_id TEXT REFERENCES cases(case_id),
+    firearm_id TEXT REFERENCES firearms(firearm_id), created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scans (
+    num INTEGER PRIMARY KEY AUTOINCREMENT,
+    scan_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    case_id TEXT REFERENCES cases(case_id),
+    exhibit_id TEXT,
+    firearm_id TEXT,
+    added TEXT NOT NULL,
+    removed_at TEXT,
+    preprocess INTEGER NOT NULL,
+    source TEXT, source_sha256 TEXT,
+    shape TEXT, spacing TEXT,
+    metadata TEXT, provenance TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS scans_live_id ON scans(scan_id) WHERE removed_at IS NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS scans_live_sha ON scans(sha256) WHERE removed_at IS NULL;
+CREATE INDEX IF NOT EXISTS scans_case ON scans(case_id);
+CREATE TABLE IF NOT EXISTS files (
+    num INTEGER NOT NULL REFERENCES scans(num), role TEXT NOT NULL,
+    sha256 TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (num, role));
+CREATE TABLE IF NOT EXISTS signatures (
+    num INTEGER NOT NULL REFERENCES scans(num), part TEXT NOT NULL,
+    version TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (num, part));
+CREATE TABLE IF NOT EXISTS parameters (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, action TEXT NOT NULL,
+    scan_id TEXT, parameters TEXT, library_version TEXT NOT NULL);
+"""
+
+
+def now() -> str:
+    """UTC time stamp, ISO 8601 with microseconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class Catalogue:
+    """Thin wrapper over the SQLite file of a case database.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``catalogue.sqlite`` file.
+    create : bool
+        Create the schema if the file is new.
+    readonly : bool
+        Open read-only (``mode=ro``); writes raise.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise DatabaseError(f"{self.path}: no catalogue; is this a case database? "
+                                "Create one with `ballistics db init PATH`.")
+        try:
+            if readonly:
+                self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30,
+                                           isolation_level=None, check_same_thread=False)
+            else:
+                self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                           check_same_thread=False)
+                self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.execute("PRAGMA synchronous=FULL")
+            self.con.execute("PRAGMA foreign_keys=ON")
+            if create:
+                self.con.executescript(SCHEMA)
+                if self.get_meta("schema_version") is None:
+                    with self.transaction():
+                        self.set_meta("schema_version", str(SCHEMA_VERSION))
+                        self.set_meta("created", now())
+                        self.set_meta("generation", "0")
+            self.con.execute("SELECT count(*) FROM scans").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"{self.path}: cannot open the catalogue ({exc}).") from exc
+        v = self.get_meta("schema_version")
+        if v is None or int(v) > SCHEMA_VERSION:
+            raise DatabaseError(f"{self.path}: catalogue schema {v!r} is not supported by this version "
+                                f"({SCHEMA_VERSION}); upgrade ballistics.")
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ------------------------------------------------------------------ transactions
+    class _Tx:
+        def __init__(self, con: sqlite3.Connection) -> None:
+            self.con = con
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.con.execute("BEGIN IMMEDIATE")
+            return self.con
+
+        def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+            if et is None:
+                self.con.execute("COMMIT")
+            else:
+                self.con.execute("ROLLBACK")
+
+    def transaction(self) -> "_Tx":
+        """Context manager: one atomic write transaction (rolled back on error)."""
+        return Catalogue._Tx(self.con)
+
+    def read(self) -> "_Tx":
+        """Context manager: one consistent read snapshot."""
+        class _R:
+            def __init__(s, con: sqlite3.Connection) -> None:
+                s.con = con
+
+            def __enter__(s) -> sqlite3.Connection:
+                s.con.execute("BEGIN")
+                return s.con
+
+            def __exit__(s, *a: Any) -> None:
+                s.con.execute("COMMIT")
+        return _R(self.con)  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                         (key, value))
+
+    def generation(self) -> int:
+        """Counter bumped by every committed change of the scans or signatures."""
+        return int(self.get_meta("generation") or 0)
+
+    def bump_generation(self) -> int:
+        g = self.generation() + 1
+        self.set_meta("generation", str(g))
+        return g
+
+    def set_parameter(self, name: str, value: Any) -> None:
+        self.con.execute("INSERT INTO parameters(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE "
+                         "SET value=excluded.value", (name, json.dumps(_jsonable(value))))
+
+    def get_parameter(self, name: str) -> Any:
+        row = self.con.execute("SELECT value FROM parameters WHERE name=?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # ------------------------------------------------------------------ audit
+    def audit(self, action: str, scan_id: str | None, parameters: dict[str, Any] | None) -> None:
+        self.con.execute("INSERT INTO audit(time, action, scan_id, parameters, library_version) "
+                         "VALUES(?, ?, ?, ?, ?)",
+                         (now(), action, scan_id, json.dumps(_jsonable(parameters or {}), default=str),
+                          __version__))
+
+    def audit_log(self, scan_id: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT id, time, action, scan_id, parameters, library_version FROM audit"
+        args: tuple = ()
+        if scan_id is not None:
+            q += " WHERE scan_id=?"
+            args = (scan_id,)
+        rows = self.con.execute(q + " ORDER BY id", args).fetchall()
+        return [{"id": r[0], "time": r[1], "action": r[2], "scan_id": r[3],
+                 "parameters": json.loads(r[4] or "{}"), "library_version": r[5]} for r in rows]
+
+    # ------------------------------------------------------------------ scans
+    def ensure_entities(self, case_id: str | None, exhibit_id: str | None, firearm_id: str | None) -> None:
+        t = now()
+        if case_id is not None:
+            self.con.execute("INSERT OR IGNORE INTO cases(case_id, created) VALUES(?, ?)", (case_id, t))
+        if firearm_id is not None:
+            self.con.execute("INSERT OR IGNORE INTO firearms(firearm_id, created) VALUES(?, ?)", (firearm_id, t))
+        if exhibit_id is not None:
+            self.con.execute("INSERT OR IGNORE INTO exhibits(exhibit_id, case_id, firearm_id, created) "
+                             "VALUES(?, ?, ?, ?)", (exhibit_id, case_id, firearm_id, t))
+
+    def insert_scan(self, row: dict[str, Any]) -> int:
+        cols = ["scan_id", "sha256", "case_id", "exhibit_id", "firearm_id", "added", "preprocess", "source",
+                "source_sha256", "shape", "spacing", "metadata", "provenance"]
+        vals = [row.get(c) for c in cols]
+        try:
+            cur = self.con.execute(f"INSERT INTO scans({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
+                                   vals)
+        except sqlite3.IntegrityError as exc:
+            raise DatabaseError(f"scan {row.get('scan_id')!r} cannot be stored: {exc}") from exc
+        return int(cur.lastrowid)
+
+    def insert_file(self, num: int, role: str, sha256: str, path: str) -> None:
+        self.con.execute("INSERT INTO files(num, role, sha256, path) VALUES(?, ?, ?, ?)", (num, role, sha256, path))
+
+    def insert_signature(self, num: int, part: str, version: str, vector: np.ndarray) -> None:
+        v = np.ascontiguousarray(vector, dtype=np.float32)
+        self.con.execute("INSERT INTO signatures(num, part, version, dim, vector) VALUES(?, ?, ?, ?, ?)",
+                         (num, part, version, int(v.size), v.tobytes()))
+
+    _SCAN_COLS = ("num", "scan_id", "sha256", "case_id", "exhibit_id", "firearm_id", "added", "removed_at",
+                  "preprocess", "source", "source_sha256", "shape", "spacing", "metadata", "provenance")
+
+    def _scan_dict(self, r: tuple) -> dict[str, Any]:
+        d = dict(zip(self._SCAN_COLS, r))
+        for k in ("shape", "spacing", "metadata", "provenance"):
+            d[k] = json.loads(d[k]) if d[k] else None
+        d["preprocess"] = bool(d["preprocess"])
+        return d
+
+    def scan_by_id(self, scan_id: str) -> dict[str, Any] | None:
+        r = self.con.execute(f"SELECT {', '.join(self._SCAN_COLS)} FROM scans WHERE scan_id=? AND removed_at IS NULL",
+                             (scan_id,)).fetchone()
+        return None if r is None else self._scan_dict(r)
+
+    def scan_by_sha(self, sha: str) -> dict[str, Any] | None:
+        r = self.con.execute(f"SELECT {', '.join(self._SCAN_COLS)} FROM scans WHERE sha256=? AND removed_at IS NULL",
+                             (sha,)).fetchone()
+        return None if r is None else self._scan_dict(r)
+
+    def scans_by_nums(self, nums: Iterable[int]) -> dict[int, dict[str, Any]]:
+        nums = [int(n) for n in nums]
+        if not nums:
+            return {}
+        out = {}
+        for i in range(0, len(nums), 500):
+            chunk = nums[i:i + 500]
+            q = f"SELECT {', '.join(self._SCAN_COLS)} FROM scans WHERE num IN ({', '.join('?' * len(chunk))})"
+            for r in self.con.execute(q, chunk):
+                d = self._scan_dict(r)
+                out[d["num"]] = d
+        return out
+
+    def list_scans(self, include_removed: bool = False, case_id: str | None = None) -> list[dict[str, Any]]:
+        q = f"SELECT {', '.join(self._SCAN_COLS)} FROM scans"
+        cond, args = [], []
+        if not include_removed:
+            cond.append("removed_at IS NULL")
+        if case_id is not None:
+            cond.append("case_id=?")
+            args.append(case_id)
+        if cond:
+            q += " WHERE " + " AND ".join(cond)
+        return [self._scan_dict(r) for r in self.con.execute(q + " ORDER BY num", args)]
+
+    def files_of(self, num: int) -> dict[str, dict[str, str]]:
+        return {r[0]: {"sha256": r[1], "path": r[2]} for r in
+                self.con.execute("SELECT role, sha256, path FROM files WHERE num=?", (num,))}
+
+    def all_file_paths(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT path FROM files")}
+
+    def live_signature_ids(self, part: str) -> np.ndarray:
+        rows = self.con.execute("SELECT s.num FROM signatures s JOIN scans c ON c.num = s.num "
+                                "WHERE s.part=? AND c.removed_at IS NULL ORDER BY s.num", (part,)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def iter_signatures(self, part: str, nums: Iterable[int] | None = None, batch: int = 10_000
+                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(ids, vectors)`` batches of the live signatures of one part."""
+        if nums is not None:
+            nums = [int(n) for n in nums]
+            for i in range(0, len(nums), 500):
+                chunk = nums[i:i + 500]
+                rows = self.con.execute(
+                    f"SELECT num, vector FROM signatures WHERE part=? AND num IN ({', '.join('?' * len(chunk))})",
+                    [part, *chunk]).fetchall()
+                if rows:
+                    yield (np.array([r[0] for r in rows], np.int64),
+                           np.vstack([np.frombuffer(r[1], np.float32) for r in rows]))
+            return
+        cur = self.con.execute("SELECT s.num, s.vector FROM signatures s JOIN scans c ON c.num = s.num "
+                               "WHERE s.part=? AND c.removed_at IS NULL ORDER BY s.num", (part,))
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                break
+            yield (np.array([r[0] for r in rows], np.int64), np.vstack([np.frombuffer(r[1], np.float32) for r in rows]))
+
+    def signature_versions(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT DISTINCT version FROM signatures")]
+
+    def counts(self) -> dict[str, int]:
+        c = self.con
+        return {
+            "scans": c.execute("SELECT count(*) FROM scans WHERE removed_at IS NULL").fetchone()[0],
+            "removed_scans": c.execute("SELECT count(*) FROM scans WHERE removed_at IS NOT NULL").fetchone()[0],
+            "cases": c.execute("SELECT count(DISTINCT case_id) FROM scans WHERE removed_at IS NULL").fetchone()[0],
+            "exhibits": c.execute("SELECT count(DISTINCT exhibit_id) FROM scans WHERE removed_at IS NULL").fetchone()[0],
+            "firearms": c.execute("SELECT count(DISTINCT firearm_id) FROM scans WHERE removed_at IS NULL").fetchone()[0],
+            "audit_entries": c.execute("SELECT count(*) FROM audit").fetchone()[0],
+        }
+
+    def mark_removed(self, num: int) -> None:
+        self.con.execute("UPDATE scans SET removed_at=? WHERE num=?", (now(), num))

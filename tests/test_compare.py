@@ -1,0 +1,185 @@
+"""compare(): contract, degenerate inputs, recovered transforms, bundled same/different pairs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ballistics import ComparisonError, EmptyScanError, datasets, scan_from_array
+from ballistics.comparison import (METHODS, Comparison, PreparedScan, align, aligned_pair, compare,
+                                   prepare)
+from ballistics.comparison._registration import rotation_matrix
+from ballistics.comparison._features import circ_median, circ_span
+
+FAST = {"rotation_range": (-12, 12), "coarse_step": None}      # a small full grid for quick tests
+
+
+@pytest.fixture(scope="module")
+def fadul():
+    return datasets.fadul("processed")
+
+
+@pytest.fixture(scope="module")
+def pa(fadul):
+    return prepare(fadul[0])
+
+
+def transformed(data, phi, shift):
+    """b(y) = a(c + M(-phi) (y - c) + shift), nearest neighbour (independent of the kernels)."""
+    H, W = data.shape
+    c = np.array([(H - 1) / 2, (W - 1) / 2])
+    yy, xx = np.mgrid[0:H, 0:W]
+    y = np.stack([yy - c[0], xx - c[1]]).reshape(2, -1)
+    src = (rotation_matrix(-phi) @ y).T + c + np.asarray(shift)
+    r = np.floor(src[:, 0] + 0.5).astype(int)
+    q = np.floor(src[:, 1] + 0.5).astype(int)
+    ok = (r >= 0) & (r < H) & (q >= 0) & (q < W)
+    out = np.full(H * W, np.nan)
+    out[ok] = data[r[ok], q[ok]]
+    return out.reshape(H, W)
+
+
+def test_self_comparison_all_cells_congruent(fadul, pa):
+    res = compare(pa, fadul[0])                     # default: 360-degree coarse-to-fine, High CMC
+    n_cells = len(pa.level(1).rc)
+    assert abs(res.rotation_deg) < 1e-9
+    assert res.translation_m == pytest.approx((0.0, 0.0), abs=1e-12)
+    for d in res.directions.values():
+        assert d["cmc_count"] == n_cells and d["passed"] is True
+    assert all(c["congruent"] and c["ncc"] == pytest.approx(1.0) for c in res.cells)
+    assert res.cmc_count == n_cells
+    assert res.correlation == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("phi, shift", [(30.0, (6.0, -9.0)), (-117.0, (-4.0, 3.0))])
+def test_rotated_shifted_copy_transform_recovered(fadul, pa, phi, shift):
+    a = fadul[0]
+    b = scan_from_array(transformed(a.data, phi, shift), a.spacing, name="copy")
+    res = compare(pa, b)
+    assert abs(((res.rotation_deg - phi) + 180) % 360 - 180) <= 1.5
+    t = np.array(res.directions["a_to_b"]["translation_px"])
+    np.testing.assert_allclose(t, -np.asarray(shift), atol=2.0)
+    assert res.cmc_count >= 0.8 * len(pa.level(1).rc)
+    assert res.correlation > 0.9
+    # the helper overlays b on a: the aligned copy equals a where both are valid
+    a_arr, b_al = aligned_pair(a, b, res)
+    m = np.isfinite(a_arr) & np.isfinite(b_al)
+    assert m.sum() > 0.8 * np.isfinite(a_arr).sum()
+    assert np.corrcoef(a_arr[m], b_al[m])[0, 1] > 0.9
+    # every congruent cell's centre lands in b where the true transform puts it
+    c_a = (np.array(a.shape) - 1) / 2
+    for cell in res.cells:
+        if cell["direction"] == "a_to_b" and cell["congruent"]:
+            r0, c0, h, w = cell["ref_box_px"]
+            p = np.array([r0 + (pa.level(1).cell_shape[0] - 1) / 2, c0 + (pa.level(1).cell_shape[1] - 1) / 2])
+            truth = c_a + rotation_matrix(phi) @ (p - c_a - np.asarray(shift))
+            assert np.hypot(*(np.array(cell["target_centre_px"]) - truth)) < 4
+
+
+def test_noise_has_no_congruent_cells(fadul, pa):
+    from scipy.ndimage import gaussian_filter
+    rng = np.random.default_rng(0)
+    a = fadul[0]
+    noise = gaussian_filter(rng.normal(size=a.shape), 1.0) * 1e-6
+    noise[~a.mask] = np.nan
+    res = compare(pa, scan_from_array(noise, a.spacing, name="noise"))
+    assert res.cmc_count == 0
+    assert res.score == 0.0
+    assert all(d["cmc_count"] == 0 for d in res.directions.values())
+    assert res.correlation is None or abs(res.correlation) < 0.1
+
+
+def test_different_firearm_scores_below_same_firearm(fadul):
+    same = compare(fadul[0], fadul[1])
+    diff = compare(fadul[0], fadul[2])
+    assert same.cmc_count >= 10 and diff.cmc_count <= 2
+    assert same.score > diff.score
+    assert abs(same.rotation_deg - (-22.5)) <= 4.5        # cmcR finds -21 (processed) / -24 (raw)
+
+
+def test_result_contract_and_json(fadul, pa):
+    res = compare(pa, fadul[1], "original", **FAST)
+    assert isinstance(res, Comparison) and res.method == "original"
+    assert isinstance(res.cmc_count, int) and isinstance(res.score, float) and math.isfinite(res.score)
+    assert set(res.directions) == {"a_to_b", "b_to_a"}
+    for d in res.directions.values():
+        assert {"cmc_count", "rotation_deg", "translation_px", "passed"} <= set(d)
+    keys = {"direction", "row", "col", "ref_box_px", "target_centre_px", "rotation_deg", "dy_px", "dx_px",
+            "ncc", "congruent"}
+    assert res.cells and all(keys <= set(c) for c in res.cells)
+    assert {c["direction"] for c in res.cells} == {"a_to_b", "b_to_a"}
+    assert set(res.rotation_curve) == {"a_to_b", "b_to_a"}
+    assert [t for t, _ in res.rotation_curve["a_to_b"]] == list(np.arange(-12.0, 12.1, 3.0))
+    assert res.params["rotation_range"] == (-12.0, 12.0) and res.params["corr_threshold"] == 0.5
+    assert res.inputs[0]["checksum"] == fadul[0].checksum and res.inputs[1]["sha256"] == fadul[1].provenance.sha256
+    from ballistics import __version__
+    assert res.library_version == __version__
+    d = json.loads(res.to_json())
+    assert d["cmc_count"] == res.cmc_count and len(d["cells"]) == len(res.cells)
+    back = Comparison.from_dict(d)
+    assert back.cmc_count == res.cmc_count and back.rotation_deg == res.rotation_deg
+    assert res.cells_table() == res.cells and res.cells_table() is not res.cells
+    assert "Fadul 1-1 vs Fadul 1-2" in res.summary() and "\n" not in res.summary()
+    assert res.elapsed_s > 0
+
+
+def test_prepared_and_plain_give_same_result(fadul, pa):
+    r1 = compare(pa, prepare(fadul[1]), **FAST)
+    r2 = compare(fadul[0], fadul[1], **FAST)
+    assert r1.to_dict()["cells"] == r2.to_dict()["cells"] and r1.cmc_count == r2.cmc_count
+    assert isinstance(pa, PreparedScan) and prepare(pa) is pa
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_methods_agree_on_a_match(fadul, pa, method):
+    res = compare(pa, fadul[1], method, preset="cmcr", rotation_range=(-27, -18))
+    assert res.cmc_count >= 8
+    assert -27 <= res.rotation_deg <= -18
+
+
+def test_align_returns_scan_in_a_frame(fadul, pa):
+    res = compare(pa, fadul[1], **FAST)
+    al = align(fadul[1], res)
+    assert al.shape == fadul[0].shape and al.provenance.steps[-1]["step"] == "align_to_reference"
+    m = al.mask & fadul[0].mask
+    assert np.corrcoef(al.data[m], fadul[0].data[m])[0, 1] == pytest.approx(res.correlation)
+
+
+def test_incompatible_inputs_raise(fadul):
+    a = fadul[0]
+    other = scan_from_array(a.data, (a.spacing[0] * 1.05, a.spacing[1] * 1.05), name="coarser")
+    with pytest.raises(ComparisonError, match="spacing"):
+        compare(a, other)
+    img = scan_from_array(np.nan_to_num(a.data), a.spacing, kind="intensity", name="image")
+    with pytest.raises(ComparisonError, match="kind|intensity"):
+        compare(a, img)
+    with pytest.raises(ComparisonError, match="method"):
+        compare(a, fadul[1], method="magic")
+    with pytest.raises(ComparisonError, match="parameter"):
+        compare(a, fadul[1], corr_treshold=0.4)
+    with pytest.raises(ComparisonError):
+        compare(a, "not a scan")
+
+
+def test_little_valid_data(fadul):
+    a = fadul[0]
+    empty = np.full(a.shape, np.nan)
+    empty[10:14, 10:14] = 1e-6
+    with pytest.raises(EmptyScanError):
+        compare(a, scan_from_array(empty, a.spacing, name="speck"))
+    # two usable cells only: a clear (finite) result, never NaN scores
+    few = np.full(a.shape, np.nan)
+    few[:69, 207:345] = a.data[:69, 207:345]
+    res = compare(a, scan_from_array(few, a.spacing, name="few"), **FAST)
+    assert math.isfinite(res.score) and res.cmc_count >= 0
+    assert res.directions["b_to_a"]["n_cells"] <= 2
+    json.loads(res.to_json())
+
+
+def test_angle_helpers():
+    assert circ_median(np.array([170.0, -170.0, 175.0])) == pytest.approx(175.0)
+    assert circ_span(np.array([170.0, -170.0])) == pytest.approx(20.0)
+    assert circ_span(np.array([0.0, 90.0, 180.0, 270.0])) == pytest.approx(270.0)

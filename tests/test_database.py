@@ -1,0 +1,277 @@
+"""CaseDatabase: add / search / remove / stats, duplicates, corrupt input, index repair, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ballistics import BallisticsError, DatabaseError, ScanReadError, datasets
+from ballistics.datasets import firearm_of
+from ballistics.index import CaseDatabase, SearchHit, prepare_entry
+from ballistics.index import _faiss_index
+
+
+class FakeComparison:
+    """Stand-in for ballistics.comparison.Comparison (same attributes)."""
+
+    def __init__(self, cmc: int, score: float) -> None:
+        self.cmc_count, self.score, self.rotation_deg, self.translation_m = cmc, score, 0.0, (0.0, 0.0)
+
+    def to_dict(self):
+        return {"cmc_count": self.cmc_count, "score": self.score, "fake": True}
+
+
+def fake_compare(a, b, method=None):
+    """Knows the ground truth from the exhibit ids: 25 CMCs for same slide, 1 otherwise."""
+    same = firearm_of(a.exhibit_id) == firearm_of(b.exhibit_id)
+    return FakeComparison(25 if same else 1, 25.0 if same else 1.0)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return datasets.fadul("processed")
+
+
+@pytest.fixture(scope="module")
+def entries(sample):
+    """Signatures computed once (the lock-free half of add)."""
+    return [prepare_entry(s, preprocess=False) for s in sample]
+
+
+@pytest.fixture
+def db6(tmp_path, sample, entries):
+    db = CaseDatabase(tmp_path / "db", compare=fake_compare, prepare=lambda s: s)
+    for s, e in zip(sample, entries):
+        db.add(e, scan_id=s.exhibit_id, case_id="case-" + s.exhibit_id[-3], firearm_id=s.metadata["firearm"])
+    return db
+
+
+def _snapshot(path: Path) -> dict:
+    """Content of a database: every table's rows and every stored file's hash."""
+    con = sqlite3.connect(path / "catalogue.sqlite")
+    tables = {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+              for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name != 'sqlite_sequence'")}
+    con.close()
+    files = {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(path.rglob("*")) if p.is_file() and "catalogue.sqlite" not in p.name}
+    return {"tables": tables, "files": files}
+
+
+def test_add_search_list_stats(db6, sample):
+    assert len(db6.list()) == 6
+    hits = db6.search(sample[0], k=3, preprocess=False, rerank=0)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert all(isinstance(h, SearchHit) for h in hits)
+    assert "Fadul 1-1" not in [h.scan_id for h in hits]  # the query itself is left out
+    assert hits[0].scan_id == "Fadul 1-2"  # measured: the mate is the nearest signature
+    assert hits[0].firearm_id == "slide-1" and hits[0].case_id == "case-1"
+    assert all(h.cmc_count is None and h.score is None for h in hits)
+    r = [h.retrieval_score for h in hits]
+    assert r == sorted(r, reverse=True)
+    st = db6.stats()
+    assert st["scans"] == 6 and st["firearms"] == 3 and st["index"]["breech_face"]["count"] == 6
+    assert st["index"]["breech_face"]["kind"] == "flat"
+    # stored surfaces are read back bit-identical
+    back = db6.load_scan("Fadul 2-1")
+    np.testing.assert_array_equal(back.data, sample[2].data)
+    assert db6.verify(deep=True)["ok"]
+
+
+def test_rerank_with_comparison(db6, sample):
+    hits = db6.search(sample[2], k=5, preprocess=False, rerank=3)
+    assert hits[0].scan_id == "Fadul 2-2" and hits[0].cmc_count == 25
+    assert hits[0].comparison["fake"] is True
+    assert [h.cmc_count is not None for h in hits] == [True, True, True, False, False]
+    counts = [h.cmc_count for h in hits[:3]]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_rerank_promotes_mate_beyond_retrieval_rank(tmp_path, sample):
+    """A comparison that knows better reorders the head of the list."""
+    def inverse_compare(a, b, method=None):  # prefers what retrieval ranked last
+        return FakeComparison(int(b.exhibit_id[-1]) * 10 + int(b.exhibit_id[-3]), 0.0)
+    db = CaseDatabase(tmp_path / "db", compare=inverse_compare, prepare=lambda s: s)
+    for s in sample:
+        db.add(s, preprocess=False)
+    hits = db.search(sample[0], k=5, preprocess=False, rerank=5)
+    assert [h.cmc_count for h in hits] == sorted([h.cmc_count for h in hits], reverse=True)
+    assert hits[0].scan_id == "Fadul 3-2"
+
+
+@pytest.mark.slow
+def test_rerank_with_real_compare(tmp_path, sample):
+    pytest.importorskip("ballistics.comparison")
+    db = CaseDatabase(tmp_path / "db")
+    for s in sample[:4]:
+        db.add(s, preprocess=False)
+    hits = db.search(sample[0], k=3, preprocess=False, rerank=2)
+    assert hits[0].scan_id == "Fadul 1-2"
+    assert isinstance(hits[0].cmc_count, int) and hits[0].comparison["cmc_count"] == hits[0].cmc_count
+    assert hits[0].cmc_count > hits[1].cmc_count
+
+
+def test_duplicates_and_id_collisions(db6, sample):
+    with pytest.raises(DatabaseError, match="already stored as 'Fadul 1-1'"):
+        db6.add(sample[0], scan_id="again", preprocess=False)
+    assert db6.add(sample[0], scan_id="again", preprocess=False, on_duplicate="skip") == "Fadul 1-1"
+    other = sample[0].derive(sample[0].data + 1e-9, "offset", {})
+    with pytest.raises(DatabaseError, match="taken"):
+        db6.add(other, scan_id="Fadul 1-2", preprocess=False)
+    assert len(db6.list()) == 6
+    db6.add(other, scan_id="1-1 copy", preprocess=False)
+    assert len(db6.list()) == 7
+
+
+def test_remove_is_audited_and_soft(db6, sample):
+    db6.remove("Fadul 1-2", reason="entered twice")
+    hits = db6.search(sample[0], k=5, preprocess=False, rerank=0)
+    assert "Fadul 1-2" not in [h.scan_id for h in hits]
+    assert [r["scan_id"] for r in db6.list(include_removed=True) if r["removed_at"]] == ["Fadul 1-2"]
+    log = db6.audit_log()
+    assert [e["action"] for e in log].count("add") == 6
+    rm = [e for e in log if e["action"] == "remove"][0]
+    assert rm["scan_id"] == "Fadul 1-2" and rm["parameters"]["reason"] == "entered twice"
+    assert rm["time"] and rm["library_version"]
+    add = [e for e in log if e["action"] == "add"][0]
+    assert add["parameters"]["signature"]["version"] and add["parameters"]["sha256"]
+    with pytest.raises(DatabaseError):
+        db6.remove("Fadul 1-2")
+    # stored file kept; the same scan may be added again
+    assert db6.verify()["ok"]
+    db6.add(sample[1], preprocess=False)
+    assert db6.search(sample[0], k=1, preprocess=False, rerank=0)[0].scan_id == "Fadul 1-2"
+
+
+def test_reopen_persists_and_readonly(db6, sample, tmp_path):
+    before = [h.scan_id for h in db6.search(sample[3], k=5, preprocess=False, rerank=0)]
+    db6.close()
+    ro = CaseDatabase(tmp_path / "db", readonly=True)
+    assert [h.scan_id for h in ro.search(sample[3], k=5, preprocess=False, rerank=0)] == before
+    with pytest.raises(DatabaseError, match="read-only"):
+        ro.add(sample[0], preprocess=False)
+    with pytest.raises(DatabaseError):
+        ro.remove("Fadul 1-1")
+    with pytest.raises(DatabaseError, match="not a case database"):
+        CaseDatabase(tmp_path / "nothing", create=False)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    with pytest.raises(DatabaseError, match="not empty"):
+        CaseDatabase(tmp_path / "full")
+
+
+def test_corrupt_files_rejected_without_touching_the_store(db6, tmp_path):
+    path = tmp_path / "db"
+    before = _snapshot(path)
+    bad = tmp_path / "bad.x3p"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip archive at all")
+    good = datasets.fadul_paths("processed")[0].read_bytes()
+    trunc = tmp_path / "truncated.x3p"
+    trunc.write_bytes(good[: len(good) // 2])
+    empty = tmp_path / "empty.x3p"
+    empty.write_bytes(b"")
+    for f in (bad, trunc, empty, tmp_path / "missing.x3p"):
+        with pytest.raises(ScanReadError):
+            db6.add(f, preprocess=False)
+    with pytest.raises(BallisticsError):
+        db6.add(np.zeros((5, 5)), preprocess=False)  # type: ignore[arg-type]
+    assert _snapshot(path) == before
+
+
+def test_index_repaired_on_open(db6, sample, tmp_path):
+    path = tmp_path / "db"
+    idx_file = path / "index" / "breech_face.faiss"
+    stale = idx_file.read_bytes(), (path / "index" / "breech_face.faiss.json").read_bytes()
+    extra = sample[0].derive(sample[0].data + 2e-9, "offset", {})
+    db6.add(extra, scan_id="extra", preprocess=False)
+    db6.close()
+    # 1. an index that lags the catalogue (as after a crash between commit and index write)
+    idx_file.write_bytes(stale[0])
+    (path / "index" / "breech_face.faiss.json").write_bytes(stale[1])
+    assert not CaseDatabase(path, readonly=True).verify()["ok"]
+    db = CaseDatabase(path)
+    assert db.verify()["ok"] and db.stats()["index"]["breech_face"]["count"] == 7
+    assert any(e["action"] == "repair_index" for e in db.audit_log())
+    db.close()
+    # 2. a corrupt index file; 3. a missing one
+    idx_file.write_bytes(b"garbage")
+    db = CaseDatabase(path)
+    assert db.verify()["ok"] and db.stats()["index"]["breech_face"]["count"] == 7
+    db.close()
+    idx_file.unlink()
+    db = CaseDatabase(path)
+    assert db.verify()["ok"]
+    assert db.search(sample[0], k=1, preprocess=False, rerank=0)[0].scan_id in ("Fadul 1-2", "extra")
+    # explicit rebuild, with another kind
+    out = db.rebuild_index(kind="hnsw")
+    assert out["breech_face"]["kind"] == "hnsw" and out["breech_face"]["count"] == 7
+    db.remove("extra")
+    assert db.verify()["ok"]
+    assert "extra" not in [h.scan_id for h in db.search(sample[0], k=7, preprocess=False, rerank=0)]
+
+
+def test_failed_index_write_after_commit_is_repaired(db6, sample, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = _faiss_index._atomic_write_bytes
+
+    def flaky(path, data):
+        calls["n"] += 1
+        if calls["n"] == 2:  # side-car written, index write "crashes"
+            raise OSError("disk full (simulated)")
+        return real(path, data)
+
+    monkeypatch.setattr(_faiss_index, "_atomic_write_bytes", flaky)
+    extra = sample[1].derive(sample[1].data + 3e-9, "offset", {})
+    assert db6.add(extra, scan_id="extra", preprocess=False) == "extra"  # committed: the add stands
+    monkeypatch.setattr(_faiss_index, "_atomic_write_bytes", real)
+    assert not db6.verify()["ok"]  # index file behind its side-car
+    assert db6.search(sample[1], k=1, preprocess=False, rerank=0)[0].scan_id in ("extra", "Fadul 1-1")
+    db6.close()
+    db = CaseDatabase(tmp_path / "db")
+    assert db.verify()["ok"] and db.stats()["index"]["breech_face"]["count"] == 7
+
+
+def test_preprocess_with_standin_extractor(tmp_path, sample):
+    calls = []
+
+    def extract_bf(scan):
+        calls.append(scan.name)
+        return scan.derive(scan.data[10:-10, 10:-10], "fake_extract", {"crop": 10})
+
+    def extract_fp(scan):
+        raise __import__("ballistics").RegionNotFoundError("no firing pin in a breech-face-only scan")
+
+    db = CaseDatabase(tmp_path / "db", extractors={"breech_face": extract_bf, "firing_pin": extract_fp})
+    db.add(sample[0], case_id="C", preprocess=True)
+    db.add(sample[1], case_id="C", preprocess=True)
+    assert calls == ["Fadul 1-1", "Fadul 1-2"]
+    bf = db.load_scan("Fadul 1-1", "breech_face")
+    assert bf.shape == (sample[0].shape[0] - 20, sample[0].shape[1] - 20)
+    np.testing.assert_array_equal(db.load_scan("Fadul 1-1", "original").data, sample[0].data)
+    log = [e for e in db.audit_log() if e["action"] == "add"][0]
+    assert "firing_pin_error" in log["parameters"] and log["parameters"]["parts"] == ["breech_face"]
+    hits = db.search(sample[0], k=5, preprocess=True, rerank=0)
+    assert [h.scan_id for h in hits] == ["Fadul 1-2"]  # the query's own scan is left out
+
+
+@pytest.mark.slow
+def test_preprocess_with_real_extraction_fuses_parts(tmp_path):
+    """Raw whole-primer scans: breech face and firing pin are extracted, signed separately, fused."""
+    features = pytest.importorskip("ballistics.features")
+    if not hasattr(features, "extract_firing_pin"):
+        pytest.skip("ballistics.features.extract_firing_pin not available in this build")
+    raw = datasets.fadul("raw")
+    db = CaseDatabase(tmp_path / "db")
+    for s in raw[1:]:
+        db.add(s, case_id="raw", preprocess=True)
+    st = db.stats()
+    assert st["index"]["breech_face"]["count"] == 2
+    assert st["index"].get("firing_pin", {}).get("count", 0) == 2
+    hits = db.search(raw[0], k=2, preprocess=True, rerank=0)
+    assert {h.scan_id for h in hits} == {"Fadul 1-2", "Fadul 2-1"}
+    assert db.load_scan("Fadul 1-2", "firing_pin").shape[0] < raw[1].shape[0]
+    assert db.verify(deep=True)["ok"]

@@ -1,0 +1,292 @@
+"""Reports and comparison figures on real comparisons of the bundled Fadul scans.
+
+Same-firearm pair: Fadul 1-1 vs 1-2; different-firearm pair: Fadul 1-1 vs 2-1.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import ballistics  # noqa: E402
+from ballistics import BallisticsError, datasets  # noqa: E402
+from ballistics.review import plot  # noqa: E402
+from ballistics.review.report import reference_scores  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_cache(tmp_path_factory):
+    """Reference scores are cached per test session, never in the user's ~/.cache."""
+    d = tmp_path_factory.getbasetemp() / "ballistics_cache"
+    d.mkdir(exist_ok=True)
+    old = os.environ.get("BALLISTICS_CACHE")
+    os.environ["BALLISTICS_CACHE"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("BALLISTICS_CACHE", None)
+    else:
+        os.environ["BALLISTICS_CACHE"] = old
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def scans():
+    return {s.name: s for s in datasets.fadul("processed")}
+
+
+@pytest.fixture(scope="module")
+def same_pair(scans):
+    a, b = scans["Fadul 1-1"], scans["Fadul 1-2"]
+    return a, b, ballistics.compare(a, b)
+
+
+@pytest.fixture(scope="module")
+def diff_pair(scans):
+    a, b = scans["Fadul 1-1"], scans["Fadul 2-1"]
+    return a, b, ballistics.compare(a, b)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return reference_scores("bundled")
+
+
+# --------------------------------------------------------------------- reference scores
+def test_reference_scores_bundled(reference, scans):
+    assert len(reference["same"]) == 3 and len(reference["different"]) == 12
+    assert reference["library_version"] == ballistics.__version__
+    # every pair is labelled by the ground truth, not by its score
+    for p in reference["pairs"]:
+        fa = scans[p["a"]].metadata["firearm"]
+        fb = scans[p["b"]].metadata["firearm"]
+        assert p["same"] == (fa == fb)
+    # the cache returns the same numbers
+    again = reference_scores("bundled")
+    assert again["same"] == reference["same"] and again["different"] == reference["different"]
+
+
+# --------------------------------------------------------------------- figures on real results
+def _filled_patches(ax):
+    return [p for p in ax.patches if p.get_fill()]
+
+
+@pytest.mark.parametrize("which", ["same_pair", "diff_pair"])
+def test_comparison_figure_marks_every_cell(which, request):
+    a, b, cmp = request.getfixturevalue(which)
+    direction = next(iter(cmp.directions)) if cmp.directions else "a_to_b"
+    sel = [c for c in cmp.cells if c["direction"] == direction]
+    n_cong = sum(bool(c["congruent"]) for c in sel)
+    fig = plot.comparison(a, b, cmp, direction=direction)
+    ref_ax, tgt_ax = fig.axes[0], fig.axes[1]
+    assert len(ref_ax.patches) == len(sel)            # every cell outlined on the reference
+    assert len(_filled_patches(ref_ax)) == n_cong      # congruent ones filled
+    assert len(_filled_patches(tgt_ax)) == n_cong      # ... and drawn on the target too
+    numbers = sorted(int(t.get_text().split("\n")[0]) for t in ref_ax.texts
+                     if t.get_text().split("\n")[0].isdigit())
+    assert numbers == list(range(1, n_cong + 1))
+    # the shared colour scale: both height panels use the same limits
+    assert ref_ax.get_images()[0].get_clim() == tgt_ax.get_images()[0].get_clim()
+    assert a.name in ref_ax.get_title() and b.name in tgt_ax.get_title()
+    assert ref_ax.get_xlabel() == "x (mm)"
+
+
+def test_rotation_curve_figure_shows_the_curve(same_pair):
+    _, _, cmp = same_pair
+    ax = plot.rotation_curve(cmp)
+    lines = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "")]
+    assert len(lines) == len(cmp.rotation_curve)
+    for ln, (name, pts) in zip(lines, cmp.rotation_curve.items()):
+        arr = np.asarray(pts, float)
+        arr = arr[np.argsort(arr[:, 0])]
+        np.testing.assert_allclose(ln.get_xdata(), arr[:, 0])
+        np.testing.assert_allclose(ln.get_ydata(), arr[:, 1])
+    assert "degrees" in ax.get_xlabel()
+
+
+def test_agreement_is_higher_for_the_same_firearm(same_pair, diff_pair):
+    def mean_local_corr(a, b, cmp):
+        a_al, b_al = plot.aligned_pair(a, b, cmp)
+        assert a_al.shape == b_al.shape
+        win = int(round(150e-6 / a_al.spacing[1]))
+        return float(np.nanmean(plot.local_correlation(a_al.data, b_al.data, win)))
+
+    r_same = mean_local_corr(*same_pair)
+    r_diff = mean_local_corr(*diff_pair)
+    assert r_same > r_diff + 0.05, (r_same, r_diff)
+    fig = plot.agreement(*same_pair)
+    assert "um" in fig.axes[2].get_ylabel() or any("um" in a.get_ylabel() for a in fig.axes)
+
+
+# --------------------------------------------------------------------- reports
+_IMG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _check_report(html, a, b, cmp):
+    # self-contained: every image embedded, nothing fetched from the network
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "<link" not in html and "<script" not in html
+    imgs = _IMG.findall(html)
+    assert len(imgs) >= 5
+    for b64 in imgs:
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    # provenance: names, file checksums, surface checksums, version, date, parameters
+    for s in (a, b):
+        assert s.name in html
+        assert s.provenance.sha256 and s.provenance.sha256 in html
+        assert s.checksum in html
+        assert s.provenance.source in html
+    assert ballistics.__version__ in html
+    assert re.search(r"Date: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", html)
+    for k in cmp.params:
+        assert str(k) in html
+    # the plain-language summary states the count and what it does not mean
+    assert f"<b>{cmp.cmc_count}</b> cells were congruent" in html
+    assert "not a probability" in html
+
+
+def test_report_same_firearm_pair(same_pair, reference, tmp_path):
+    a, b, cmp = same_pair
+    out = tmp_path / "same.html"
+    html = ballistics.report(a, b, comparison=cmp, output=out, reference=reference)
+    assert out.read_text(encoding="utf-8") == html
+    _check_report(html, a, b, cmp)
+    # the reported pair is left out of its own reference: 2 same + 12 different remain
+    assert "of 2 same-firearm pairs" in html and "of 12 different-firearm pairs" in html
+
+
+def test_report_different_firearm_pair(diff_pair, reference, tmp_path):
+    a, b, cmp = diff_pair
+    html = ballistics.report(a, b, comparison=cmp, output=tmp_path / "diff.html", reference=reference)
+    _check_report(html, a, b, cmp)
+    assert "of 3 same-firearm pairs" in html and "of 11 different-firearm pairs" in html
+
+
+def test_report_places_same_above_different(same_pair, diff_pair):
+    assert same_pair[2].cmc_count > diff_pair[2].cmc_count
+
+
+@pytest.mark.slow
+def test_cli_report_from_files(tmp_path, reference):
+    from ballistics.cli import main
+
+    paths = {p.stem.replace(" processed", ""): p for p in datasets.fadul_paths("processed")}
+    out = tmp_path / "cli.html"
+    rc = main(["report", str(paths["Fadul 1-1"]), str(paths["Fadul 2-1"]), "-o", str(out)])
+    assert rc == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Fadul 1-1 processed.x3p" in html and "Fadul 2-1 processed.x3p" in html
+    assert len(_IMG.findall(html)) >= 5
+
+
+def test_cli_report_errors(tmp_path, capsys):
+    from ballistics.cli import main
+
+    p = str(datasets.fadul_paths("processed")[0])
+    assert main(["report", p, "-o", str(tmp_path / "x.html")]) == 2
+    assert "exactly two scan files" in capsys.readouterr().err
+    assert main(["report", "--db", str(tmp_path / "db"), "-o", str(tmp_path / "x.html")]) == 2
+
+
+def test_report_rejects_bad_input(tmp_path):
+    with pytest.raises(BallisticsError):
+        ballistics.report(np.zeros((3, 3)), np.zeros((3, 3)))
+    with pytest.raises(BallisticsError):
+        ballistics.report(tmp_path / "missing.x3p", tmp_path / "missing2.x3p")
+
+
+# --------------------------------------------------------------------- search report
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory, scans):
+    db = ballistics.CaseDatabase(tmp_path_factory.mktemp("db") / "cases")
+    for name in ("Fadul 1-1", "Fadul 2-1", "Fadul 3-1"):
+        s = scans[name]
+        db.add(s, scan_id=name, case_id=f"C{name.split()[1]}", firearm_id=s.metadata["firearm"],
+               preprocess=False)
+    return db
+
+
+def test_search_report_candidate_list(small_db, scans, tmp_path):
+    from ballistics.review import search_report
+
+    query = scans["Fadul 1-2"]
+    hits = small_db.search(query, k=3, preprocess=False)
+    out = tmp_path / "search.html"
+    html = search_report(small_db, query, hits=hits, output=out, preprocess=False)
+    assert out.read_text(encoding="utf-8") == html
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html) and "<script" not in html
+    # one row per candidate, in rank order, each with its aligned thumbnail
+    pos = [html.index(f"<td>{h.scan_id}</td>") for h in hits]
+    assert pos == sorted(pos)
+    reranked = [h for h in hits if h.comparison and "error" not in h.comparison]
+    assert len(re.findall(r'alt="candidate" src="data:image/png;base64,', html)) == len(reranked)
+    assert "not a list of identifications" in html
+    assert query.provenance.sha256 in html
+    # the same-firearm candidate is on top, as the re-ranking comparison says
+    assert hits[0].scan_id == "Fadul 1-1"
+
+
+def test_search_thumbnail_is_aligned(small_db, scans):
+    """The thumbnail's candidate is the stored scan resampled with the hit's registration."""
+    from ballistics.comparison import Comparison
+
+    query = scans["Fadul 1-2"]
+    hit = small_db.search(query, k=1, preprocess=False)[0]
+    cand = small_db.load_scan(hit.scan_id)
+    _, al = plot.aligned_pair(query, cand, Comparison.from_dict(hit.comparison))
+    assert al.shape == query.shape
+    win = int(round(150e-6 / query.spacing[1]))
+    r = np.nanmean(plot.local_correlation(query.data, al.data, win))
+    assert r > 0.2, r   # same slide, aligned: the surfaces agree
+
+
+@pytest.mark.slow
+def test_cli_search_report(small_db, tmp_path):
+    from ballistics.cli import main
+
+    q = [p for p in datasets.fadul_paths("processed") if "1-2" in p.name][0]
+    out = tmp_path / "search.html"
+    assert main(["report", "--db", str(small_db.path), "--query", str(q), "-o", str(out), "-k", "2",
+                 "--no-preprocess"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Fadul 1-1" in html and "Candidate list" in html
+
+
+# --------------------------------------------------------------------- raw scans: regions
+def test_regions_figure_on_found_regions():
+    raw = datasets.fadul("raw")[0]
+    found = ballistics.find_regions(raw)
+    ax = plot.regions(raw, found)
+    circles = [p for p in ax.patches if type(p).__name__ == "Circle"]
+    assert circles[0].center == pytest.approx((found.centre_m[1] * 1e3, found.centre_m[0] * 1e3))
+    assert circles[0].radius == pytest.approx(found.primer_radius_m * 1e3)
+    # the extracted scan's region, shifted back, lands on the same circles
+    ext = ballistics.extract_breech_face(raw)
+    ax2 = plot.regions(raw, ext)
+    c2 = [p for p in ax2.patches if type(p).__name__ == "Circle"]
+    assert c2[0].center == pytest.approx(circles[0].center, abs=1e-3)   # within 1 um
+    assert c2[1].center == pytest.approx(circles[1].center, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_report_from_raw_scans_with_extraction(tmp_path):
+    raw = {s.name: s for s in datasets.fadul("raw")}
+    a, b = raw["Fadul 1-1"], raw["Fadul 1-2"]
+    html = ballistics.report(a, b, extract=True, reference=None, output=tmp_path / "raw.html")
+    assert "Regions found on the raw scans" in html
+    assert a.provenance.sha256 in html and b.provenance.sha256 in html
+    assert "extract_breech_face" in html          # the processing steps are listed
+    assert len(_IMG.findall(html)) >= 5
