@@ -141,6 +141,15 @@ def _real_signatures() -> np.ndarray:
     return np.array([signature(s) for s in scans])
 
 
+def _noise(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Isotropic-enough noise of expected unit norm per row: uniform, zero mean, variance 1/d
+    (three times cheaper to draw than Gaussian at a million rows)."""
+    x = rng.random(shape, dtype=np.float32)
+    x -= 0.5
+    x *= np.float32(np.sqrt(12.0 / shape[1]))
+    return x
+
+
 def _firearms(real: np.ndarray, n_firearms: int, rng: np.random.Generator, a2: float = 1.0,
               chunk: int = 100_000) -> np.ndarray:
     """Firearm centres ``c + sqrt(a2) u_f`` (not normalised), float32.
@@ -156,7 +165,7 @@ def _firearms(real: np.ndarray, n_firearms: int, rng: np.random.Generator, a2: f
     F = np.empty((n_firearms, d), np.float32)
     for s in range(0, n_firearms, chunk):
         nf = min(chunk, n_firearms - s)
-        u = resid[rng.integers(0, len(real), nf)] + rng.standard_normal((nf, d), dtype=np.float32) / np.sqrt(d)
+        u = resid[rng.integers(0, len(real), nf)] + _noise(rng, (nf, d))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         F[s:s + nf] = c + np.sqrt(a2) * u
     return F
@@ -169,7 +178,7 @@ def _scans_of(F: np.ndarray, rng: np.random.Generator, b2: float = 3.0, chunk: i
     n, d = F.shape
     out = np.empty((n, d), np.float32)
     for s in range(0, n, chunk):
-        x = F[s:s + chunk] + np.sqrt(b2) * rng.standard_normal((min(chunk, n - s), d), dtype=np.float32) / np.sqrt(d)
+        x = F[s:s + chunk] + np.sqrt(b2) * _noise(rng, (min(chunk, n - s), d))
         out[s:s + chunk] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 

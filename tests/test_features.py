@@ -134,12 +134,21 @@ def test_bad_input_gives_clear_error(name, fn):
     assert len(str(ei.value)) > 30
 
 
-def test_not_a_scan_and_implausible_spacing():
-    with pytest.raises(BallisticsError):
+def test_bad_parameters_give_clear_errors():
+    with pytest.raises(ballistics.ParameterError):
         extract_breech_face(np.zeros((10, 10)))  # type: ignore[arg-type]
+    with pytest.raises(ballistics.ParameterError):
+        find_regions(np.zeros((10, 10)))  # type: ignore[arg-type]
     scan, _ = synthetic_primer()
     with pytest.raises(ballistics.UnitsError):
         extract_breech_face(scan, target_spacing_m=6.25)  # micrometres given as metres
+    with pytest.raises(ballistics.UnitsError):
+        extract_breech_face(scan, bandpass_m=(16, 500))
+    bad = [dict(bandpass_m=(500e-6, 16e-6)), dict(level_order=3), dict(primer_radius=2e-3),
+           dict(primer_radius_range_m=(3e-3, 1e-3)), dict(edge_slope_deg=95.0)]
+    for kw in bad:
+        with pytest.raises(ballistics.ParameterError):
+            extract_firing_pin(scan, **kw)
 
 
 # ----------------------------------------------------------------------------- conditioning

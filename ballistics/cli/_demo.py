@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover
         print("(reports not available in this build)")
     else:
-        path = report(processed[0], processed[1], out / "report Fadul 1-1 vs 1-2.html")
+        path = out / "report Fadul 1-1 vs 1-2.html"
+        report(processed[0], processed[1], output=path, **({"method": args.method} if args.method else {}))
         print(f"HTML report written to {path}")
     return 0

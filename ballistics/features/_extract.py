@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import BallisticsError, EmptyScanError, UnitsError
+from ..errors import BallisticsError, EmptyScanError, ParameterError, UnitsError
 from ..scan import Scan
 from ._filter import gaussian_bandpass, remove_outliers
 from ._level import normalise_illumination, robust_level
@@ -37,9 +37,29 @@ def _already_extracted(scan: Scan) -> str | None:
     return None
 
 
+def _check_params(target_spacing_m: float | None, bandpass_m, level_order: int,
+                  region_params: dict[str, Any]) -> None:
+    unknown = sorted(set(region_params) - set(_REGION_KEYS))
+    if unknown:
+        raise ParameterError(f"Unknown parameter(s) {unknown}; region parameters are {list(_REGION_KEYS)}.")
+    if target_spacing_m is not None and not (1e-8 <= target_spacing_m <= 1e-3):
+        raise UnitsError(f"target_spacing_m={target_spacing_m!r} is not a plausible pixel size in metres.")
+    try:
+        short_m, long_m = bandpass_m
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"bandpass_m must be (short, long) in metres, got {bandpass_m!r}") from exc
+    for v in (short_m, long_m):
+        if v is not None and not (1e-8 <= v <= 1e-2):
+            raise UnitsError(f"Cut-off wavelength {v!r} m is implausible; give bandpass_m in metres.")
+    if short_m is not None and long_m is not None and short_m >= long_m:
+        raise ParameterError(f"bandpass_m short cut-off {short_m} m must be below the long one {long_m} m.")
+    if level_order not in (1, 2):
+        raise ParameterError(f"level_order must be 1 (plane) or 2 (second order), got {level_order!r}.")
+
+
 def _validate(scan: Scan, what: str) -> None:
     if not isinstance(scan, Scan):
-        raise BallisticsError(f"{what} needs a ballistics.Scan, got {type(scan).__name__}; "
+        raise ParameterError(f"{what} needs a ballistics.Scan, got {type(scan).__name__}; "
                               "read files with ballistics.read_scan().")
     done = _already_extracted(scan)
     if done:
@@ -221,8 +241,7 @@ def extract_breech_face(
     """
     t0 = time.perf_counter()
     _validate(scan, "extract_breech_face")
-    if target_spacing_m is not None and not (1e-8 <= target_spacing_m <= 1e-3):
-        raise UnitsError(f"target_spacing_m={target_spacing_m!r} is not a plausible pixel size in metres.")
+    _check_params(target_spacing_m, bandpass_m, level_order, region_params)
     reg = regions if regions is not None else find_regions(scan, **region_params)
     sub, origin = _crop_mask(scan, reg.centre_m, reg.breech_face_outer_radius_m,
                              reg.firing_pin_centre_m, reg.breech_face_inner_radius_m)
@@ -268,8 +287,7 @@ def extract_firing_pin(
     """
     t0 = time.perf_counter()
     _validate(scan, "extract_firing_pin")
-    if target_spacing_m is not None and not (1e-8 <= target_spacing_m <= 1e-3):
-        raise UnitsError(f"target_spacing_m={target_spacing_m!r} is not a plausible pixel size in metres.")
+    _check_params(target_spacing_m, bandpass_m, level_order, region_params)
     reg = regions if regions is not None else find_regions(scan, **region_params)
     sub, origin = _crop_mask(scan, reg.firing_pin_centre_m, reg.breech_face_inner_radius_m, None, None)
     out, new_sp, info = _condition(scan, sub, level_order=level_order, bandpass_m=bandpass_m,

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
-from ..errors import EmptyScanError, RegionNotFoundError
+from ..errors import EmptyScanError, ParameterError, RegionNotFoundError
 from ..scan import Scan
 from ._circle import Circle, fit_circle_ransac
 
@@ -246,6 +246,8 @@ def find_regions(
 
     Raises
     ------
+    ParameterError
+        Not a Scan, or a parameter out of range.
     EmptyScanError
         The scan has no valid data.
     RegionNotFoundError
@@ -255,14 +257,29 @@ def find_regions(
     ----------
     Fischler & Bolles (1981); Otsu (1979); Zemmels et al. (2022), cmcR.
     """
+    if not isinstance(scan, Scan):
+        raise ParameterError(f"find_regions needs a ballistics.Scan, got {type(scan).__name__}.")
+    try:
+        rmin_p, rmax_p = (float(v) for v in primer_radius_range_m)
+        rmin_f, rmax_f = (float(v) for v in firing_pin_radius_range_m)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError("radius ranges must be (min, max) in metres") from exc
+    if not (0 < rmin_p < rmax_p < 0.05 and 0 < rmin_f < rmax_f < 0.05):
+        raise ParameterError(
+            f"radius ranges must be 0 < min < max in metres; got primer {primer_radius_range_m!r}, "
+            f"firing pin {firing_pin_radius_range_m!r}.")
+    for name, v in (("work_spacing_m", work_spacing_m), ("primer_margin_m", primer_margin_m),
+                    ("firing_pin_margin_m", firing_pin_margin_m), ("fit_tolerance_m", fit_tolerance_m)):
+        if not (0 <= float(v) < 1e-2):
+            raise ParameterError(f"{name}={v!r} must be a length in metres (0 .. 10 mm).")
+    if not (0 < edge_slope_deg < 90):
+        raise ParameterError(f"edge_slope_deg={edge_slope_deg!r} must be between 0 and 90 degrees.")
     scan.require_valid(0.0, "scan")
     dy, dx = scan.spacing
     if not math.isclose(dy, dx, rel_tol=0.02):
         raise RegionNotFoundError(
             f"Scan {scan.name!r} has non-square pixels ({dy:.3g} x {dx:.3g} m); resample it "
             "to square pixels before finding regions.")
-    rmin_p, rmax_p = (float(v) for v in primer_radius_range_m)
-    rmin_f, rmax_f = (float(v) for v in firing_pin_radius_range_m)
     ext = scan.extent
     if max(ext) < 1.5 * rmin_p:
         raise RegionNotFoundError(

@@ -231,9 +231,16 @@ class CaseDatabase:
         self._extractors = extractors
         self._compare = compare
         self._prepare = prepare
+        usable = False
         if readonly or cat.exists():
-            self.catalogue = Catalogue(cat)
-        if not readonly and (not cat.exists() or self.catalogue.get_parameter("signature") is None):
+            try:
+                self.catalogue = Catalogue(cat)
+                usable = self.catalogue.get_parameter("signature") is not None
+            except DatabaseError:
+                if readonly:
+                    raise
+                # e.g. an init killed before its first commit: finish creating it below
+        if not readonly and not usable:
             with self._writer():
                 self.catalogue = Catalogue(cat, create=True)
                 if self.catalogue.get_parameter("signature") is None:
