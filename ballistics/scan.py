@@ -96,7 +96,7 @@ class Provenance:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # arrays make field-wise equality meaningless; compare checksums instead
 class Scan:
     """A cartridge-case scan: a height map in metres, or a 2-D optical image.
 

@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     raw = datasets.fadul("raw")
     processed = datasets.fadul("processed")
     print(f"{'scan':<22}{'kind':<11}{'pixels':>12}{'spacing um':>12}{'missing %':>11}")
-    for s in raw + processed:
-        kind = "raw" if s in raw else "processed"
+    for i, s in enumerate(raw + processed):
+        kind = "raw" if i < len(raw) else "processed"
         print(f"{s.exhibit_id:<22}{kind:<11}{f'{s.shape[0]}x{s.shape[1]}':>12}{s.spacing[1] * 1e6:>12.3f}"
               f"{100 * s.missing_fraction:>11.1f}")
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         dt = time.perf_counter() - t0
         r = bf.region or {}
         extracted.append(bf)
-        print(f"{s.exhibit_id:<12} primer radius {1e3 * r.get('primer_radius_m', float('nan')):.3f} mm, "
+        tqdm.write(f"{s.exhibit_id:<12} primer radius {1e3 * r.get('primer_radius_m', float('nan')):.3f} mm, "
               f"firing-pin radius {1e3 * r.get('firing_pin_radius_m', float('nan')):.3f} mm, "
               f"{bf.shape[0]}x{bf.shape[1]} px at {bf.spacing[1] * 1e6:.2f} um, {dt:.2f} s")
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             same = a.metadata["firearm"] == b.metadata["firearm"]
             rows.append((same, res))
             corr = "-" if res.correlation is None else f"{res.correlation:.2f}"
-            print(f"{a.exhibit_id + ' vs ' + b.exhibit_id:<28}{'same' if same else 'different':<11}"
+            tqdm.write(f"{a.exhibit_id + ' vs ' + b.exhibit_id:<28}{'same' if same else 'different':<11}"
                   f"{res.cmc_count:>6}{res.score:>9.3f}{corr:>7}{res.rotation_deg:>9.1f}{res.elapsed_s:>7.2f}")
         return rows
 
