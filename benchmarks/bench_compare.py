@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import math
 import os
 import statistics
 import sys
@@ -118,7 +117,7 @@ def one_pair(a, b):
     print("\n== 1. One pair: Fadul 1-1 vs Fadul 1-2 (both directions) ==")
     compare(a, b, preset="cmcr")       # compile / load the kernels
     compare(a, b)
-    t_c, rc = timeit(lambda: compare(a, b, preset="cmcr"))
+    t_c, rc = timeit(lambda: compare(a, b, "high", preset="cmcr"))
     th = np.arange(-30, 31, 3.0)
     t_bc, _ = timeit(lambda: (baseline_direction(a.data, b.data, th), baseline_direction(b.data, a.data, th)), 1)
     print(f"cmcR-compatible (-30..30 by 3, full grid):  ours {t_c:.3f} s/pair   NumPy/SciPy baseline "
@@ -194,7 +193,7 @@ def all_pairs(n_limit, out_csv):
         for row in csv.DictReader(fh):
             nist[frozenset((row["Reference"].strip(), row["Compare"].strip()))] = (int(row["# CMCs"]), row["KM or KNM"])
     names = sorted(truth)
-    print(f"\n== 4. All pairs of the {len(names)} processed Fadul scans (default: 360 deg, High CMC) ==")
+    print(f"\n== 4. All pairs of the {len(names)} processed Fadul scans (default: 360 deg, convergence CMC) ==")
     t0 = time.perf_counter()
     prepared = {n: prepare(read_scan(proc / f"{n}.x3p")) for n in names}
     t_prep = time.perf_counter() - t0
@@ -207,7 +206,8 @@ def all_pairs(n_limit, out_csv):
         nc = nist.get(frozenset((n1, n2)), (None, None))
         rows.append({"a": n1, "b": n2, "same_firearm": same, "cmc_count": r.cmc_count, "score": r.score,
                      "a_to_b": r.directions["a_to_b"]["cmc_count"], "b_to_a": r.directions["b_to_a"]["cmc_count"],
-                     "original_min": min(r.directions[d]["original_count"] for d in r.directions),
+                     "original": r.method_counts["original"], "high": r.method_counts["high"],
+                     "convergence": r.method_counts["convergence"],
                      "rotation_deg": r.rotation_deg, "correlation": r.correlation, "nist_cmc": nc[0],
                      "seconds": r.elapsed_s})
         if (i + 1) % 100 == 0:
@@ -236,6 +236,12 @@ def all_pairs(n_limit, out_csv):
         print("lowest same-firearm pairs:", ", ".join(f"{r['a']}-{r['b']} {r['cmc_count']}" for r in worst))
         worst = sorted(knm, key=lambda r: -r["score"])[:3]
         print("highest different-firearm pairs:", ", ".join(f"{r['a']}-{r['b']} {r['cmc_count']}" for r in worst))
+        for m in ("original", "high", "convergence"):
+            a_ = [r[m] for r in km]
+            b_ = [r[m] for r in knm]
+            print(f"   {m:12s} pair counts: same {min(a_)}..{max(a_)}, different {min(b_)}..{max(b_)}, "
+                  f"gap {min(a_) - max(b_)}, different pairs with > 2 CMCs: {sum(x > 2 for x in b_)}, "
+                  f"same pairs with < 6: {sum(x < 6 for x in a_)}")
         nn = [(r["cmc_count"], r["nist_cmc"]) for r in rows if r["nist_cmc"] is not None]
         if nn:
             x, y = np.array(nn, float).T

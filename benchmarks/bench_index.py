@@ -211,14 +211,14 @@ def scale(sizes: list[int], n_queries: int = 200, kinds: list[str] | None = None
         ids = np.arange(len(X), dtype=np.int64)
         mates = [set((2 * f + np.arange(2)).tolist()) for f in qf]
         print(f"{n:>9d}  (synthesis {time.perf_counter() - t:.1f} s, auto kind = {choose_kind(n, d)})", flush=True)
-        todo = kinds or ["flat", "ivf", "ivfpq", "hnsw"]
+        todo = kinds or ["flat", "ivf", "ivfsq", "ivfpq", "hnsw"]
         exact_top = None
         t_exact = None
         for kind in todo:
             if kind == "hnsw" and n > hnsw_max:
                 print(f"{n:>9d} {kind:>6s}  skipped (HNSW build above {hnsw_max} is too slow on 2 cores)")
                 continue
-            if kind in ("ivf", "ivfpq") and n < 10_000:
+            if kind in ("ivf", "ivfsq", "ivfpq") and n < 10_000:
                 continue
             t = time.perf_counter()
             idx = SignatureIndex.build(ids, X, kind=kind)

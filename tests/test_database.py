@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from pathlib import Path
 
@@ -49,6 +48,11 @@ def db6(tmp_path, sample, entries):
     for s, e in zip(sample, entries):
         db.add(e, scan_id=s.exhibit_id, case_id="case-" + s.exhibit_id[-3], firearm_id=s.metadata["firearm"])
     return db
+
+
+def _in_sync(v: dict) -> bool:
+    """No stored data missing and the index file holds exactly the catalogue's signatures."""
+    return v["ok"] and v["index_in_sync"]
 
 
 def _snapshot(path: Path) -> dict:
@@ -142,7 +146,7 @@ def test_remove_is_audited_and_soft(db6, sample):
     with pytest.raises(DatabaseError):
         db6.remove("Fadul 1-2")
     # stored file kept; the same scan may be added again
-    assert db6.verify()["ok"]
+    assert _in_sync(db6.verify())
     db6.add(sample[1], preprocess=False)
     assert db6.search(sample[0], k=1, preprocess=False, rerank=0)[0].scan_id == "Fadul 1-2"
 
@@ -192,25 +196,26 @@ def test_index_repaired_on_open(db6, sample, tmp_path):
     # 1. an index that lags the catalogue (as after a crash between commit and index write)
     idx_file.write_bytes(stale[0])
     (path / "index" / "breech_face.faiss.json").write_bytes(stale[1])
-    assert not CaseDatabase(path, readonly=True).verify()["ok"]
+    v = CaseDatabase(path, readonly=True).verify()
+    assert v["ok"] and not v["index_in_sync"] and v["index_lag"]["breech_face"]["missing"] == 1
     db = CaseDatabase(path)
-    assert db.verify()["ok"] and db.stats()["index"]["breech_face"]["count"] == 7
+    assert _in_sync(db.verify()) and db.stats()["index"]["breech_face"]["count"] == 7
     assert any(e["action"] == "repair_index" for e in db.audit_log())
     db.close()
     # 2. a corrupt index file; 3. a missing one
     idx_file.write_bytes(b"garbage")
     db = CaseDatabase(path)
-    assert db.verify()["ok"] and db.stats()["index"]["breech_face"]["count"] == 7
+    assert _in_sync(db.verify()) and db.stats()["index"]["breech_face"]["count"] == 7
     db.close()
     idx_file.unlink()
     db = CaseDatabase(path)
-    assert db.verify()["ok"]
+    assert _in_sync(db.verify())
     assert db.search(sample[0], k=1, preprocess=False, rerank=0)[0].scan_id in ("Fadul 1-2", "extra")
     # explicit rebuild, with another kind
     out = db.rebuild_index(kind="hnsw")
     assert out["breech_face"]["kind"] == "hnsw" and out["breech_face"]["count"] == 7
     db.remove("extra")
-    assert db.verify()["ok"]
+    assert _in_sync(db.verify())
     assert "extra" not in [h.scan_id for h in db.search(sample[0], k=7, preprocess=False, rerank=0)]
 
 
@@ -228,11 +233,11 @@ def test_failed_index_write_after_commit_is_repaired(db6, sample, tmp_path, monk
     extra = sample[1].derive(sample[1].data + 3e-9, "offset", {})
     assert db6.add(extra, scan_id="extra", preprocess=False) == "extra"  # committed: the add stands
     monkeypatch.setattr(_faiss_index, "_atomic_write_bytes", real)
-    assert not db6.verify()["ok"]  # index file behind its side-car
+    assert not db6.verify()["index_in_sync"]  # index file behind its side-car
     assert db6.search(sample[1], k=1, preprocess=False, rerank=0)[0].scan_id in ("extra", "Fadul 1-1")
     db6.close()
     db = CaseDatabase(tmp_path / "db")
-    assert db.verify()["ok"] and db.stats()["index"]["breech_face"]["count"] == 7
+    assert _in_sync(db.verify()) and db.stats()["index"]["breech_face"]["count"] == 7
 
 
 def test_preprocess_with_standin_extractor(tmp_path, sample):
@@ -275,3 +280,26 @@ def test_preprocess_with_real_extraction_fuses_parts(tmp_path):
     assert {h.scan_id for h in hits} == {"Fadul 1-2", "Fadul 2-1"}
     assert db.load_scan("Fadul 1-2", "firing_pin").shape[0] < raw[1].shape[0]
     assert db.verify(deep=True)["ok"]
+
+
+def test_large_index_is_saved_lazily_and_patched_on_open(tmp_path, sample, entries, monkeypatch):
+    """Big indices are not rewritten after every add; readers and re-opens patch the lag."""
+    from ballistics.index import _database
+
+    monkeypatch.setattr(_database, "SAVE_ALWAYS_BELOW", 0)
+    monkeypatch.setattr(_database, "SAVE_EVERY", 4)
+    db = CaseDatabase(tmp_path / "db")
+    for s, e in zip(sample[:3], entries[:3]):
+        db.add(e, scan_id=s.exhibit_id)
+    v = db.verify()
+    assert v["ok"] and v["index_lag"]["breech_face"]["missing"] == 2  # only the first add was saved
+    reader = CaseDatabase(tmp_path / "db", readonly=True)
+    assert len(reader.search(sample[0], k=5, preprocess=False, rerank=0)) == 2  # sees all 3 (minus itself)
+    db.add(entries[3], scan_id="Fadul 2-2")
+    assert db.verify()["index_lag"]["breech_face"]["missing"] == 3
+    db.add(entries[4], scan_id="Fadul 3-1")  # 4th change since the last save: written
+    assert _in_sync(db.verify())
+    db.add(entries[5], scan_id="Fadul 3-2")
+    assert not db.verify()["index_in_sync"]
+    db.close()  # flushes
+    assert _in_sync(CaseDatabase(tmp_path / "db", readonly=True).verify())

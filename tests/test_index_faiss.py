@@ -52,18 +52,23 @@ def test_flat_equals_bruteforce(clustered):
     np.testing.assert_array_equal(Ir[:, 0], np.arange(6) + 100)
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("kind", ["ivf", "ivfsq", "hnsw", "ivfpq"])
 def test_approximate_kinds_recall(clustered, kind):
     ids, X, Q = clustered
-    idx = SignatureIndex.build(ids, X, kind=kind)
+    idx = SignatureIndex.build(ids, X, kind=kind, pq_m=16)  # pq_m: ivfpq only (16 bytes per vector)
     assert idx.kind == kind
     _, I = idx.search(Q, 10)
     _, Ib = _brute(ids, X, Q, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I.tolist(), Ib.tolist())])
     assert recall > (0.5 if kind == "ivfpq" else 0.9), recall
+    flat_bytes = SignatureIndex.build(ids, X, kind="flat").memory_bytes()
+    if kind in ("ivfsq", "ivfpq"):  # quantised codes: smaller than the raw vectors
+        assert 0 < idx.memory_bytes() < 0.5 * flat_bytes
+    else:  # raw vectors plus lists / graph links
+        assert idx.memory_bytes() > flat_bytes
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfsq", "hnsw"])
 def test_remove_add_and_persist(clustered, kind, tmp_path):
     ids, X, Q = clustered
     idx = SignatureIndex.build(ids[:1500], X[:1500], kind=kind)
@@ -120,4 +125,4 @@ def test_validation_and_small_cases(clustered):
         SignatureIndex(64, kind="lsh")
     assert choose_kind(FLAT_LIMIT - 1, 640) == "flat"
     assert choose_kind(FLAT_LIMIT, 640) == "ivf"
-    assert choose_kind(10_000_000, 640) == "ivfpq"
+    assert choose_kind(10_000_000, 640) == "ivfsq"

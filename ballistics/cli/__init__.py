@@ -23,33 +23,40 @@ COMMAND_MODULES = ["_info", "_extract", "_compare", "_db", "_report", "_demo"]
 
 
 def emit(obj: Any, as_json: bool) -> None:
-    """Print ``obj`` as JSON or as indented ``key: value`` lines."""
+    """Print ``obj`` as JSON, or as indented ``key: value`` lines for people."""
     if as_json:
         print(json.dumps(obj, indent=2, default=str))
         return
+    for line in _lines(obj, 0):
+        print(line)
 
-    def walk(o: Any, indent: int = 0) -> None:
-        pad = "  " * indent
-        if isinstance(o, dict):
-            for k, v in o.items():
-                if isinstance(v, (dict, list)) and v and not all(isinstance(x, (int, float, str)) for x in (v if isinstance(v, list) else [0])):
-                    print(f"{pad}{k}:")
-                    walk(v, indent + 1)
-                elif isinstance(v, dict):
-                    print(f"{pad}{k}: {{}}")
-                else:
-                    print(f"{pad}{k}: {fmt(v)}")
-        elif isinstance(o, list):
-            for v in o:
-                if isinstance(v, (dict, list)):
-                    walk(v, indent + 1)
-                    print()
-                else:
-                    print(f"{pad}- {fmt(v)}")
-        else:
-            print(f"{pad}{fmt(o)}")
 
-    walk(obj)
+def _lines(o: Any, indent: int) -> list[str]:
+    pad = "  " * indent
+    out: list[str] = []
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if isinstance(v, (dict, list)) and v and not _flat(v):
+                out.append(f"{pad}{k}:")
+                out.extend(_lines(v, indent + 1))
+            else:
+                out.append(f"{pad}{k}: {fmt(v)}")
+    elif isinstance(o, list):
+        for v in o:
+            if isinstance(v, (dict, list)) and not _flat(v):
+                sub = _lines(v, indent + 1)
+                out.append(f"{pad}- {sub[0].strip()}" if sub else f"{pad}-")
+                out.extend(sub[1:])
+            else:
+                out.append(f"{pad}- {fmt(v)}")
+    else:
+        out.append(f"{pad}{fmt(o)}")
+    return out
+
+
+def _flat(v: Any) -> bool:
+    """True for a list of scalars (printed on one line)."""
+    return isinstance(v, list) and all(isinstance(x, (int, float, str, bool, type(None))) for x in v)
 
 
 def fmt(v: Any) -> str:
@@ -57,6 +64,8 @@ def fmt(v: Any) -> str:
         return f"{v:.6g}"
     if isinstance(v, list):
         return "[" + ", ".join(fmt(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{}"
     return str(v)
 
 

@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "surfaces are compared directly.")
     p.add_argument("a", help="first scan (x3p, PNG, TIFF): the reference of direction a_to_b")
     p.add_argument("b", help="second scan")
-    p.add_argument("--method", default="high", choices=["high", "original", "convergence"],
-                   help="decision rule: high (Tong 2015, default), original (Song 2013), convergence (Chen 2017)")
+    p.add_argument("--method", default="convergence", choices=["convergence", "high", "original"],
+                   help="decision rule: convergence (Chen 2017, default), high (Tong 2015), original (Song 2013)")
     p.add_argument("--preset", default="default", choices=["default", "cmcr"],
                    help="default: full-circle coarse-to-fine search; cmcr: cmcR 0.1.11's settings (-30..30 by 3 deg)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = dsub.add_parser("init", help="create an empty case database in PATH")
     q.add_argument("path")
-    q.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "ivfpq", "hnsw"],
+    q.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"],
                    help="FAISS index kind (auto: exact below 50 000 signatures, IVF above)")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=run_init)
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = dsub.add_parser("rebuild", help="rebuild the FAISS index from the catalogue")
     q.add_argument("path")
-    q.add_argument("--index", default=None, choices=["auto", "flat", "ivf", "ivfpq", "hnsw"])
+    q.add_argument("--index", default=None, choices=["auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"])
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=run_rebuild)
 

@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "coarse_step": 6.0,                  # coarse-to-fine: coarse angular step (None = full grid)
     "coarse_factor": 4,                  # coarse-to-fine: downsampling of the coarse stage
     "n_candidates": 2,                   # coarse-to-fine: rotations refined per direction
-    "fine_margin_px": 32,                # coarse-to-fine: translation half-width at full resolution (None: region's)
+    "fine_margin_px": None,              # coarse-to-fine: translation half-width at full resolution (None: region's)
     "high_fallback": "none",             # High CMC, a direction fails: "none" (0) or "original" (cmcR)
     "require_consistency": True,         # both directions' registrations must be inverse of each other
     "correlation": "masked",             # "masked" (Padfield 2012) or "cmcr"
@@ -124,13 +124,6 @@ def _coarse(ref: PreparedScan, tgt: PreparedScan, p: dict):
     return _candidates(coarse, p)
 
 
-def _mirror(cands, curve):
-    """Candidates and curve of the reverse direction: theta' = -theta, t' = -M(theta) t."""
-    mc = [(float(wrap(-th)), -(rotation_matrix(th) @ t)) for th, t in cands]
-    mcurve = sorted((float(wrap(-t)), c) for t, c in curve)
-    return mc, mcurve
-
-
 def _fine(ref: PreparedScan, tgt: PreparedScan, cands, p: dict) -> Features:
     """Fine stage: full resolution around each candidate rotation and translation."""
     lo, hi = p["rotation_range"]
@@ -154,9 +147,11 @@ def _both_directions(pa: PreparedScan, pb: PreparedScan, p: dict):
     """Features of a_to_b and b_to_a, with the coarse CMC-theta curves (None on a full grid).
 
     Full grid: the reverse direction searches the mirrored range (-high..-low).
-    Coarse-to-fine: the coarse stage runs once (cells of ``a`` in ``b``); the reverse
-    direction is refined around the inverse registrations (theta' = -theta,
-    t' = -M(theta) t), and judged on the mirrored coarse curve.
+    Coarse-to-fine: each direction runs its own coarse stage and refines its own
+    candidates, so the two registrations are independent estimates and their agreement
+    (``require_consistency``) is evidence.  (Seeding the reverse direction with the
+    inverse of the forward candidates was 40 % faster but made every pair consistent by
+    construction: 10 % of the different-firearm Fadul pairs then had 6-24 CMCs.)
     """
     if p["coarse_step"] is None:
         lo, hi = p["rotation_range"]
@@ -164,9 +159,9 @@ def _both_directions(pa: PreparedScan, pb: PreparedScan, p: dict):
         return [("a_to_b", pa, pb, _run_grid(pa, pb, th, _margin(pa, p), p["correlation"], p), None),
                 ("b_to_a", pb, pa, _run_grid(pb, pa, -th[::-1], _margin(pb, p), p["correlation"], p), None)]
     cands, curve = _coarse(pa, pb, p)
-    mcands, mcurve = _mirror(cands, curve)
+    rcands, rcurve = _coarse(pb, pa, p)
     return [("a_to_b", pa, pb, _fine(pa, pb, cands, p), curve),
-            ("b_to_a", pb, pa, _fine(pb, pa, mcands, p), mcurve)]
+            ("b_to_a", pb, pa, _fine(pb, pa, rcands, p), rcurve)]
 
 
 def _merge_curve(coarse: list | None, fine: list) -> list[tuple[float, int]]:
@@ -176,6 +171,22 @@ def _merge_curve(coarse: list | None, fine: list) -> list[tuple[float, int]]:
     for t, c in fine:
         out[round(float(wrap(t)), 6)] = c
     return sorted(out.items())
+
+
+def _pair_decision(ab: dict, ba: dict, m: str, p: dict):
+    """Pair-level CMC count of method ``m`` and the two directions' (adjusted) decisions."""
+    dab, dba = ab[m], ba[m]
+    consistent = _consistent(dab["consensus"], dba["consensus"], p)
+    if p["require_consistency"] and m != "original" and not consistent:
+        # the directions disagree on the registration: no pair-level CMCs (see _consistent)
+        dab, dba = [dict(d, count=0, congruent=np.zeros_like(d["congruent"]), passed=False,
+                         inconsistent=True) if d["passed"] else d for d in (dab, dba)]
+    if m == "high":
+        cnt = combine_directions(dab, dba, ab["original"], ba["original"], ab["feat"].rc, ba["feat"].rc,
+                                 fallback=p["high_fallback"])
+    else:
+        cnt = int(min(dab["count"], dba["count"]))
+    return int(cnt), dab, dba, consistent
 
 
 def _consistent(c_ab, c_ba, p: dict) -> bool:
@@ -233,7 +244,7 @@ def _check_pair(a: Scan, b: Scan, tol: float) -> None:
                 f"(more than {100 * tol:g} %); resample one scan to the other's spacing first.")
 
 
-def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "high", *,
+def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "convergence", *,
             preset: str = "default", **params: Any) -> Comparison:
     """Compare two extracted surfaces with the Congruent Matching Cells method.
 
@@ -243,9 +254,11 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "h
         Extracted breech-face (or firing-pin) surfaces, heights in metres, same spacing
         (within ``spacing_tolerance``; resample first otherwise).  Pass the output of
         :func:`prepare` to reuse one scan's precomputation across many comparisons.
-    method : {"high", "original", "convergence"}
-        Decision rule: ``"original"`` Song (2013); ``"high"`` Tong et al. (2015) with
-        both directions combined as cmcR does; ``"convergence"`` Chen et al. (2017).
+    method : {"convergence", "high", "original"}
+        Decision rule: ``"convergence"`` Chen et al. (2017) (default: it separated the
+        780 Fadul pairs best, see ``benchmarks/results_compare.md``); ``"high"`` Tong et
+        al. (2015) with both directions combined as cmcR does; ``"original"`` Song (2013).
+        The pair-level counts of all three are in ``Comparison.method_counts``.
     preset : {"default", "cmcr"}
         ``"default"``: rotations over the full circle, coarse-to-fine, masked NCC.
         ``"cmcr"``: cmcR 0.1.11's settings (-30..30 deg by 3, full grid, zero-filled FFT
@@ -282,8 +295,9 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "h
             surfaces downsampled by ``coarse_factor`` (default 4); the ``n_candidates``
             (default 2) best rotations are refined at full resolution within
             +-coarse_step / 2 at ``rotation_step``, translations searched within
-            ``fine_margin_px`` (default 32 px = 200 um at 6.25 um; None: the region's
-            own margin, 2.4x slower) of the coarse estimate.  None = evaluate every rotation of the range at full resolution
+            ``fine_margin_px`` (default None: the region's own margin, +-1 cell side) of
+            the coarse estimate.  A narrow window (e.g. 32 px) is 2.4x faster but confines
+            non-matching cells' translations so that they pass the translation check.  None = evaluate every rotation of the range at full resolution
             (as cmcR).
         require_consistency : bool, default True
             ``"high"``/``"convergence"``: a direction only keeps its CMCs if the two
@@ -343,17 +357,13 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "h
                          "ref": ref, "tgt": tgt}
 
     ab, ba = results["a_to_b"], results["b_to_a"]
-    consistent = _consistent(ab[method]["consensus"], ba[method]["consensus"], p)
-    if p["require_consistency"] and method != "original" and not consistent:
-        for r in (ab, ba):   # the directions disagree: no pair-level CMCs (see _consistent)
-            if r[method]["passed"]:
-                r[method] = dict(r[method], count=0, congruent=np.zeros_like(r[method]["congruent"]),
-                                 passed=False, inconsistent=True)
-    if method == "high":
-        cmc = combine_directions(ab["high"], ba["high"], ab["original"], ba["original"], ab["feat"].rc, ba["feat"].rc,
-                                 fallback=p["high_fallback"])
-    else:
-        cmc = int(min(ab[method]["count"], ba[method]["count"]))
+    method_counts = {}
+    for m in METHODS:
+        cnt, dab, dba, cons_m = _pair_decision(ab, ba, m, p)
+        method_counts[m] = cnt
+        if m == method:
+            cmc, consistent = cnt, cons_m
+            ab[method], ba[method] = dab, dba
 
     directions, cells = {}, []
     congruent_ncc = []
@@ -411,6 +421,7 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "h
         inputs=[{"name": s.scan.name, "sha256": s.scan.provenance.sha256, "checksum": s.checksum}
                 for s in (pa, pb)],
         elapsed_s=float(time.perf_counter() - t0), a_name=pa.name, b_name=pb.name,
+        method_counts=method_counts,
         frames={"a_shape": list(pa.scan.shape), "b_shape": list(pb.scan.shape),
                 "convention": "x_b = c_b + M(theta) (x_a - c_a + t); theta clockwise as displayed"},
     )

@@ -25,7 +25,6 @@ Zemmels, Hofmann, VanderPlas: cmcR, ``comparison_fft_ccf`` and ``comparison_cor`
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import scipy.fft as sfft

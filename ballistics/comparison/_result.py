@@ -55,7 +55,8 @@ class Comparison:
     cmc_count : int
         Number of congruent matching cells of the pair: ``"high"``: cmcR's combined count
         of both directions; ``"original"`` and ``"convergence"``: the smaller of the two
-        directions' counts.
+        directions' counts.  ``"high"``/``"convergence"`` count 0 when the two
+        directions' registrations are not inverse of each other (``require_consistency``).
     score : float
         ``cmc_count`` plus the mean correlation of the congruent cells (in [0, 1)), so
         pairs with equal counts are ordered by how well their CMCs correlate; 0 when no
@@ -85,6 +86,12 @@ class Comparison:
         ``{"name", "sha256" (source file), "checksum" (array)}`` for ``a`` then ``b``.
     elapsed_s : float
     a_name, b_name : str
+    method_counts : dict
+        Pair-level CMC count of every method (``"original"``, ``"high"``,
+        ``"convergence"``) from the same cell correlations.
+    frames : dict
+        Shapes of ``a`` and ``b`` (for :func:`~ballistics.comparison.align`) and the
+        convention in words.
     """
 
     method: str
@@ -102,6 +109,7 @@ class Comparison:
     elapsed_s: float
     a_name: str
     b_name: str
+    method_counts: dict[str, int] = field(default_factory=dict)
     frames: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,7 +120,8 @@ class Comparison:
             "correlation": self.correlation, "directions": self.directions, "cells": self.cells,
             "rotation_curve": {k: [list(x) for x in v] for k, v in self.rotation_curve.items()},
             "params": self.params, "library_version": self.library_version, "inputs": self.inputs,
-            "elapsed_s": self.elapsed_s, "a_name": self.a_name, "b_name": self.b_name, "frames": self.frames,
+            "elapsed_s": self.elapsed_s, "a_name": self.a_name, "b_name": self.b_name,
+            "method_counts": self.method_counts, "frames": self.frames,
         })
 
     def to_json(self, indent: int | None = 2) -> str:

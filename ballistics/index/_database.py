@@ -16,6 +16,10 @@ atomically.  A crash before the commit leaves at most unreferenced scan files
 (reported by :meth:`CaseDatabase.verify`, reused by a later add of the same scan);
 a crash after the commit leaves an index that lags the catalogue, which every open
 detects (ids compared with the catalogue's) and repairs from the stored signatures.
+Indices of :data:`SAVE_ALWAYS_BELOW` entries or more are not rewritten after every
+change (a million-entry index is 2.6 GB) but every :data:`SAVE_EVERY` changes,
+:data:`SAVE_INTERVAL_S` seconds and on :meth:`CaseDatabase.close`; the lag is patched
+in the same way.
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ from ._signature import SIGNATURE_VERSION, signature, signature_dim
 logger = logging.getLogger(__name__)
 
 PARTS = ("breech_face", "firing_pin")
+#: Indices smaller than this are written to disk after every change.
+SAVE_ALWAYS_BELOW = 100_000
+#: Larger indices are written after this many changes, ``SAVE_INTERVAL_S`` seconds, a
+#: rebuild, :meth:`CaseDatabase.flush` or :meth:`CaseDatabase.close`; whatever is not
+#: written yet is patched in from the catalogue by the next process that opens it.
+SAVE_EVERY = 1000
+SAVE_INTERVAL_S = 60.0
 #: Weights of the parts when their retrieval scores are fused.
 PART_WEIGHTS = {"breech_face": 0.7, "firing_pin": 0.3}
 
@@ -188,7 +199,7 @@ class CaseDatabase:
         Create a new database if ``path`` holds none.
     readonly : bool, default False
         Refuse every change (searching, listing and verifying still work).
-    index_kind : {"auto", "flat", "ivf", "ivfpq", "hnsw"}
+    index_kind : {"auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"}
         FAISS index structure; ``"auto"`` is exact below 50 000 signatures and IVF
         above (see :mod:`ballistics.index._faiss_index`).
     extractors : dict, optional
@@ -257,6 +268,8 @@ class CaseDatabase:
         self._indices: dict[str, SignatureIndex | None] = {p: None for p in PARTS}
         self._generation = -1
         self._repaired: list[str] = []
+        self._pending: dict[str, int] = {p: 0 for p in PARTS}
+        self._last_save: dict[str, float] = {}
         if readonly:
             self._sync(persist=False)
         else:
@@ -266,7 +279,11 @@ class CaseDatabase:
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
-        """Close the catalogue connection."""
+        """Write pending index changes and close the catalogue connection."""
+        try:
+            self.flush()
+        except BallisticsError as exc:  # the catalogue holds everything; the index is repaired on open
+            logger.warning("%s: index not flushed on close (%s)", self.path, exc)
         self.catalogue.close()
 
     def __enter__(self) -> "CaseDatabase":
@@ -333,7 +350,7 @@ class CaseDatabase:
         if self.index_kind != "auto":
             return self.index_kind
         want = choose_kind(n, signature_dim())
-        if current is not None and current.kind in ("ivf", "ivfpq") and want == "flat" and n >= FLAT_LIMIT // 2:
+        if current is not None and current.kind in ("ivf", "ivfsq", "ivfpq") and want == "flat" and n >= FLAT_LIMIT // 2:
             return current.kind  # hysteresis: do not flip back and forth around the limit
         return want
 
@@ -346,7 +363,7 @@ class CaseDatabase:
             I, V = np.concatenate(ids), np.vstack(vecs)
         else:
             I, V = np.zeros(0, np.int64), np.zeros((0, signature_dim()), np.float32)
-        if kind in ("ivf", "ivfpq") and len(I) < 1000:
+        if kind in ("ivf", "ivfsq", "ivfpq") and len(I) < 1000:
             kind = "flat"
         return SignatureIndex.build(I, V, kind=kind)
 
@@ -397,8 +414,10 @@ class CaseDatabase:
                 if persist:
                     self._repaired.append(f"{part}: {reason}")
             self._indices[part] = idx
-            if changed and persist:
+            if persist and (changed or self._pending.get(part)):
                 idx.save(self._index_path(part), {"generation": gen})
+                self._pending[part] = 0
+                self._last_save[part] = time.monotonic()
                 if reason:
                     with self.catalogue.transaction():
                         self.catalogue.audit("repair_index", None, {"part": part, "reason": reason,
@@ -445,9 +464,30 @@ class CaseDatabase:
                 with self.catalogue.transaction():
                     self.catalogue.audit("rebuild_index", None, {"part": part, "index": idx.params(),
                                                                   "count": idx.ntotal})
+                self._pending[part] = SAVE_EVERY  # save a rebuilt index at once
             self._indices[part] = idx
-            idx.save(self._index_path(part), {"generation": gen})
+            self._pending[part] += 1
+            if (n < SAVE_ALWAYS_BELOW or self._pending[part] >= SAVE_EVERY
+                    or time.monotonic() - self._last_save.get(part, 0.0) > SAVE_INTERVAL_S):
+                self._save(part, gen)
         self._generation = gen
+
+    def _save(self, part: str, gen: int) -> None:
+        idx = self._indices[part]
+        if idx is not None:
+            idx.save(self._index_path(part), {"generation": gen})
+        self._pending[part] = 0
+        self._last_save[part] = time.monotonic()
+
+    def flush(self) -> None:
+        """Write index changes that are still only in memory (see :data:`SAVE_EVERY`)."""
+        if self.readonly or not any(self._pending.values()):
+            return
+        with self._writer():
+            self._sync(persist=True)
+            for part in PARTS:
+                if self._pending[part]:
+                    self._save(part, self._generation)
 
     # ------------------------------------------------------------------ files
     def _scan_relpath(self, checksum: str) -> str:
@@ -799,8 +839,12 @@ class CaseDatabase:
         Returns
         -------
         dict
-            ``ok`` (bool), ``problems`` (list of str), ``orphan_files`` (stored files no
-            catalogue row refers to, e.g. left by an interrupted add; harmless).
+            ``ok`` (bool: no stored data is missing or altered), ``problems`` (list of
+            str), ``index_in_sync`` / ``index_lag`` (whether the index *file* holds
+            exactly the catalogue's signatures; a lag is not data loss: it is patched
+            from the catalogue whenever the database is opened or searched),
+            ``orphan_files`` (stored files no catalogue row refers to, e.g. left by an
+            interrupted add; harmless, reused if the same scan is added again).
         """
         from ..reading import read_scan
 
@@ -829,17 +873,21 @@ class CaseDatabase:
         for r in rows:
             if r["num"] not in set(cat_ids["breech_face"].tolist()):
                 problems.append(f"{r['scan_id']}: no breech-face signature")
+        lag: dict[str, dict[str, int]] = {}
         for part in PARTS:
             disk = self._load_index(part) if self._index_path(part).exists() else None
             want = cat_ids[part]
             if disk is None:
                 if len(want):
-                    problems.append(f"{part}: no readable index on disk for {len(want)} signatures")
+                    lag[part] = {"index_ids": 0, "catalogue_ids": int(len(want)), "missing": int(len(want)),
+                                 "extra": 0}
                 continue
             have = disk.ids()
             if not np.array_equal(np.sort(have), np.sort(want)):
-                problems.append(f"{part}: index on disk holds {len(have)} ids, catalogue {len(want)} "
-                                f"({len(np.setdiff1d(want, have))} missing, {len(np.setdiff1d(have, want))} extra)")
+                lag[part] = {"index_ids": int(len(have)), "catalogue_ids": int(len(want)),
+                             "missing": int(len(np.setdiff1d(want, have))),
+                             "extra": int(len(np.setdiff1d(have, want)))}
         on_disk = {str(p.relative_to(self.path)) for p in (self.path / "scans").rglob("*.x3p")}
         orphans = sorted(on_disk - referenced)
-        return {"ok": not problems, "problems": problems, "orphan_files": orphans, "scans": len(rows)}
+        return {"ok": not problems, "problems": problems, "index_lag": lag, "index_in_sync": not lag,
+                "orphan_files": orphans, "scans": len(rows)}

@@ -9,9 +9,14 @@ Kinds (``SignatureIndex.kind``):
     Inverted file with exact vectors (``IndexIVFFlat``, ``nlist ~ sqrt(n)``,
     ``nprobe`` searched lists); the default from :data:`FLAT_LIMIT` on.  Same memory as
     flat, a fraction of the work per query.  Removal by id.
+``"ivfsq"``
+    Inverted file with 8-bit scalar-quantised vectors (``IndexIVFScalarQuantizer``,
+    a quarter of the memory, near-exact scores); chosen automatically when the raw
+    vectors would exceed :data:`MEMORY_LIMIT` bytes.  Removal by id.
 ``"ivfpq"``
-    Inverted file with product-quantised vectors (``IndexIVFPQ``); chosen automatically
-    when the raw vectors would exceed :data:`MEMORY_LIMIT` bytes.  Removal by id.
+    Inverted file with product-quantised vectors (``IndexIVFPQ``, ``pq_m`` bytes per
+    vector).  The smallest, but on these signatures it loses most of the exact top 10
+    (see ``benchmarks/results_index.md``); only on request.  Removal by id.
 ``"hnsw"``
     Hierarchical navigable small-world graph (``IndexHNSWFlat`` in ``IndexIDMap2``).
     FAISS cannot remove from an HNSW graph: removed ids are kept in a tombstone set,
@@ -55,7 +60,7 @@ logger = logging.getLogger(__name__)
 FLAT_LIMIT = 50_000
 #: Above this many bytes of raw float32 vectors the automatic choice is IVF-PQ.
 MEMORY_LIMIT = 8 * 1024 ** 3
-KINDS = ("flat", "ivf", "ivfpq", "hnsw")
+KINDS = ("flat", "ivf", "ivfsq", "ivfpq", "hnsw")
 
 
 def choose_kind(n: int, dim: int) -> str:
@@ -63,7 +68,7 @@ def choose_kind(n: int, dim: int) -> str:
     if n < FLAT_LIMIT:
         return "flat"
     if n * dim * 4 > MEMORY_LIMIT:
-        return "ivfpq"
+        return "ivfsq"
     return "ivf"
 
 
@@ -95,7 +100,7 @@ class SignatureIndex:
     ----------
     dim : int
         Length of the vectors.
-    kind : {"auto", "flat", "ivf", "ivfpq", "hnsw"}
+    kind : {"auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"}
         Index structure (see the module docstring); ``"auto"`` picks by the size of the
         first :meth:`build`.
     nprobe : int, optional
@@ -141,7 +146,7 @@ class SignatureIndex:
             h.hnsw.efConstruction = self.ef_construction
             h.hnsw.efSearch = self.ef_search
             self._index = faiss.IndexIDMap2(h)
-        elif kind in ("ivf", "ivfpq"):
+        elif kind in ("ivf", "ivfsq", "ivfpq"):
             if train is None or len(train) == 0:
                 raise BallisticsError(f"an {kind!r} index needs training vectors; build() it from data")
             n = len(train)
@@ -149,6 +154,9 @@ class SignatureIndex:
             quant = faiss.IndexFlatIP(d)
             if kind == "ivf":
                 idx = faiss.IndexIVFFlat(quant, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            elif kind == "ivfsq":
+                idx = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                    faiss.METRIC_INNER_PRODUCT)
             else:
                 m = self.pq_m
                 while d % m:
@@ -171,7 +179,7 @@ class SignatureIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
             raise BallisticsError(f"vectors must be a 2-D array, got shape {vectors.shape}")
-        self = cls(vectors.shape[1], "flat" if kind in ("auto", "ivf", "ivfpq") else kind, **kw)
+        self = cls(vectors.shape[1], "flat" if kind in ("auto", "ivf", "ivfsq", "ivfpq") else kind, **kw)
         self.requested_kind = kind
         chosen = choose_kind(len(vectors), vectors.shape[1]) if kind == "auto" else kind
         if chosen != "flat":
@@ -290,15 +298,26 @@ class SignatureIndex:
         return D.astype(np.float32), I.astype(np.int64)
 
     def memory_bytes(self) -> int:
-        """Size of the serialised index in bytes (about its memory footprint)."""
+        """Estimated memory of the index in bytes (vectors or codes, ids, links, centroids).
+
+        Computed from the structure rather than by serialising, which would need a
+        second copy of a large index.
+        """
         import faiss
 
-        return int(faiss.serialize_index(self._index).size)
+        n, d = int(self._index.ntotal), self.dim
+        if self.kind == "flat":
+            return n * (4 * d + 8)
+        if self.kind == "hnsw":
+            return n * (4 * d + 8 + 4 * 2 * self.hnsw_m) + n // max(self.hnsw_m, 1) * 4 * self.hnsw_m
+        ivf = faiss.extract_index_ivf(self._index)
+        code = {"ivf": 4 * d, "ivfsq": d, "ivfpq": int(getattr(self._index, "code_size", self.pq_m))}[self.kind]
+        return n * (code + 8) + int(ivf.nlist) * 4 * d
 
     def params(self) -> dict[str, Any]:
         """Parameters of the index (recorded in the audit log)."""
         out: dict[str, Any] = {"kind": self.kind, "requested_kind": self.requested_kind, "dim": self.dim}
-        if self.kind in ("ivf", "ivfpq"):
+        if self.kind in ("ivf", "ivfsq", "ivfpq"):
             import faiss
             ivf = faiss.extract_index_ivf(self._index)
             out.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))

@@ -22,10 +22,11 @@ The PCA basis and the codebook are fixed parameters of the signature version
 breech faces (:func:`train_codebook`) and ship in :mod:`._codebook`, so a signature
 never depends on what else is in a database.
 
-On the 40 processed Fadul scans (each against the other 39) this combination found
-a same-firearm mate at rank 1 for 55-68 % of the queries and within the top 10 for
-all of them; the polar spectrum alone 57 % / 88-95 %, SIFT-VLAD alone 55-80 % /
-97-100 % (see ``benchmarks/results_index.md``).
+On the 40 processed Fadul scans (each against the other 39) this combination puts
+a same-firearm mate at rank 1 for 57.5 % of the queries and in the top 10 for 95 %
+(polar spectrum alone: 52.5 % / 92.5 %; SIFT-VLAD alone: 57.5 % / 90 %); larger VLAD
+variants do better at rank 1 but need 4-8 k values per scan.  See
+``benchmarks/results_index.md`` for every option measured.
 
 References
 ----------
