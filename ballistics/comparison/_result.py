@@ -78,7 +78,10 @@ class Comparison:
         ``ref_box_px`` ``(r0, c0, h, w)``, ``target_centre_px`` ``(r, c)``,
         ``rotation_deg``, ``dy_px``, ``dx_px``, ``ncc``, ``congruent``.
     rotation_curve : dict
-        Direction -> list of ``(theta_deg, n_congruent)``: the CMC-theta distribution.
+        Direction -> list of ``(theta_deg, n_congruent)``: the CMC-theta distribution
+        (Tong et al. 2015).  In a coarse-to-fine search the angles away from the refined
+        peaks carry the coarse (downsampled) counts, the refined angles full-resolution
+        counts.
     params : dict
         Every parameter used.
     library_version : str
