@@ -26,3 +26,18 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"{p} not present (real-scan collection is only on CI/dev machines)")
     return p
+
+
+# Reports cache reference scores in $BALLISTICS_CACHE; tests must not touch the user's cache.
+@pytest.fixture(scope="session", autouse=True)
+def _test_cache(tmp_path_factory):
+    """Reference scores are cached per test session, never in the user's ~/.cache."""
+    d = tmp_path_factory.getbasetemp() / "ballistics_cache"
+    d.mkdir(exist_ok=True)
+    old = os.environ.get("BALLISTICS_CACHE")
+    os.environ["BALLISTICS_CACHE"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("BALLISTICS_CACHE", None)
+    else:
+        os.environ["BALLISTICS_CACHE"] = old

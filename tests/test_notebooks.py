@@ -15,19 +15,6 @@ nbformat = pytest.importorskip("nbformat", reason="pip install openbreech[test] 
 nbclient = pytest.importorskip("nbclient", reason="pip install openbreech[test] to run the notebooks")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _test_cache(tmp_path_factory):
-    """Reference scores are cached per test session, never in the user's ~/.cache."""
-    d = tmp_path_factory.getbasetemp() / "ballistics_cache"
-    d.mkdir(exist_ok=True)
-    old = os.environ.get("BALLISTICS_CACHE")
-    os.environ["BALLISTICS_CACHE"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("BALLISTICS_CACHE", None)
-    else:
-        os.environ["BALLISTICS_CACHE"] = old
-
 
 def test_the_three_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]

@@ -23,19 +23,6 @@ from ballistics.review import plot  # noqa: E402
 from ballistics.review.report import reference_scores  # noqa: E402
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _test_cache(tmp_path_factory):
-    """Reference scores are cached per test session, never in the user's ~/.cache."""
-    d = tmp_path_factory.getbasetemp() / "ballistics_cache"
-    d.mkdir(exist_ok=True)
-    old = os.environ.get("BALLISTICS_CACHE")
-    os.environ["BALLISTICS_CACHE"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("BALLISTICS_CACHE", None)
-    else:
-        os.environ["BALLISTICS_CACHE"] = old
-
 
 @pytest.fixture(autouse=True)
 def _close_figures():

@@ -211,58 +211,27 @@ def run_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_nested(d: Any, indent: int = 0) -> None:
-    pad = "  " * indent
-    for k, v in d.items():
-        if isinstance(v, dict):
-            print(f"{pad}{k}:")
-            _print_nested(v, indent + 1)
-        elif isinstance(v, list) and v and isinstance(v[0], (dict, list)):
-            print(f"{pad}{k}:")
-            for x in v:
-                print(f"{pad}  - {x}")
-        elif isinstance(v, list):
-            print(f"{pad}{k}: " + ("none" if not v else ""))
-            for x in v:
-                print(f"{pad}  - {x}")
-        else:
-            print(f"{pad}{k}: {v}")
+def _call(args: argparse.Namespace, action, *, readonly: bool) -> dict[str, Any]:
+    """Open the database, run ``action(db)``, close it, print the result as text or JSON."""
+    db = _open(args.path, readonly=readonly)
+    try:
+        res = action(db)
+    finally:
+        db.close()
+    emit(res, args.json)
+    return res
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    db = _open(args.path, readonly=True)
-    try:
-        st = db.stats()
-    finally:
-        db.close()
-    if args.json:
-        emit(st, True)
-    else:
-        _print_nested(st)
+    _call(args, lambda db: db.stats(), readonly=True)
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    db = _open(args.path, readonly=True)
-    try:
-        res = db.verify(deep=args.deep)
-    finally:
-        db.close()
-    if args.json:
-        emit(res, True)
-    else:
-        _print_nested(res)
+    res = _call(args, lambda db: db.verify(deep=args.deep), readonly=True)
     return 0 if res["ok"] else 1
 
 
 def run_rebuild(args: argparse.Namespace) -> int:
-    db = _open(args.path)
-    try:
-        res = db.rebuild_index(kind=args.index)
-    finally:
-        db.close()
-    if args.json:
-        emit(res, True)
-    else:
-        _print_nested(res)
+    _call(args, lambda db: db.rebuild_index(kind=args.index), readonly=False)
     return 0
