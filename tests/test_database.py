@@ -109,7 +109,6 @@ def test_rerank_promotes_mate_beyond_retrieval_rank(tmp_path, sample):
 
 @pytest.mark.slow
 def test_rerank_with_real_compare(tmp_path, sample):
-    pytest.importorskip("ballistics.comparison")
     db = CaseDatabase(tmp_path / "db")
     for s in sample[:4]:
         db.add(s, preprocess=False)
@@ -266,9 +265,6 @@ def test_preprocess_with_standin_extractor(tmp_path, sample):
 @pytest.mark.slow
 def test_preprocess_with_real_extraction_fuses_parts(tmp_path):
     """Raw whole-primer scans: breech face and firing pin are extracted, signed separately, fused."""
-    features = pytest.importorskip("ballistics.features")
-    if not hasattr(features, "extract_firing_pin"):
-        pytest.skip("ballistics.features.extract_firing_pin not available in this build")
     raw = datasets.fadul("raw")
     db = CaseDatabase(tmp_path / "db")
     for s in raw[1:]:
