@@ -22,6 +22,7 @@ import io
 import logging
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ def read_x3p_arrays(path: Path, raw: bytes) -> dict[str, Any]:
         raise ScanFormatError(f"{path}: the archive holds no main.xml, so it is not an x3p file.")
     try:
         original = zf.read(main_name)
-    except (zipfile.BadZipFile, zlib_error(), EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise ScanFormatError(f"{path}: main.xml cannot be unpacked ({exc}); the file is damaged.") from exc
     size = re.search(rb"<SizeX>\s*(\d+)\s*</SizeX>.*?<SizeY>\s*(\d+)\s*</SizeY>", original, re.S)
     if size and int(size.group(1)) * int(size.group(2)) > MAX_PIXELS:
@@ -197,7 +198,7 @@ def read_x3p_arrays(path: Path, raw: bytes) -> dict[str, Any]:
                               f"was written ({exc}).") from exc
     except x3pio.X3pError as exc:
         raise ScanFormatError(f"{path}: not a readable x3p file: {exc}") from exc
-    except (zipfile.BadZipFile, EOFError, OSError, zlib_error()) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
         raise ScanFormatError(f"{path}: the archive is truncated or corrupt ({exc}).") from exc
     if type(x3p).__name__ != "Surface":
         raise ScanFormatError(f"{path}: holds a {type(x3p).__name__}, but a cartridge-case scan must be "
@@ -230,12 +231,6 @@ def read_x3p_arrays(path: Path, raw: bytes) -> dict[str, Any]:
         logger.info("%s: %s", path, fix)
     return {"data": z, "spacing": spacing, "metadata": metadata, "fixes": fixes,
             "reader": f"x3pio {x3pio.__version__}"}
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
 
 
 def write_x3p_file(data: np.ndarray, spacing: tuple[float, float], metadata: dict[str, Any],

@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import BallisticsError, ComparisonError, EmptyScanError
 from ..scan import Scan
+
+if TYPE_CHECKING:  # matplotlib is imported lazily at call time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "OKABE_ITO", "HEIGHT_CMAP", "DIVERGING_CMAP",
@@ -193,7 +197,7 @@ def hillshade(data: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0),
 
 # ---------------------------------------------------------------------------- scans
 def scan(s: Scan, ax=None, *, vmin: float | None = None, vmax: float | None = None,
-         cmap: str = HEIGHT_CMAP, title: str | None = None, colorbar: bool = True):
+         cmap: str = HEIGHT_CMAP, title: str | None = None, colorbar: bool = True) -> "Axes":
     """Draw a scan as a height map (um) with axes in mm.
 
     Parameters
@@ -239,7 +243,7 @@ def scan(s: Scan, ax=None, *, vmin: float | None = None, vmax: float | None = No
 
 
 def virtual_light(s: Scan, ax=None, *, azimuth_deg: float = 315.0, altitude_deg: float = 45.0,
-                  vertical_exaggeration: float = 1.0, title: str | None = None):
+                  vertical_exaggeration: float = 1.0, title: str | None = None) -> "Axes":
     """Draw a scan lit by a virtual light (hill-shading), like a comparison microscope.
 
     Parameters
@@ -312,7 +316,7 @@ def _first(d: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
-def regions(s: Scan, found: Any = None, ax=None, *, title: str | None = None, shaded: bool = False):
+def regions(s: Scan, found: Any = None, ax=None, *, title: str | None = None, shaded: bool = False) -> "Axes":
     """Draw the found regions (primer, firing-pin impression, breech-face annulus) on a scan.
 
     Parameters
@@ -457,7 +461,7 @@ def _rot_corners(centre_rc: Sequence[float], h: float, w: float, angle_deg: floa
 
 def cells(s: Scan, cmp: Any, ax=None, *, role: str = "reference", direction: str | None = None,
           vmin: float | None = None, vmax: float | None = None, show_ncc: bool = True,
-          title: str | None = None, shaded: bool = False, colorbar: bool = True):
+          title: str | None = None, shaded: bool = False, colorbar: bool = True) -> "Axes":
     """Draw one scan of a comparison with every cell outlined, congruent cells numbered.
 
     Parameters
@@ -545,7 +549,7 @@ def _cell_numbers(sel: Sequence[Mapping[str, Any]]) -> dict[int, int]:
 
 
 def comparison(a: Scan, b: Scan, cmp: Any, *, direction: str | None = None, fig=None,
-               shaded: bool = False, aligned: bool = True):
+               shaded: bool = False, aligned: bool = True) -> "Figure":
     """Side-by-side comparison: cells on the reference and on the target, shared colours.
 
     The left panel shows the reference scan with every cell outlined; congruent cells
@@ -623,7 +627,7 @@ def comparison(a: Scan, b: Scan, cmp: Any, *, direction: str | None = None, fig=
     return fig
 
 
-def rotation_curve(cmp: Any, ax=None, *, title: str | None = None):
+def rotation_curve(cmp: Any, ax=None, *, title: str | None = None) -> "Axes":
     """Number of congruent cells at each trial rotation, for each direction.
 
     Parameters
@@ -711,7 +715,7 @@ def local_correlation(x: np.ndarray, y: np.ndarray, window_px: int = 25,
 
 
 def agreement(a: Scan, b: Scan, cmp: Any = None, *, fig=None, window_um: float = 150.0,
-              aligned: tuple[Scan, Scan] | None = None):
+              aligned: tuple[Scan, Scan] | None = None) -> "Figure":
     """Map of where the aligned surfaces agree and where they differ.
 
     Left: local correlation of the two aligned surfaces (sliding window), 1 = the
@@ -769,7 +773,7 @@ def agreement(a: Scan, b: Scan, cmp: Any = None, *, fig=None, window_um: float =
 def score_reference(score: float, same: Iterable[float], different: Iterable[float], ax=None, *,
                     score_name: str = "congruent matching cells (count)",
                     source: str = "reference pairs", title: str | None = None,
-                    integer: bool = True, score_label: str = "this comparison"):
+                    integer: bool = True, score_label: str = "this comparison") -> "Axes":
     """Where a score falls against known same-firearm and different-firearm scores.
 
     Parameters
@@ -852,7 +856,7 @@ def roc_curve(same: Iterable[float], different: Iterable[float]) -> tuple[np.nda
 
 
 def roc(same: Iterable[float], different: Iterable[float], ax=None, *, label: str = "score",
-        title: str | None = None):
+        title: str | None = None) -> "Axes":
     """Draw the ROC curve of a score and print its area under the curve (AUC).
 
     Parameters
