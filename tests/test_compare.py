@@ -183,3 +183,26 @@ def test_angle_helpers():
     assert circ_median(np.array([170.0, -170.0, 175.0])) == pytest.approx(175.0)
     assert circ_span(np.array([170.0, -170.0])) == pytest.approx(20.0)
     assert circ_span(np.array([0.0, 90.0, 180.0, 270.0])) == pytest.approx(270.0)
+
+
+def test_cmcr_pipeline_reports_a_registration_that_aligns(fadul, pa):
+    """preset='cmcr' runs cmcR's own cell pipeline; its consensus, converted to the
+    Comparison convention, overlays the pair as well as the native pipeline's does."""
+    res = compare(pa, fadul[1], "original", preset="cmcr", rotation_range=(-27, -18))
+    assert res.params["pipeline"] == "cmcr"
+    d = res.directions["a_to_b"]
+    assert "cmcr_translation_px" in d and d["cmcr_translation_px"] != d["translation_px"]
+    nat = compare(pa, fadul[1], "original", rotation_range=(-27, -18), coarse_step=None)
+    assert np.allclose(d["translation_px"], nat.directions["a_to_b"]["translation_px"], atol=4)
+    assert res.correlation is not None and res.correlation > 0.5
+    al = align(fadul[1], res)
+    m = al.mask & fadul[0].mask
+    assert np.corrcoef(al.data[m], fadul[0].data[m])[0, 1] == pytest.approx(res.correlation)
+    assert all(c["ref_box_px"][2] in (68, 69) for c in res.cells)     # imsplit's 69 / 68 px cells
+
+
+def test_cmcr_pipeline_needs_the_full_grid(fadul):
+    with pytest.raises(ComparisonError, match="coarse_step"):
+        compare(fadul[0], fadul[1], pipeline="cmcr")
+    with pytest.raises(ComparisonError, match="pipeline"):
+        compare(fadul[0], fadul[1], pipeline="magic")

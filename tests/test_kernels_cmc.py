@@ -176,3 +176,153 @@ def test_pairwise_corr_matches_twin(source, real_surface):
             assert np.isnan(r[k])
     with pytest.raises(ValueError):
         pairwise_corr_at(cells, regions, np.array([14, 0, 0, 0]), sc)
+
+
+# ----------------------------------------------------------------------------- cmcR-compatible pipeline
+from ballistics.comparison._cmcr import cmcr_cells, cmcr_features, split_bounds  # noqa: E402
+from ballistics.kernels._cmc_cmcr import ccf_argmax, cut_windows, window_pearson  # noqa: E402
+
+
+def twin_window(img, r0, c0, nr, nc):
+    out = np.full((nr, nc), np.nan)
+    for i in range(nr):
+        for j in range(nc):
+            if 0 <= r0 + i < img.shape[0] and 0 <= c0 + j < img.shape[1]:
+                out[i, j] = img[r0 + i, c0 + j]
+    return out
+
+
+@pytest.mark.parametrize("source", ["random", "real"])
+def test_cut_windows_matches_twin(source, real_surface):
+    rng = np.random.default_rng(5)
+    img = random_surface(rng, (60, 70)) if source == "random" else real_surface
+    r0s, c0s = np.array([-5, 0, 20, 50]), np.array([3, -7, 40, 60])
+    nrs, ncs = np.array([25, 30, 17, 33]), np.array([30, 22, 31, 33])
+    f, miss = cut_windows(img, r0s, c0s, nrs, ncs, (40, 41))
+    assert f.shape == (4, 40, 41)
+    for k in range(4):
+        w = twin_window(img, r0s[k], c0s[k], nrs[k], ncs[k])
+        v = np.isfinite(w)
+        assert miss[k] == pytest.approx(1 - v.mean())
+        expect = np.zeros((40, 41))
+        if v.sum() > 1:
+            expect[:nrs[k], :ncs[k]] = np.where(v, (w - w[v].mean()) / w[v].std(ddof=1), 0.0)
+        np.testing.assert_allclose(f[k], expect, atol=1e-9)
+
+
+@pytest.mark.parametrize("source", ["random", "real"])
+def test_ccf_argmax_matches_twin(source, real_surface):
+    rng = np.random.default_rng(6)
+    K, L0, L1 = 5, 30, 28
+    G = rng.normal(size=(K, L0, L1)) if source == "random" else np.stack(
+        [np.nan_to_num(real_surface[k * 10:k * 10 + L0, k * 12:k * 12 + L1]) for k in range(K)])
+    nrs, ncs = rng.integers(5, 25, K), rng.integers(5, 25, K)
+    ir, ic = rng.integers(0, L0, (K, 25)), rng.integers(0, L1, (K, 25))
+    a, b = ccf_argmax(G, ir, ic, nrs, ncs)
+    for k in range(K):
+        win = G[k][np.ix_(ir[k, :nrs[k]], ic[k, :ncs[k]])]
+        ea, eb = np.unravel_index(np.argmax(win), win.shape)   # first maximum, row-major
+        assert (a[k], b[k]) == (ea, eb)
+
+
+@pytest.mark.parametrize("source", ["random", "real"])
+def test_window_pearson_matches_twin(source, real_surface):
+    rng = np.random.default_rng(7)
+    img = random_surface(rng, (60, 70)) if source == "random" else real_surface
+    cells = random_surface(rng, (4, 20, 21)) if source == "random" else np.stack(
+        [real_surface[5 * k:5 * k + 20, 30:51] for k in range(4)])
+    hs, ws = np.array([20, 19, 20, 15]), np.array([21, 21, 18, 20])
+    r0s, c0s = np.array([-3, 10, 45, 30]), np.array([0, -10, 60, 25])
+    r, n = window_pearson(img, cells, hs, ws, r0s, c0s)
+    for k in range(4):
+        e, en = twin_pearson(cells[k, :hs[k], :ws[k]], twin_window(img, r0s[k], c0s[k], hs[k], ws[k]))
+        assert n[k] == en
+        assert (np.isnan(r[k]) and np.isnan(e)) or r[k] == pytest.approx(e, abs=1e-9)
+
+
+def test_split_bounds_is_imsplits_error_diffusion():
+    assert np.diff(split_bounds(545, 8)).tolist() == [69] + [68] * 7
+    for n, nb in [(545, 8), (546, 8), (549, 8), (100, 7), (9, 9)]:
+        assert split_bounds(n, nb).tolist() == [math.ceil(n * j / nb) for j in range(nb + 1)]
+
+
+# A literal NumPy transcription of cmcR 0.1.11's per-cell steps (comparison_allTogether),
+# written from its R source: the twin of ballistics.comparison._cmcr.cmcr_features.
+def _r_round(x):
+    return np.sign(x) * np.trunc(np.abs(x) + 0.5)
+
+
+def twin_filter_via_fft(A, B):
+    m, n = np.array(A.shape), np.array(B.shape)
+    x = m + n - 1
+    pa, pb = np.zeros(x), np.zeros(x)
+    pa[:m[0], :m[1]], pb[:n[0], :n[1]] = A, B
+    C = np.fft.ifft2(np.fft.fft2(pa) * np.conj(np.fft.fft2(pb))).real
+    C = np.roll(C, (-int(math.ceil(x[0] / 2)), -int(math.ceil(x[1] / 2))), axis=(0, 1))   # R fftshift
+    v = _r_round((n - m) / 2).astype(int)
+    C = np.roll(C, (v[0], v[1]), axis=(0, 1))                                                 # circshift
+    hm = _r_round(m / 2).astype(int)
+    return C[hm[0] - 1:hm[0] - 1 + n[0], hm[1] - 1:hm[1] - 1 + n[1]]
+
+
+def twin_cmcr_cell(cell, rot, r0, c0, mult=3):
+    """(row offset, column offset, correlation) of one cell, or None if its region is dropped."""
+    h, w = cell.shape
+    xc, yc = (2 * r0 + 1 + h) / 2, (2 * c0 + 1 + w) / 2
+    top, bottom = math.floor(xc - mult * h / 2), math.ceil(xc + mult * h / 2)
+    left, right = math.floor(yc - mult * w / 2), math.ceil(yc + mult * w / 2)
+    reg = twin_window(rot, top - 1, left - 1, bottom - top + 1, right - left + 1)
+    if np.isnan(reg).mean() > 0.85:
+        return None
+    std = lambda z: (z - np.nanmean(z)) / np.nanstd(z, ddof=1)  # noqa: E731
+    cs, rs = std(cell), std(reg)
+    resp = twin_filter_via_fft(np.nan_to_num(cs), np.nan_to_num(rs))
+    ar, ac = np.unravel_index(np.argmax(resp), resp.shape)      # R: column-major on the transpose
+    dy, dx = ar - reg.shape[0] // 2, ac - reg.shape[1] // 2
+
+    def span(size, n, d):   # extractTargetCell: rows of the aligned cell in the region (1-based)
+        cen = (size + n - 1) // 2 - (d + size // 2 + 1)
+        lo, hi = cen - size // 2 + 2, cen + size // 2 + 2
+        return lo, hi, max(lo, 1), min(hi, n)
+
+    lo, hi, clo, chi = span(h, reg.shape[0], dy)
+    lc, hc, clc, chc = span(w, reg.shape[1], dx)
+    if chi - clo + 1 == h and chc - clc + 1 == w:
+        sr, sc = clo, clc
+    else:
+        sr, sc = lo + (hi - lo + 1 > h), lc + (hc - lc + 1 > w)
+    tgt = twin_window(rot, top - 1 + sr - 1, left - 1 + sc - 1, h, w)
+    return dy, dx, twin_pearson(cs, tgt)[0]
+
+
+@pytest.mark.parametrize("source", ["random", "real"])
+def test_cmcr_features_match_literal_twin(source):
+    from ballistics import datasets
+    rng = np.random.default_rng(8)
+    if source == "random":
+        a, b, grid = random_surface(rng, (93, 97), 0.4), random_surface(rng, (95, 92), 0.4), (4, 4)
+        thetas = np.array([-6.0, 0.0, 9.0])
+    else:
+        s = datasets.fadul("processed")
+        a, b, grid = s[0].data, s[1].data, (8, 8)
+        thetas = np.array([-21.0, 3.0])
+    cells = cmcr_cells(a, grid)
+    rb, cb = split_bounds(a.shape[0], grid[0]), split_bounds(a.shape[1], grid[1])
+    kept = [(i, j) for i in range(grid[0]) for j in range(grid[1])
+            if np.isnan(a[rb[i]:rb[i + 1], cb[j]:cb[j + 1]]).mean() <= 0.85]   # maxMissingProp
+    assert [tuple(x) for x in cells.rc] == kept
+    for f32 in (False, True):
+        feat = cmcr_features(cells, b, thetas, float32=f32)
+        n_checked = 0
+        for t, th in enumerate(thetas):
+            c = (b.shape[0] // 2, b.shape[1] // 2)
+            rot = twin_rotate(b, th, centre_in=c, centre_out=c)
+            for k, (r0, c0, h, w) in enumerate(cells.boxes):
+                e = twin_cmcr_cell(a[r0:r0 + h, c0:c0 + w], rot, r0, c0)
+                if e is None:
+                    assert np.isnan(feat.ncc[t, k])
+                    continue
+                n_checked += 1
+                assert (feat.dy[t, k], feat.dx[t, k]) == (e[0], e[1])
+                assert feat.ncc[t, k] == pytest.approx(e[2], abs=1e-9)
+        assert n_checked >= 10

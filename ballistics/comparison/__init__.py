@@ -10,8 +10,9 @@
 
 Methods: ``"original"`` (Song 2013), ``"high"`` (Tong et al. 2015, both directions
 combined as cmcR), ``"convergence"`` (Chen et al. 2017).  ``preset="cmcr"`` reproduces
-cmcR 0.1.11's settings.  The hot loops are Numba kernels in ``ballistics.kernels``
-(``_cmc_rotate``, ``_cmc_regions``, ``_ncc``); FFTs by ``scipy.fft``.
+cmcR 0.1.11's settings and cell pipeline (``_cmcr``; same counts as cmcR on its reference
+pairs).  The hot loops are Numba kernels in ``ballistics.kernels`` (``_cmc_rotate``,
+``_cmc_regions``, ``_ncc``, ``_cmc_cmcr``); FFTs by ``scipy.fft``.
 """
 
 from __future__ import annotations

@@ -153,6 +153,14 @@ class PreparedScan:
     min_valid: float
     levels: dict[int, Level] = field(default_factory=dict)
     _checksum: str | None = field(default=None, repr=False)
+    _cmcr: Any = field(default=None, repr=False)
+
+    def cmcr(self):
+        """The scan's cells as cmcR 0.1.11 cuts them (``preset="cmcr"``; built once)."""
+        if self._cmcr is None:
+            from ._cmcr import cmcr_cells
+            self._cmcr = cmcr_cells(self.scan.data, self.grid, 1.0 - self.min_valid)
+        return self._cmcr
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ from .._version import __version__
 from ..errors import ComparisonError, EmptyScanError
 from ..scan import Scan
 from ._cells import PreparedScan, prepare
+from ._cmcr import cmcr_features, native_translation, rotation_centre
 from ._cmc_convergence import classify_convergence
 from ._cmc_high import classify_high, cmc_theta_distribution, combine_directions
 from ._cmc_original import classify_original
@@ -47,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "min_overlap": 0.8,                  # masked NCC: overlap >= this fraction of the cell's valid pixels
     "spacing_tolerance": 0.01,           # relative spacing difference allowed between a and b
     "workers": 2,                        # FFT threads
+    "pipeline": "native",                # "native" or "cmcr" (cmcR 0.1.11's cells, regions, CCF, correlation)
 }
 
 #: Named parameter sets. ``"cmcr"`` reproduces cmcR 0.1.11's settings.
@@ -54,7 +56,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "cmcr": {"rotation_range": (-30.0, 30.0), "rotation_step": 3.0, "coarse_step": None,
              "correlation": "cmcr", "region_multiplier": 3, "high_fallback": "original",
-             "region_min_valid": 0.15, "require_consistency": False},
+             "region_min_valid": 0.15, "require_consistency": False, "pipeline": "cmcr"},
 }
 
 
@@ -153,6 +155,15 @@ def _both_directions(pa: PreparedScan, pb: PreparedScan, p: dict):
     inverse of the forward candidates was 40 % faster but made every pair consistent by
     construction: 10 % of the different-firearm Fadul pairs then had 6-24 CMCs.)
     """
+    if p["pipeline"] == "cmcr":
+        lo, hi = p["rotation_range"]
+        th = _thetas(lo, hi, p["rotation_step"])
+        # float32 FFTs: same counts as float64 on all six cmcR reference rows, 1.5x faster
+        kw = dict(region_multiplier=float(p["region_multiplier"]), workers=p["workers"], float32=True,
+                  max_missing=1.0 - float(p["region_min_valid"] if p["region_min_valid"] is not None
+                                          else p["min_valid"]))
+        return [("a_to_b", pa, pb, cmcr_features(pa.cmcr(), pb.scan.data, th, **kw), None),
+                ("b_to_a", pb, pa, cmcr_features(pb.cmcr(), pa.scan.data, -th[::-1], **kw), None)]
     if p["coarse_step"] is None:
         lo, hi = p["rotation_range"]
         th = _thetas(lo, hi, p["rotation_step"])
@@ -206,6 +217,25 @@ def _consistent(c_ab, c_ba, p: dict) -> bool:
     return bool(np.all(np.abs(np.array(c_ba[1:], float) - expect) <= p["translation_threshold_px"]))
 
 
+def _cmcr_to_native(feat: Features, cons, ref_shape, tgt_shape, p: dict) -> np.ndarray:
+    """cmcR's consensus ``(theta, x, y)`` as the translation ``t`` of :class:`Comparison`'s
+    convention ``x_b = c_b + M(theta) (x_a - c_a + t)`` (centres ``(n - 1) / 2``).
+
+    cmcR's translation is relative to each cell's region at the cell's own pixel indices,
+    in the target rotated about ``floor(n / 2)``; the median over the cells of the window
+    offset it implies is converted (reporting and :func:`align` only; the decision rules
+    use cmcR's values).
+    """
+    th = float(cons[0])
+    K = feat.n_cells
+    nat = np.stack(native_translation(feat.boxes, np.full(K, round(float(cons[1]))),
+                                      np.full(K, round(float(cons[2]))), p["region_multiplier"]), 1)
+    c_a = (np.asarray(ref_shape, float) - 1.0) / 2.0
+    c_b = (np.asarray(tgt_shape, float) - 1.0) / 2.0
+    c_rot = rotation_centre(tgt_shape)
+    return rotation_matrix(th).T @ (c_rot - c_b) + np.median(nat, axis=0) - c_rot + c_a
+
+
 def _resolve(method: str, preset: str, params: dict[str, Any]) -> dict[str, Any]:
     if method not in METHODS:
         raise ComparisonError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
@@ -221,6 +251,11 @@ def _resolve(method: str, preset: str, params: dict[str, Any]) -> dict[str, Any]
     p["rotation_range"] = tuple(float(x) for x in p["rotation_range"])
     if p["high_fallback"] not in ("none", "original"):
         raise ComparisonError(f"high_fallback must be 'none' or 'original', got {p['high_fallback']!r}")
+    if p["pipeline"] not in ("native", "cmcr"):
+        raise ComparisonError(f"pipeline must be 'native' or 'cmcr', got {p['pipeline']!r}")
+    if p["pipeline"] == "cmcr" and p["coarse_step"] is not None:
+        raise ComparisonError("pipeline='cmcr' evaluates every rotation (as cmcR); set coarse_step=None "
+                              "or use preset='cmcr'.")
     if p["correlation"] not in ("masked", "cmcr"):
         raise ComparisonError(f"correlation must be 'masked' or 'cmcr', got {p['correlation']!r}")
     if p["rotation_range"][1] < p["rotation_range"][0]:
@@ -261,8 +296,9 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "c
         The pair-level counts of all three are in ``Comparison.method_counts``.
     preset : {"default", "cmcr"}
         ``"default"``: rotations over the full circle, coarse-to-fine, masked NCC.
-        ``"cmcr"``: cmcR 0.1.11's settings (-30..30 deg by 3, full grid, zero-filled FFT
-        translation + pairwise-complete correlation) for validation against cmcR.
+        ``"cmcr"``: cmcR 0.1.11's settings and cell pipeline (-30..30 deg by 3, full grid,
+        ``pipeline="cmcr"``) for validation against cmcR; same counts as cmcR on its
+        reference pairs (``benchmarks/results_compare.md`` section 3).
     **params
         Override any of :data:`DEFAULTS`:
 
@@ -310,7 +346,17 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "c
             so the original rule's rotation check cannot reject anything and its count
             is no fair fallback).
         correlation : {"masked", "cmcr"}, default "masked"
-            Cell correlation: pairwise-complete masked NCC (Padfield 2012) or cmcR's.
+            Cell correlation of the native pipeline: pairwise-complete masked NCC
+            (Padfield 2012), or the zero-filled FFT translation + pairwise-complete
+            correlation at it (an approximation of cmcR's, usable with coarse-to-fine).
+        pipeline : {"native", "cmcr"}, default "native"
+            ``"cmcr"`` (preset ``"cmcr"``): cmcR 0.1.11's cell comparison step for step
+            (``ballistics.comparison._cmcr``: ``imager::imsplit`` cell grid, regions at
+            the cells' own pixel indices in the target rotated about ``floor(n / 2)``,
+            cartridges3D's zero-padded FFT cross-correlation window, the aligned target
+            cell's pairwise-complete correlation).  Reproduces cmcR's counts exactly on
+            all six reference rows; translations are cmcR's (relative to each cell's
+            region, rows and columns), only with ``coarse_step=None``.
         min_overlap : float, default 0.8
             Masked NCC: minimum overlap, fraction of the cell's valid pixels.  Smaller
             overlaps let the maximum over all shifts pick spurious high correlations on
@@ -373,23 +419,37 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "c
         if not np.all(np.isfinite(cons)):
             cons = r["original"]["consensus"]
         feat, ref, tgt = r["feat"], r["ref"], r["tgt"]
+        t_out = [float(cons[1]), float(cons[2])]
+        if p["pipeline"] == "cmcr" and np.all(np.isfinite(cons)):
+            t_out = [float(x) for x in _cmcr_to_native(r["feat"], cons, ref.scan.shape, tgt.scan.shape, p)]
         directions[name] = {
             "cmc_count": int(dec["count"]), "rotation_deg": float(cons[0]),
-            "translation_px": [float(cons[1]), float(cons[2])],
+            "translation_px": t_out,
             "passed": None if dec["passed"] is None else bool(dec["passed"]),
             "original_count": int(r["original"]["count"]), "high_count": int(r["high"]["count"]),
             "high_passed": bool(r["high"]["passed"]), "convergence_count": int(r["convergence"]["count"]),
             "n_cells": int(feat.n_cells), "reference": ref.name, "target": tgt.name,
             "consistent": bool(consistent),
         }
-        lr, lt = ref.level(1), tgt.level(1)
-        H, W = lr.data.shape
+        if p["pipeline"] == "cmcr":   # cmcR's own (x, y): relative to each cell's region
+            directions[name]["cmcr_translation_px"] = [float(cons[1]), float(cons[2])]
+        H, W = ref.scan.shape
+        c_ref = np.array([(H - 1) / 2.0, (W - 1) / 2.0])
+        c_tgt = np.array([(tgt.scan.shape[0] - 1) / 2.0, (tgt.scan.shape[1] - 1) / 2.0])
+        cmcr = p["pipeline"] == "cmcr"
+        if cmcr:   # window offsets in the rotated target (cmcR's x, y are relative to its region)
+            nat = np.stack(native_translation(feat.boxes, np.nan_to_num(dec["dy"]), np.nan_to_num(dec["dx"]),
+                                              p["region_multiplier"]), axis=1).astype(float)
+            c_rot = rotation_centre(tgt.scan.shape)
         for k in range(feat.n_cells):
             r0, c0, h, w = (int(x) for x in feat.boxes[k])
-            p_ = lr.cell_centres[k]
+            p_ = feat.boxes[k, :2].astype(float) + (feat.boxes[k, 2:].astype(float) - 1.0) / 2.0
             th = float(dec["theta"][k])
             t = np.array([dec["dy"][k], dec["dx"][k]], float)
-            tc = lt.centre + rotation_matrix(th) @ (p_ - lr.centre + t)
+            if cmcr:
+                tc = c_rot + rotation_matrix(th) @ (p_ + nat[k] - c_rot)
+            else:
+                tc = c_tgt + rotation_matrix(th) @ (p_ - c_ref + t)
             ncc = float(dec["ncc"][k])
             cong = bool(dec["congruent"][k])
             if cong:
