@@ -23,12 +23,9 @@ cmcR 0.1.11 (R package).  Song, J. (2013) AFTE J. 45(2), 184-194.
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see _cmc_regions.py
-
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numpy as np
+from numba import njit, prange
 
 __all__ = ["cut_windows", "ccf_argmax", "window_pearson"]
 

@@ -19,15 +19,9 @@ rounded to the nearest pixel.
 from __future__ import annotations
 
 import math
-import os
 
-# Numba's OpenMP layer spin-waits between parallel regions by default; on a shared
-# 2-core machine that steals the cores from scipy.fft's threads and made the kernels
-# 10-20x slower (measured, see benchmarks/results_compare.md).  Users can override.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numpy as np
+from numba import njit, prange
 
 __all__ = ["rotate_nearest"]
 

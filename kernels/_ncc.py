@@ -23,17 +23,39 @@ Congruent Matching Cells method. Journal of Data Science / R Journal.
 from __future__ import annotations
 
 import math
-import os
 
-# Numba's OpenMP layer spin-waits between parallel regions by default; on a shared
-# 2-core machine that steals the cores from scipy.fft's threads and made the kernels
-# 10-20x slower (measured, see benchmarks/results_compare.md).  Users can override.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+from numba import njit, prange
 
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+# (OMP_WAIT_POLICY=PASSIVE is set by the package's __init__, see its docstring.)
 
 __all__ = ["ncc_from_sums", "masked_ncc_direct", "pairwise_corr_at"]
+
+
+@njit(inline="always")
+def _pearson(n, a, b, aa, bb, ab):
+    """Correlation from the sums over ``n`` pixels; -3 when a side has no variance."""
+    vc = aa - a * a / n
+    vf = bb - b * b / n
+    if vc <= 1e-9 * n or vf <= 1e-9 * n:
+        return -3.0
+    return (ab - a * b / n) / math.sqrt(vc * vf)
+
+
+@njit(inline="always")
+def _store(k, best, bsr, bsc, bn, out_r, out_sr, out_sc, out_n):
+    """Write cell ``k``'s best shift, or NaN and zeros when none was admissible."""
+    if bsr < 0:
+        out_r[k] = np.nan
+        out_sr[k] = 0
+        out_sc[k] = 0
+        out_n[k] = 0
+    else:
+        out_r[k] = min(best, 1.0)
+        out_sr[k] = bsr
+        out_sc[k] = bsc
+        out_n[k] = bn
+
 
 
 @njit(parallel=True, cache=True)
@@ -55,28 +77,14 @@ def _ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, n_sr, n_sc, min_n, out_r, ou
                 n = math.floor(s_n[k, sr, sc] + 0.5)
                 if n < min_n[k]:
                     continue
-                sc_ = s_c[k, sr, sc]
-                sf_ = s_f[k, sr, sc]
-                vc = s_cc[k, sr, sc] - sc_ * sc_ / n
-                vf = s_ff[k, sr, sc] - sf_ * sf_ / n
-                if vc <= 1e-9 * n or vf <= 1e-9 * n:
-                    continue
-                r = (s_cf[k, sr, sc] - sc_ * sf_ / n) / math.sqrt(vc * vf)
+                r = _pearson(n, s_c[k, sr, sc], s_f[k, sr, sc], s_cc[k, sr, sc], s_ff[k, sr, sc],
+                             s_cf[k, sr, sc])
                 if r > best:
                     best = r
                     bsr = sr
                     bsc = sc
                     bn = n
-        if bsr < 0:
-            out_r[k] = np.nan
-            out_sr[k] = 0
-            out_sc[k] = 0
-            out_n[k] = 0
-        else:
-            out_r[k] = min(best, 1.0)
-            out_sr[k] = bsr
-            out_sc[k] = bsc
-            out_n[k] = bn
+        _store(k, best, bsr, bsc, bn, out_r, out_sr, out_sc, out_n)
 
 
 def ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, n_shifts, min_n):
@@ -138,26 +146,13 @@ def _masked_ncc_direct(cells, regions, sr0, sc0, n_sr, n_sc, min_n, out_r, out_s
                             ab += x * y
                 if n < min_n[k]:
                     continue
-                vc = aa - a * a / n
-                vf = bb - b * b / n
-                if vc <= 1e-9 * n or vf <= 1e-9 * n:
-                    continue
-                r = (ab - a * b / n) / math.sqrt(vc * vf)
+                r = _pearson(n, a, b, aa, bb, ab)
                 if r > best:
                     best = r
                     bsr = sr
                     bsc = sc
                     bn = n
-        if bsr < 0:
-            out_r[k] = np.nan
-            out_sr[k] = 0
-            out_sc[k] = 0
-            out_n[k] = 0
-        else:
-            out_r[k] = min(best, 1.0)
-            out_sr[k] = bsr
-            out_sc[k] = bsc
-            out_n[k] = bn
+        _store(k, best, bsr, bsc, bn, out_r, out_sr, out_sc, out_n)
 
 
 def masked_ncc_direct(cells, regions, n_shifts, min_n, start=(0, 0)):

@@ -15,7 +15,8 @@ SHARED = Path(os.environ.get("BALLISTICS_SHARED_DATA", ROOT.parent / "shared" / 
 def shared_data() -> Path:
     """Path to ../shared/data; tests that need it skip with a reason where it is absent."""
     if not (SHARED / "README.md").exists():
-        pytest.skip(f"real-scan collection not found at {SHARED} (set BALLISTICS_SHARED_DATA); "
+        pytest.skip(f"the ../shared/data real-scan collection is not at {SHARED} "
+                    "(set BALLISTICS_SHARED_DATA to it); "
                     "the bundled sample still covers the core")
     return SHARED
 
@@ -24,7 +25,7 @@ def shared_path(*parts: str) -> Path:
     """A path inside ../shared/data, skipping the test when it is missing."""
     p = SHARED.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"{p} not present (real-scan collection is only on CI/dev machines)")
+        pytest.skip(f"{p} not present (the ../shared/data real-scan collection is only on CI/dev machines)")
     return p
 
 
