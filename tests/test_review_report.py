@@ -269,6 +269,15 @@ def test_regions_figure_on_found_regions():
 
 
 @pytest.mark.slow
+def test_raw_report_says_reference_was_prepared_differently(tmp_path):
+    raw = {s.name: s for s in datasets.fadul("raw")}
+    html = ballistics.report(raw["Fadul 1-1"], raw["Fadul 2-1"], extract=True, reference="bundled")
+    assert "placement is indicative only" in html
+    processed = datasets.fadul("processed")
+    html = ballistics.report(processed[0], processed[2], reference="bundled")
+    assert "placement is indicative only" not in html
+
+
 def test_report_from_raw_scans_with_extraction(tmp_path):
     raw = {s.name: s for s in datasets.fadul("raw")}
     a, b = raw["Fadul 1-1"], raw["Fadul 1-2"]

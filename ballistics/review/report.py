@@ -500,6 +500,11 @@ def report(a: Scan | str | os.PathLike, b: Scan | str | os.PathLike, *, comparis
     n_cells = sum(1 for c in cells_all if c.get("direction", "a_to_b") == dirs[0])
     body.append("<h2>Summary</h2><div class='summary'>"
                 + _summary_text(d, a, b, place, ref_desc, n_cells) + "</div>")
+    if extract and place is not None:
+        ref_warning = ((ref_warning + " ") if ref_warning else "") + (
+            "These breech faces were extracted from raw scans by this engine, while the reference scores "
+            "come from breech faces prepared by CSAFE/cmcR; the preparation differs (region edges, filtering), "
+            "so the placement is indicative only.")
     if ref_warning:
         log.warning(ref_warning)
         body.append(f"<p class='caveat'><b>Warning:</b> {_e(ref_warning)}</p>")
