@@ -275,15 +275,18 @@ class Scan:
 
 
 def _jsonable(obj: Any) -> Any:
-    """Convert numpy scalars, tuples, datetimes and arrays into JSON-friendly values."""
+    """JSON-friendly copy: numpy scalars and arrays to Python, tuples to lists, datetimes
+    to ISO text, NaN and infinities to None (strict JSON has no NaN)."""
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return _jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()
     if isinstance(obj, (_dt.datetime, _dt.date)):
         return obj.isoformat()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
     return obj

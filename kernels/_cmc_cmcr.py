@@ -30,6 +30,30 @@ from numba import njit, prange
 __all__ = ["cut_windows", "ccf_argmax", "window_pearson"]
 
 
+@njit(inline="always")
+def _region_moments(img, r0, c0, h, w, mu):
+    """Count, sum and squared sum of ``v - mu`` over the valid pixels of
+    ``img[r0:r0+h, c0:c0+w]`` (outside ``img`` counts as missing)."""
+    R, C = img.shape
+    n = 0.0
+    s = 0.0
+    ss = 0.0
+    for i in range(h):
+        r = r0 + i
+        if r < 0 or r >= R:
+            continue
+        for j in range(w):
+            c = c0 + j
+            if 0 <= c < C:
+                v = img[r, c]
+                if v == v:
+                    v -= mu
+                    n += 1.0
+                    s += v
+                    ss += v * v
+    return n, s, ss
+
+
 @njit(parallel=True, cache=True)
 def _cut_windows(img, r0s, c0s, nrs, ncs, f, miss):
     """For every cell, the window ``img[r0:r0+nr, c0:c0+nc]`` (NaN outside ``img``)
@@ -41,32 +65,10 @@ def _cut_windows(img, r0s, c0s, nrs, ncs, f, miss):
     R, C = img.shape
     HF, WF = f.shape[1], f.shape[2]
     for k in prange(K):
-        n = 0.0
-        s = 0.0
-        for i in range(nrs[k]):
-            r = r0s[k] + i
-            if r < 0 or r >= R:
-                continue
-            for j in range(ncs[k]):
-                c = c0s[k] + j
-                if 0 <= c < C:
-                    v = img[r, c]
-                    if v == v:
-                        n += 1.0
-                        s += v
+        n, s, _ = _region_moments(img, r0s[k], c0s[k], nrs[k], ncs[k], 0.0)
         miss[k] = 1.0 - n / (nrs[k] * ncs[k])
         mu = s / n if n > 0 else 0.0
-        ss = 0.0
-        for i in range(nrs[k]):
-            r = r0s[k] + i
-            if r < 0 or r >= R:
-                continue
-            for j in range(ncs[k]):
-                c = c0s[k] + j
-                if 0 <= c < C:
-                    v = img[r, c]
-                    if v == v:
-                        ss += (v - mu) * (v - mu)
+        _, _, ss = _region_moments(img, r0s[k], c0s[k], nrs[k], ncs[k], mu)
         sd = math.sqrt(ss / (n - 1.0)) if n > 1 else 0.0
         inv = 1.0 / sd if sd > 0 else 0.0
         for i in range(HF):
@@ -168,54 +170,55 @@ def ccf_argmax(G: np.ndarray, ir: np.ndarray, ic: np.ndarray, nrs: np.ndarray,
     return out_r, out_c
 
 
+@njit(inline="always")
+def _window_moments(img, cells, k, h, w, r0, c0, ma, mb):
+    """Over the pixels valid in both cell ``k`` and ``img[r0:r0+h, c0:c0+w]`` (outside
+    ``img`` counts as missing): count, sums of ``a - ma`` and ``b - mb``, and their
+    cross and squared sums."""
+    R, C = img.shape
+    n = 0.0
+    sa = 0.0
+    sb = 0.0
+    sab = 0.0
+    saa = 0.0
+    sbb = 0.0
+    for i in range(h):
+        r = r0 + i
+        if r < 0 or r >= R:
+            continue
+        for j in range(w):
+            c = c0 + j
+            if c < 0 or c >= C:
+                continue
+            a = cells[k, i, j]
+            b = img[r, c]
+            if a == a and b == b:
+                a -= ma
+                b -= mb
+                n += 1.0
+                sa += a
+                sb += b
+                sab += a * b
+                saa += a * a
+                sbb += b * b
+    return n, sa, sb, sab, saa, sbb
+
+
 @njit(parallel=True, cache=True)
 def _window_pearson(img, cells, hs, ws, r0s, c0s, out, nout):
     """Pearson correlation over the pixels valid in both the cell ``cells[k, :h, :w]`` and
     ``img[r0:r0+h, c0:c0+w]`` (NaN outside ``img``); cmcR 0.1.11 ``comparison_allTogether``,
-    ``cor(cell, alignedTargetCell, use = "pairwise.complete.obs")``."""
+    ``cor(cell, alignedTargetCell, use = "pairwise.complete.obs")``.  Two passes (means,
+    then centred sums) for the accuracy of R's ``cor``."""
     K = r0s.shape[0]
-    R, C = img.shape
     for k in prange(K):
-        n = 0.0
-        sa = 0.0
-        sb = 0.0
-        for i in range(hs[k]):
-            r = r0s[k] + i
-            if r < 0 or r >= R:
-                continue
-            for j in range(ws[k]):
-                c = c0s[k] + j
-                if c < 0 or c >= C:
-                    continue
-                a = cells[k, i, j]
-                b = img[r, c]
-                if a == a and b == b:
-                    n += 1.0
-                    sa += a
-                    sb += b
+        n, sa, sb, _, _, _ = _window_moments(img, cells, k, hs[k], ws[k], r0s[k], c0s[k], 0.0, 0.0)
         nout[k] = n
         if n < 2:
             out[k] = np.nan
             continue
-        ma = sa / n
-        mb = sb / n
-        sab = 0.0
-        saa = 0.0
-        sbb = 0.0
-        for i in range(hs[k]):
-            r = r0s[k] + i
-            if r < 0 or r >= R:
-                continue
-            for j in range(ws[k]):
-                c = c0s[k] + j
-                if c < 0 or c >= C:
-                    continue
-                a = cells[k, i, j]
-                b = img[r, c]
-                if a == a and b == b:
-                    sab += (a - ma) * (b - mb)
-                    saa += (a - ma) * (a - ma)
-                    sbb += (b - mb) * (b - mb)
+        _, _, _, sab, saa, sbb = _window_moments(img, cells, k, hs[k], ws[k], r0s[k], c0s[k],
+                                                 sa / n, sb / n)
         d = math.sqrt(saa * sbb)
         out[k] = sab / d if d > 0 else np.nan
 

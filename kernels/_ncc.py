@@ -43,6 +43,31 @@ def _pearson(n, a, b, aa, bb, ab):
 
 
 @njit(inline="always")
+def _masked_sums(cells, regions, k, r0, c0):
+    """Count, sums, sums of squares and cross sum over the pixels where cell ``k`` and
+    ``regions[k, r0:r0+h, c0:c0+w]`` are both valid (not NaN)."""
+    h, w = cells.shape[1], cells.shape[2]
+    n = 0.0
+    a = 0.0
+    b = 0.0
+    aa = 0.0
+    bb = 0.0
+    ab = 0.0
+    for i in range(h):
+        for j in range(w):
+            x = cells[k, i, j]
+            y = regions[k, r0 + i, c0 + j]
+            if x == x and y == y:
+                n += 1.0
+                a += x
+                b += y
+                aa += x * x
+                bb += y * y
+                ab += x * y
+    return n, a, b, aa, bb, ab
+
+
+@njit(inline="always")
 def _store(k, best, bsr, bsc, bn, out_r, out_sr, out_sc, out_n):
     """Write cell ``k``'s best shift, or NaN and zeros when none was admissible."""
     if bsr < 0:
@@ -119,7 +144,7 @@ def ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, n_shifts, min_n):
 def _masked_ncc_direct(cells, regions, sr0, sc0, n_sr, n_sc, min_n, out_r, out_sr, out_sc, out_n):
     """Best masked NCC per cell by direct summation over shifts
     ``[sr0, sr0 + n_sr) x [sc0, sc0 + n_sc)``; NaN marks missing pixels (Padfield 2012)."""
-    K, h, w = cells.shape
+    K = cells.shape[0]
     for k in prange(K):
         best = -2.0
         bsr = -1
@@ -127,23 +152,7 @@ def _masked_ncc_direct(cells, regions, sr0, sc0, n_sr, n_sc, min_n, out_r, out_s
         bn = 0.0
         for sr in range(sr0, sr0 + n_sr):
             for sc in range(sc0, sc0 + n_sc):
-                n = 0.0
-                a = 0.0
-                b = 0.0
-                aa = 0.0
-                bb = 0.0
-                ab = 0.0
-                for i in range(h):
-                    for j in range(w):
-                        x = cells[k, i, j]
-                        y = regions[k, sr + i, sc + j]
-                        if x == x and y == y:
-                            n += 1.0
-                            a += x
-                            b += y
-                            aa += x * x
-                            bb += y * y
-                            ab += x * y
+                n, a, b, aa, bb, ab = _masked_sums(cells, regions, k, sr, sc)
                 if n < min_n[k]:
                     continue
                 r = _pearson(n, a, b, aa, bb, ab)
@@ -196,27 +205,9 @@ def _pairwise_corr_at(cells, regions, sr, sc, min_n, out_r, out_n):
     """Pearson correlation of each cell with the region patch at its shift, over the
     pixels valid in both ("pairwise complete", as R's ``cor(use = "pairwise.complete.obs")``
     used by cmcR)."""
-    K, h, w = cells.shape
+    K = cells.shape[0]
     for k in prange(K):
-        n = 0.0
-        a = 0.0
-        b = 0.0
-        aa = 0.0
-        bb = 0.0
-        ab = 0.0
-        r0 = sr[k]
-        c0 = sc[k]
-        for i in range(h):
-            for j in range(w):
-                x = cells[k, i, j]
-                y = regions[k, r0 + i, c0 + j]
-                if x == x and y == y:
-                    n += 1.0
-                    a += x
-                    b += y
-                    aa += x * x
-                    bb += y * y
-                    ab += x * y
+        n, a, b, aa, bb, ab = _masked_sums(cells, regions, k, sr[k], sc[k])
         out_n[k] = n
         if n < max(min_n[k], 2.0):
             out_r[k] = np.nan

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..scan import _jsonable as _clean
+
 __all__ = ["Comparison"]
-
-
-def _clean(o: Any) -> Any:
-    """JSON-friendly copy: numpy scalars to Python, NaN to None, tuples to lists."""
-    import numpy as np
-
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _clean(o.tolist())
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
 
 
 @dataclass
