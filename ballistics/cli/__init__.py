@@ -19,7 +19,7 @@ from .._version import __version__
 from ..errors import BallisticsError
 
 #: Modules of this package that add sub-commands, in the order of the pipeline.
-COMMAND_MODULES = ["_info", "_extract", "_compare", "_db", "_report", "_demo"]
+COMMAND_MODULES = ["_info", "_extract", "_compare", "_db", "_batch", "_validate", "_report", "_demo"]
 
 
 def emit(obj: Any, as_json: bool) -> None:
