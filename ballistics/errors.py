@@ -15,6 +15,7 @@ __all__ = [
     "ScanTooLargeError",
     "UnitsError",
     "EmptyScanError",
+    "ScanValidationError",
     "RegionNotFoundError",
     "ComparisonError",
     "DatabaseError",
@@ -47,6 +48,11 @@ class UnitsError(BallisticsError, ValueError):
 
 class EmptyScanError(BallisticsError, ValueError):
     """A scan or a region holds no (or too little) valid data to work with."""
+
+
+class ScanValidationError(BallisticsError, ValueError):
+    """A scan breaks an invariant of the scan model (see :meth:`ballistics.Scan.validate`):
+    wrong shape or type, infinite values, implausible spacing or heights."""
 
 
 class RegionNotFoundError(BallisticsError, ValueError):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._version import __version__
-from .errors import EmptyScanError, UnitsError
+from .errors import EmptyScanError, ScanValidationError, UnitsError
 
 __all__ = ["Scan", "Provenance", "array_checksum"]
 
@@ -186,6 +186,75 @@ class Scan:
             return str(self.exhibit_id)
         src = self.provenance.source
         return src.rsplit("/", 1)[-1] if src else "scan"
+
+    # ------------------------------------------------------------------ invariants
+    def validate(self, max_abs_height_m: float | None = None) -> "Scan":
+        """Check the invariants of the scan model; every reader calls this.
+
+        Checked: ``data`` is a 2-D, non-empty float64 array whose values are finite or
+        NaN (never infinite); ``spacing`` is two finite numbers in the plausible range
+        :data:`SPACING_RANGE_M` (metres); ``kind`` is known; heights lie within
+        ``+/- max_abs_height_m``; the validity mask has the data's shape and marks
+        exactly the finite values; the region geometry, if any, holds finite numbers; the
+        source checksum, if any, is a SHA-256 hex digest.
+
+        Parameters
+        ----------
+        max_abs_height_m : float, optional
+            Largest height magnitude accepted, metres. Default: the readers' current
+            limit, ``ballistics.reading.LIMITS.max_abs_height_m`` (0.1 m).
+
+        Returns
+        -------
+        Scan
+            ``self``, so that ``scan = read(...).validate()`` chains.
+
+        Raises
+        ------
+        ScanValidationError
+            An invariant is broken; the message names the scan and the invariant.
+        """
+        who = self.provenance.source or self.name
+        if max_abs_height_m is None:
+            from .reading._limits import LIMITS  # imported late: reading imports this module
+
+            max_abs_height_m = LIMITS.max_abs_height_m
+
+        def fail(msg: str) -> ScanValidationError:
+            return ScanValidationError(f"{who}: {msg}")
+
+        d = self.data
+        if not isinstance(d, np.ndarray) or d.dtype != np.float64 or d.ndim != 2 or d.size == 0:
+            raise fail(f"data must be a non-empty 2-D float64 array, got "
+                       f"{type(d).__name__} {getattr(d, 'dtype', '?')} {getattr(d, 'shape', '?')}.")
+        if np.isinf(d).any():
+            raise fail("data holds infinite values; missing points must be NaN.")
+        if self.kind not in ("height", "intensity"):
+            raise fail(f"kind must be 'height' or 'intensity', got {self.kind!r}.")
+        sp = self.spacing
+        if (not isinstance(sp, tuple) or len(sp) != 2
+                or not all(isinstance(v, float) and np.isfinite(v)
+                           and SPACING_RANGE_M[0] <= v <= SPACING_RANGE_M[1] for v in sp)):
+            raise fail(f"spacing must be (dy, dx) in metres within {SPACING_RANGE_M[0]:g}.."
+                       f"{SPACING_RANGE_M[1]:g}, got {sp!r}.")
+        mask = self.mask
+        if mask.shape != d.shape or mask.dtype != bool:
+            raise fail(f"the validity mask has shape {mask.shape}, the data {d.shape}.")
+        if mask.any() and self.kind == "height":
+            peak = float(np.nanmax(np.abs(d)))
+            if not peak <= max_abs_height_m:
+                raise fail(f"a height of {peak:g} m exceeds the physical bound of {max_abs_height_m:g} m "
+                           "(ballistics.reading.LIMITS.max_abs_height_m); the heights are not metres "
+                           "or the file is damaged.")
+        if self.region is not None:
+            nums = [v for v in self.region.values() if isinstance(v, (int, float, np.number))
+                    and not isinstance(v, bool)]
+            if not all(np.isfinite(float(v)) for v in nums):
+                raise fail(f"the region geometry holds non-finite numbers: {self.region!r}.")
+        sha = self.provenance.sha256
+        if sha and not (len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+            raise fail(f"the source checksum {sha!r} is not a SHA-256 hex digest.")
+        return self
 
     # ------------------------------------------------------------------ helpers
     def require_valid(self, min_fraction: float = 0.0, what: str = "scan") -> None:

@@ -244,7 +244,7 @@ def test_all_nan_scan(tmp_path):
 
 def test_huge_file_limits(tmp_path, surface, monkeypatch):
     (tmp_path / "s.x3p").write_bytes(_x3p_bytes(surface))
-    monkeypatch.setattr(reading, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(reading.LIMITS, "max_file_bytes", 100)
     with pytest.raises(ScanTooLargeError, match="limit"):
         ballistics.read_scan(tmp_path / "s.x3p")
 

@@ -10,24 +10,24 @@ Formats are recognised by their content, not their file name:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import EmptyScanError, ScanFormatError, ScanReadError, ScanTooLargeError
+from .._io import atomic_open, sha256_file, sha256_stream
+from ..errors import (BallisticsError, EmptyScanError, ScanFormatError, ScanReadError, ScanTooLargeError,
+                      ScanValidationError, UnitsError)
 from ..scan import Provenance, Scan, _jsonable
 from ._al3d import read_al3d_arrays
-from ._image import MAX_IMAGE_PIXELS, read_image_arrays
-from ._x3p import MAX_FILE_BYTES, MAX_MEMBER_BYTES, MAX_PIXELS, read_x3p_arrays, write_x3p_file
+from ._image import read_image_arrays
+from ._limits import LIMITS, Limits, current_limits
+from ._x3p import read_x3p_arrays, write_x3p_file
 
-__all__ = ["read_scan", "write_x3p", "file_sha256", "MAX_FILE_BYTES", "MAX_MEMBER_BYTES",
-           "MAX_PIXELS", "MAX_IMAGE_PIXELS"]
+__all__ = ["read_scan", "write_x3p", "file_sha256", "scan_from_array", "Limits", "LIMITS"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,27 @@ _MARKER = "ballistics-provenance:"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """SHA-256 hex digest of a file's bytes, read in 1 MiB chunks."""
+    return sha256_file(path)
+
+
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(b"PK"):
+        return "x3p"
+    if head.startswith(b"\x89PNG") or head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "image"
+    if head.startswith(b"AliconaImaging"):
+        return "al3d"
+    return None
+
+
+def _decode(p: Path, fh: BinaryIO, kind: str, spacing: float | tuple[float, float] | None,
+            limits: Limits) -> dict[str, Any]:
+    if kind == "x3p":
+        return read_x3p_arrays(p, fh, limits)
+    if kind == "image":
+        return read_image_arrays(p, fh, spacing, limits)
+    return read_al3d_arrays(p, fh, limits)
 
 
 def read_scan(
@@ -50,8 +65,9 @@ def read_scan(
     case_id: str | None = None,
     exhibit_id: str | None = None,
     allow_empty: bool = False,
+    limits: Limits | None = None,
 ) -> Scan:
-    """Read a cartridge-case scan from an x3p file or a PNG/TIFF image.
+    """Read a cartridge-case scan from an x3p, al3d or PNG/TIFF file.
 
     Parameters
     ----------
@@ -64,19 +80,25 @@ def read_scan(
         Identifiers to attach to the scan. The exhibit id defaults to the file's stem.
     allow_empty : bool, default False
         Accept a scan without any measured value instead of raising.
+    limits : Limits, optional
+        Safety limits (sizes, pixels, heights); default the process-wide
+        :data:`ballistics.reading.LIMITS`, looked up at call time.
 
     Returns
     -------
     Scan
         Heights in metres (NaN where not measured) or image intensity, with the file's
-        SHA-256, the reader and every repair applied recorded in ``scan.provenance``.
+        SHA-256, the reader and every repair applied recorded in ``scan.provenance``;
+        it has passed :meth:`Scan.validate`.
 
     Raises
     ------
     ScanReadError
-        The file is missing, empty, truncated, corrupt or of an unknown kind.
+        The file is missing, empty, truncated, corrupt or of an unknown kind
+        (:class:`ScanFormatError` for damaged content, including a checksum mismatch
+        or values that break :meth:`Scan.validate`).
     ScanTooLargeError
-        The file exceeds :data:`MAX_FILE_BYTES` / :data:`MAX_PIXELS`.
+        The file, an archive member or the surface exceeds ``limits``.
     UnitsError
         Spacing or heights are in units that cannot be determined.
     EmptyScanError
@@ -87,35 +109,40 @@ def read_scan(
     ISO 25178-72:2017, Geometrical product specifications -- Surface texture: Areal --
     Part 72: XML file format x3p.
     """
+    lim = current_limits(limits)
     p = Path(path)
     if not p.exists():
         raise ScanReadError(f"{p}: no such file.")
     if p.is_dir():
         raise ScanReadError(f"{p}: is a directory, not a scan file.")
-    size = p.stat().st_size
-    if size == 0:
-        raise ScanReadError(f"{p}: the file is empty (0 bytes); copy it again from its source.")
-    if size > MAX_FILE_BYTES:
-        raise ScanTooLargeError(f"{p}: {size / 1e9:.1f} GB exceeds the {MAX_FILE_BYTES / 1e9:.1f} GB limit "
-                                "(ballistics.reading.MAX_FILE_BYTES).")
     try:
-        raw = p.read_bytes()
+        fh = open(p, "rb")
     except OSError as exc:
-        raise ScanReadError(f"{p}: cannot read the file ({exc}).") from exc
-    sha = hashlib.sha256(raw).hexdigest()
-    head = raw[:16]
-    if head.startswith(b"PK"):
-        parts = read_x3p_arrays(p, raw)
-        kind = "height"
-    elif head.startswith(b"\x89PNG") or head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        parts = read_image_arrays(p, raw, spacing)
-        kind = "intensity"
-    elif head.startswith(b"AliconaImaging"):
-        parts = read_al3d_arrays(p, raw, MAX_PIXELS)
-        kind = "height"
-    else:
-        raise ScanFormatError(f"{p}: not a scan file this engine reads (expected ISO 25178-72 x3p, PNG"
-                              f", TIFF or Alicona al3d; the file starts with {head[:8]!r}).")
+        raise ScanReadError(f"{p}: cannot open the file ({exc}).") from exc
+    with fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise ScanReadError(f"{p}: the file is empty (0 bytes); copy it again from its source.")
+            if size > lim.max_file_bytes:
+                raise ScanTooLargeError(f"{p}: {size / 1e9:.1f} GB exceeds the {lim.max_file_bytes / 1e9:.1f} GB "
+                                        "limit (ballistics.reading.LIMITS.max_file_bytes).")
+            sha = sha256_stream(fh)
+            fh.seek(0)
+            head = fh.read(16)
+        except OSError as exc:
+            if isinstance(exc, BallisticsError):
+                raise
+            raise ScanReadError(f"{p}: cannot read the file ({exc}).") from exc
+        kind_of_file = _sniff(head)
+        if kind_of_file is None:
+            raise ScanFormatError(f"{p}: not a scan file this engine reads (expected ISO 25178-72 x3p, PNG"
+                                  f", TIFF or Alicona al3d; the file starts with {head[:8]!r}).")
+        parts = _decode(p, fh, kind_of_file, spacing, lim)
+    kind = "intensity" if kind_of_file == "image" else "height"
+    if np.isinf(parts["data"]).any():
+        raise ScanFormatError(f"{p}: the file holds infinite values; missing points must be NaN "
+                              "(or invalid), so the file is damaged.")
     meta = parts["metadata"]
     prov = Provenance(source=p.name, sha256=sha, reader=parts["reader"], fixes=parts["fixes"])
     region = None
@@ -123,32 +150,49 @@ def read_scan(
     if _MARKER in comment:  # written by write_x3p: restore identifiers and history
         try:
             saved = json.loads(comment.split(_MARKER, 1)[1])
-            prov.steps = saved.get("steps", [])
-            prov.fixes = saved.get("fixes", []) + prov.fixes
+            steps = list(saved.get("steps", []))
+            fixes = list(saved.get("fixes", []))
+            if not all(isinstance(s, dict) for s in steps) or not all(isinstance(f, str) for f in fixes):
+                raise ValueError("history entries of the wrong type")
+            prov.steps = steps
+            prov.fixes = fixes + prov.fixes
             prov.steps.append({"step": "read", "source_of_history": saved.get("source", ""),
                                "source_sha256_of_history": saved.get("sha256", "")})
-            case_id = case_id or saved.get("case_id")
-            exhibit_id = exhibit_id or saved.get("exhibit_id")
-            region = saved.get("region")
+            case_id = case_id or _text_or_none(saved.get("case_id"))
+            exhibit_id = exhibit_id or _text_or_none(saved.get("exhibit_id"))
+            region = saved.get("region") if isinstance(saved.get("region"), dict) else None
             if saved.get("kind") == "intensity":
                 kind = "intensity"
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             logger.warning("%s: ignoring an unreadable ballistics provenance record", p)
-    scan = Scan(data=parts["data"], spacing=parts["spacing"], kind=kind, metadata=meta,  # type: ignore[arg-type]
-                case_id=case_id, exhibit_id=exhibit_id or p.stem, provenance=prov, region=region)
+    try:
+        scan = Scan(data=parts["data"], spacing=parts["spacing"], kind=kind,  # type: ignore[arg-type]
+                    metadata=meta, case_id=case_id, exhibit_id=exhibit_id or p.stem, provenance=prov,
+                    region=region)
+        scan.validate(max_abs_height_m=lim.max_abs_height_m)
+    except ScanValidationError as exc:
+        raise ScanFormatError(f"{p}: the values read break the scan model ({exc}); the file is damaged "
+                              "or not what it claims to be.") from exc
+    except (UnitsError, EmptyScanError) as exc:  # raised by Scan() without the file's name
+        raise type(exc)(f"{p}: {exc}") from exc
     if not allow_empty and not scan.mask.any():
         raise EmptyScanError(f"{p}: every point of the scan is missing (all NaN); there is nothing to "
                              "compare. Check the measurement.")
     return scan
 
 
+def _text_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def write_x3p(scan: Scan, path: str | os.PathLike[str], *, dtype: str = "float64") -> Path:
-    """Write a scan to an ISO 25178-72 x3p file, atomically.
+    """Write a scan to an ISO 25178-72 x3p file, atomically and durably.
 
     Heights are written in metres with NaN for missing points; identifiers, the region
     geometry and the whole provenance are kept in ``Record2/Comment`` as JSON so that
-    :func:`read_scan` restores them. The file is first written beside ``path`` and then
-    renamed, so an existing file is never left half-written.
+    :func:`read_scan` restores them. The file is written to a temporary file beside
+    ``path``, fsync-ed and renamed (:func:`ballistics._io.atomic_open`), so an existing
+    file is never left half-written; the process umask is never changed.
 
     Parameters
     ----------
@@ -170,19 +214,8 @@ def write_x3p(scan: Scan, path: str | os.PathLike[str], *, dtype: str = "float64
     record = {"case_id": scan.case_id, "exhibit_id": scan.exhibit_id, "kind": scan.kind,
               "region": scan.region, **scan.provenance.to_dict()}
     comment = f"Written by ballistics. {_MARKER}" + json.dumps(_jsonable(record), separators=(",", ":"))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".x3p", dir=p.parent)
-    os.close(fd)
-    try:
-        write_x3p_file(scan.data, scan.spacing, scan.metadata, comment, Path(tmp), dtype)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(p) as fh:
+        write_x3p_file(scan.data, scan.spacing, scan.metadata, comment, fh, dtype)
     return p
 
 

@@ -11,19 +11,43 @@ orientation, same NaN pattern within 0.2 %: ``tests/test_reading.py``).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import ScanFormatError, ScanTooLargeError
+from ._limits import Limits
 
 _MAGIC = b"AliconaImaging"
 _TAG = 52
+_MAX_TAGS = 200
+_HEADER_BYTES = len(_MAGIC) + 3 + (_MAX_TAGS + 2) * _TAG
 
 
-def read_al3d_arrays(path: Path, raw: bytes, max_pixels: int) -> dict[str, Any]:
-    """Decode an ``.al3d`` file into heights (metres, NaN missing) and spacing."""
+def read_al3d_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]:
+    """Decode an ``.al3d`` file into heights (metres, NaN missing) and spacing.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        File name, for messages.
+    fh : binary file object
+        The open file, seekable; only the header and the depth image are read.
+    limits : Limits
+        ``max_pixels`` is enforced before the depth image is read.
+
+    Returns
+    -------
+    dict
+        ``data`` (metres, NaN missing), ``spacing`` ``(dy, dx)`` metres, ``metadata``,
+        ``fixes``, ``reader``.
+    """
+    max_pixels = limits.max_pixels
+    file_size = fh.seek(0, 2)
+    fh.seek(0)
+    raw = fh.read(_HEADER_BYTES)
     if not raw.startswith(_MAGIC):
         raise ScanFormatError(f"{path}: not an Alicona al3d file.")
     tags: dict[str, str] = {}
@@ -35,7 +59,7 @@ def read_al3d_arrays(path: Path, raw: bytes, max_pixels: int) -> dict[str, Any]:
             break
         tags[key] = block[20:50].split(b"\x00", 1)[0].decode("ascii", "replace").strip()
         off += _TAG
-        if len(tags) > 200:
+        if len(tags) > _MAX_TAGS:
             raise ScanFormatError(f"{path}: al3d header has no end; the file is corrupt.")
     try:
         rows, cols = int(tags["Rows"]), int(tags["Cols"])
@@ -44,19 +68,26 @@ def read_al3d_arrays(path: Path, raw: bytes, max_pixels: int) -> dict[str, Any]:
         invalid = float(tags.get("InvalidPixelValue", "nan"))
     except (KeyError, ValueError) as exc:
         raise ScanFormatError(f"{path}: al3d header lacks or garbles a required tag ({exc}).") from exc
+    if not (math.isfinite(dx) and math.isfinite(dy) and dx > 0 and dy > 0):
+        raise ScanFormatError(f"{path}: al3d header gives pixel sizes ({dx!r}, {dy!r}) m, which are not "
+                              "positive numbers.")
     if rows <= 0 or cols <= 0 or depth_off <= 0:
         raise ScanFormatError(f"{path}: al3d header gives an empty depth image ({rows} x {cols}).")
     if rows * cols > max_pixels:
         raise ScanTooLargeError(f"{path}: {rows} x {cols} points exceed the limit of {max_pixels:,}.")
     fixes: list[str] = []
     stride = cols
-    if depth_off + rows * cols * 4 > len(raw):
-        raise ScanFormatError(f"{path}: the depth image is truncated ({len(raw) - depth_off} bytes for "
-                              f"{rows} x {cols} float32 values).")
+    if depth_off + rows * cols * 4 > file_size:
+        raise ScanFormatError(f"{path}: the depth image is truncated ({max(file_size - depth_off, 0)} bytes "
+                              f"for {rows} x {cols} float32 values).")
     padded = cols + (-cols) % 8
-    if padded != cols and depth_off + rows * padded * 4 <= len(raw):
+    if padded != cols and depth_off + rows * padded * 4 <= file_size:
         stride = padded
-    z = np.frombuffer(raw, dtype="<f4", count=rows * stride, offset=depth_off).reshape(rows, stride)
+    fh.seek(depth_off)
+    body = fh.read(rows * stride * 4)
+    if len(body) != rows * stride * 4:
+        raise ScanFormatError(f"{path}: the depth image is truncated (the file shrank while it was read).")
+    z = np.frombuffer(body, dtype="<f4").reshape(rows, stride)
     z = z[:, :cols].astype(np.float64)
     bad = ~np.isfinite(z)
     if np.isfinite(invalid):

@@ -7,33 +7,38 @@ present, else it must be given by the caller.
 
 from __future__ import annotations
 
-import io
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import ScanFormatError, ScanTooLargeError, UnitsError
+from ._limits import Limits
 
 logger = logging.getLogger(__name__)
 
-#: Largest image accepted, pixels.
-MAX_IMAGE_PIXELS = 200_000_000
 
-
-def read_image_arrays(path: Path, raw: bytes, spacing: float | tuple[float, float] | None) -> dict[str, Any]:
+def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, float] | None,
+                      limits: Limits) -> dict[str, Any]:
     """Decode an image file into an intensity array and its spacing in metres.
+
+    The image size is read from the header and checked against
+    ``limits.max_image_pixels`` before any pixel is decoded. Pillow's process-wide
+    ``Image.MAX_IMAGE_PIXELS`` is never changed; its decompression-bomb error and
+    warning are caught here.
 
     Parameters
     ----------
     path : pathlib.Path
         File name, for messages.
-    raw : bytes
-        The file's bytes.
+    fh : binary file object
+        The open file, seekable.
     spacing : float or (float, float) or None
         Pixel spacing in metres, overriding the file's resolution tag.
+    limits : Limits
+        Size limits.
 
     Returns
     -------
@@ -44,19 +49,63 @@ def read_image_arrays(path: Path, raw: bytes, spacing: float | tuple[float, floa
     from PIL import Image
 
     fixes: list[str] = []
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    max_px = limits.max_image_pixels
+    fh.seek(0)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(raw))
+            # Our own limit is checked below from the header; Pillow's warning is noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fh)  # lazy: reads the header only
+            w, h = img.size
+            if w * h > max_px:
+                raise ScanTooLargeError(f"{path}: image of {w} x {h} pixels is larger than {max_px:,} pixels "
+                                        "(ballistics.reading.LIMITS.max_image_pixels); crop it first.")
+            if w <= 0 or h <= 0:
+                raise ScanFormatError(f"{path}: the image header gives {w} x {h} pixels.")
             img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ScanTooLargeError(f"{path}: image is larger than {MAX_IMAGE_PIXELS:,} pixels "
-                                "(ballistics.reading.MAX_IMAGE_PIXELS); crop it first.") from exc
+    except (ScanTooLargeError, ScanFormatError):
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ScanTooLargeError(f"{path}: image is larger than Pillow's decompression-bomb limit "
+                                f"({exc}); crop it first.") from exc
     except Exception as exc:  # Pillow raises many types for damaged files
         raise ScanFormatError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc}); the "
                               "file is truncated, corrupt or not an image.") from exc
-    info = dict(img.info)
+    try:
+        info = dict(img.info)
+        arr = _to_array(img, fixes, path)
+    except (ScanFormatError, ScanTooLargeError):
+        raise
+    except Exception as exc:  # damaged frames, palettes or tags surface only here
+        raise ScanFormatError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc}); the "
+                              "file is truncated, corrupt or not an image.") from exc
+    if arr.ndim != 2:
+        raise ScanFormatError(f"{path}: expected a 2-D image, got shape {arr.shape}.")
+    if spacing is None:
+        dpi = info.get("dpi")
+        if not (isinstance(dpi, tuple) and len(dpi) == 2):
+            dpi = None
+        if dpi and dpi[0] and dpi[0] > 1.0 and dpi[1] and dpi[1] > 1.0:
+            dx, dy = 0.0254 / float(dpi[0]), 0.0254 / float(dpi[1])
+            if not (1e-8 <= dx <= 1e-3 and 1e-8 <= dy <= 1e-3):
+                raise UnitsError(f"{path}: the resolution tag gives ({dy:g}, {dx:g}) m per pixel, which is not "
+                                 "a microscope image; pass spacing=... in metres.")
+            spacing_t = (dy, dx)
+        else:
+            raise UnitsError(f"{path}: the image has no resolution tag, so its pixel size is unknown; "
+                             "pass spacing=<metres per pixel> (CLI: --spacing).")
+    elif np.isscalar(spacing):
+        spacing_t = (float(spacing), float(spacing))  # type: ignore[arg-type]
+    else:
+        spacing_t = (float(spacing[0]), float(spacing[1]))  # type: ignore[index]
+    metadata = {"format": img.format, "mode": img.mode,
+                "software": info.get("Software") or info.get("software")}
+    return {"data": arr, "spacing": spacing_t, "metadata": metadata, "fixes": fixes,
+            "reader": f"Pillow {PIL.__version__}"}
+
+
+def _to_array(img: Any, fixes: list[str], path: Path) -> np.ndarray:
+    """Grey-level float64 array of the first frame; colour to luminance, alpha 0 to NaN."""
     if getattr(img, "n_frames", 1) > 1:
         fixes.append(f"image has {img.n_frames} frames; the first is used")
     mode = img.mode
@@ -75,24 +124,4 @@ def read_image_arrays(path: Path, raw: bytes, spacing: float | tuple[float, floa
     else:
         raise ScanFormatError(f"{path}: image mode {mode!r} is not supported; save it as 8- or 16-bit "
                               "grey-level PNG or TIFF.")
-    if arr.ndim != 2:
-        raise ScanFormatError(f"{path}: expected a 2-D image, got shape {arr.shape}.")
-    if spacing is None:
-        dpi = info.get("dpi")
-        if dpi and dpi[0] and dpi[0] > 1.0 and dpi[1] and dpi[1] > 1.0:
-            dx, dy = 0.0254 / float(dpi[0]), 0.0254 / float(dpi[1])
-            if not (1e-8 <= dx <= 1e-3):
-                raise UnitsError(f"{path}: the resolution tag gives {dx:g} m per pixel, which is not "
-                                 "a microscope image; pass spacing=... in metres.")
-            spacing_t = (dy, dx)
-        else:
-            raise UnitsError(f"{path}: the image has no resolution tag, so its pixel size is unknown; "
-                             "pass spacing=<metres per pixel> (CLI: --spacing).")
-    elif np.isscalar(spacing):
-        spacing_t = (float(spacing), float(spacing))  # type: ignore[arg-type]
-    else:
-        spacing_t = (float(spacing[0]), float(spacing[1]))  # type: ignore[index]
-    metadata = {"format": img.format, "mode": mode,
-                "software": info.get("Software") or info.get("software")}
-    return {"data": arr, "spacing": spacing_t, "metadata": metadata, "fixes": fixes,
-            "reader": f"Pillow {PIL.__version__}"}
+    return arr
