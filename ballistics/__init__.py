@@ -22,13 +22,14 @@ from .errors import (BallisticsError, ParameterError, ComparisonError, DatabaseE
                      UnitsError)
 from .reading import read_scan, scan_from_array, write_x3p
 from .scan import Provenance, Scan
+from ._threads import set_threads, threads
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__", "Scan", "Provenance", "read_scan", "write_x3p", "scan_from_array",
     "BallisticsError", "ParameterError", "ScanReadError", "ScanFormatError", "ScanTooLargeError", "UnitsError",
-    "EmptyScanError", "RegionNotFoundError", "ComparisonError", "DatabaseError",
+    "EmptyScanError", "RegionNotFoundError", "ComparisonError", "DatabaseError", "set_threads", "threads",
 ]
 
 

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# (OMP_WAIT_POLICY=PASSIVE is set by the package's __init__, see its docstring.)
+# Threads: ballistics.set_threads; OMP wait policy: see ballistics._threads.
 
 __all__ = ["ncc_from_sums", "masked_ncc_direct", "pairwise_corr_at"]
 
