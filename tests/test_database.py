@@ -280,10 +280,10 @@ def test_preprocess_with_real_extraction_fuses_parts(tmp_path):
 
 def test_large_index_is_saved_lazily_and_patched_on_open(tmp_path, sample, entries, monkeypatch):
     """Big indices are not rewritten after every add; readers and re-opens patch the lag."""
-    from ballistics.index import _database
+    from ballistics.index import _sync
 
-    monkeypatch.setattr(_database, "SAVE_ALWAYS_BELOW", 0)
-    monkeypatch.setattr(_database, "SAVE_EVERY", 4)
+    monkeypatch.setattr(_sync, "SAVE_ALWAYS_BELOW", 0)
+    monkeypatch.setattr(_sync, "SAVE_EVERY", 4)
     db = CaseDatabase(tmp_path / "db")
     for s, e in zip(sample[:3], entries[:3]):
         db.add(e, scan_id=s.exhibit_id)

@@ -30,8 +30,8 @@ from ballistics import datasets
 from ballistics.index import CaseDatabase, prepare_entry
 path, prefix, count, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if len(sys.argv) > 5:  # "lazy": write the index only every 5 changes, as for large indices
-    from ballistics.index import _database
-    _database.SAVE_ALWAYS_BELOW, _database.SAVE_EVERY = 0, 5
+    from ballistics.index import _sync
+    _sync.SAVE_ALWAYS_BELOW, _sync.SAVE_EVERY = 0, 5
 base = [prepare_entry(s, preprocess=False) for s in datasets.fadul("processed")]
 db = CaseDatabase(path)
 i = 0

@@ -1,9 +1,19 @@
 """The SQLite catalogue of a case database: the source of truth.
 
 Tables: ``cases``, ``firearms``, ``exhibits``, ``scans`` (one row per stored scan;
-its integer ``num`` is the FAISS id, never reused), ``files`` (the stored x3p files
-of a scan by role and SHA-256), ``signatures`` (one float32 vector per scan and
-part, so the FAISS index can always be rebuilt), ``parameters`` and ``audit``.
+its integer ``num`` is the FAISS id, never reused), ``files`` (the stored files of a
+scan by role and SHA-256: the evidence file as received, the scan and its extracted
+surfaces as x3p), ``signatures`` (one float32 vector per scan and part, so the FAISS
+index can always be rebuilt), ``blobs`` (named per-scan byte strings computed at
+ingest for the search's verification stages, with their SHA-256), ``parameters`` and
+``audit``.
+
+The audit log is a hash chain: every entry stores the SHA-256 of the previous entry
+(``prev_hash``) and its own ``hash`` = SHA-256 of its canonical JSON content
+(``id, time, action, scan_id, parameters, library_version, prev_hash``), so an edited,
+deleted, inserted or reordered entry breaks the chain (:func:`check_audit_chain`).
+
+Every thread gets its own SQLite connection (:class:`threading.local`).
 
 The database runs in WAL mode with ``synchronous=FULL``: readers see the last
 committed state while one writer works, and a committed transaction survives a
@@ -14,8 +24,11 @@ files and the audit trail stay; only the signatures leave the index.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import sqlite3
+import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -25,7 +38,7 @@ from .._version import __version__
 from ..errors import DatabaseError
 from ..scan import _jsonable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,8 +73,15 @@ CREATE TABLE IF NOT EXISTS signatures (
 CREATE TABLE IF NOT EXISTS parameters (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, action TEXT NOT NULL,
-    scan_id TEXT, parameters TEXT, library_version TEXT NOT NULL);
+    scan_id TEXT, parameters TEXT, library_version TEXT NOT NULL,
+    prev_hash TEXT, hash TEXT);
+CREATE TABLE IF NOT EXISTS blobs (
+    num INTEGER NOT NULL REFERENCES scans(num), name TEXT NOT NULL,
+    sha256 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (num, name));
 """
+
+#: ``prev_hash`` of the first audit entry.
+GENESIS = "0" * 64
 
 
 def now() -> str:
@@ -84,36 +104,90 @@ class Catalogue:
 
     def __init__(self, path: str | Path, *, create: bool = False, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = bool(readonly)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
         if not create and not self.path.exists():
             raise DatabaseError(f"{self.path}: no catalogue; is this a case database? "
                                 "Create one with `ballistics db init PATH`.")
         try:
-            if readonly:
-                self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30,
-                                           isolation_level=None, check_same_thread=False)
-            else:
-                self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                           check_same_thread=False)
-                self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=FULL")
-            self.con.execute("PRAGMA foreign_keys=ON")
-            if create:
-                self.con.executescript(SCHEMA)
+            con = self.con
+            if create and not readonly:
+                con.executescript(SCHEMA)
                 if self.get_meta("schema_version") is None:
                     with self.transaction():
                         self.set_meta("schema_version", str(SCHEMA_VERSION))
                         self.set_meta("created", now())
                         self.set_meta("generation", "0")
-            self.con.execute("SELECT count(*) FROM scans").fetchone()
+            con.execute("SELECT count(*) FROM scans").fetchone()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise DatabaseError(f"{self.path}: cannot open the catalogue ({exc}).") from exc
         v = self.get_meta("schema_version")
         if v is None or int(v) > SCHEMA_VERSION:
+            self.close()
             raise DatabaseError(f"{self.path}: catalogue schema {v!r} is not supported by this version "
                                 f"({SCHEMA_VERSION}); upgrade ballistics.")
+        if not readonly and int(v) < SCHEMA_VERSION:
+            self._migrate(int(v))
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
+            con = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        else:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        con.execute("PRAGMA foreign_keys=ON")
+        return con
+
+    @property
+    def con(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        c = getattr(self._local, "con", None)
+        if c is None:
+            c = self._connect()
+            self._local.con = c
+            with self._all_lock:
+                self._all.append(c)
+        return c
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older catalogue up to :data:`SCHEMA_VERSION` (adds tables and columns)."""
+        with self.transaction() as con:
+            cols = {r[1] for r in con.execute("PRAGMA table_info(audit)")}
+            for c in ("prev_hash", "hash"):
+                if c not in cols:
+                    con.execute(f"ALTER TABLE audit ADD COLUMN {c} TEXT")
+            con.execute("CREATE TABLE IF NOT EXISTS blobs (num INTEGER NOT NULL REFERENCES scans(num), "
+                        "name TEXT NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (num, name))")
+            # entries written before the chain existed are sealed into it now, in their order
+            prev = GENESIS
+            for r in con.execute("SELECT id, time, action, scan_id, parameters, library_version, hash "
+                                 "FROM audit ORDER BY id").fetchall():
+                if r[6] is None:
+                    h = audit_hash(r[0], r[1], r[2], r[3], r[4], r[5], prev)
+                    con.execute("UPDATE audit SET prev_hash=?, hash=? WHERE id=?", (prev, h, r[0]))
+                    prev = h
+                else:
+                    prev = r[6]
+                last = r[0]
+            if prev != GENESIS:
+                self.set_meta("audit_head", f"{last}:{prev}")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
-        self.con.close()
+        """Close every thread's connection."""
+        with self._all_lock:
+            for c in self._all:
+                try:
+                    c.close()
+                except sqlite3.Error:  # pragma: no cover
+                    pass
+            self._all.clear()
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ transactions
     class _Tx:
@@ -176,10 +250,24 @@ class Catalogue:
 
     # ------------------------------------------------------------------ audit
     def audit(self, action: str, scan_id: str | None, parameters: dict[str, Any] | None) -> None:
-        self.con.execute("INSERT INTO audit(time, action, scan_id, parameters, library_version) "
-                         "VALUES(?, ?, ?, ?, ?)",
-                         (now(), action, scan_id, json.dumps(_jsonable(parameters or {}), default=str),
-                          __version__))
+        """Append an entry to the audit chain (inside the caller's write transaction)."""
+        last = self.con.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        prev = GENESIS if last is None or last[0] is None else last[0]
+        nxt = self.con.execute("SELECT coalesce(max(id), 0) + 1 FROM audit").fetchone()[0]
+        seq = self.con.execute("SELECT seq FROM sqlite_sequence WHERE name='audit'").fetchone()
+        if seq is not None:
+            nxt = max(nxt, int(seq[0]) + 1)
+        t = now()
+        params = json.dumps(_jsonable(parameters or {}), default=str, sort_keys=True)
+        h = audit_hash(nxt, t, action, scan_id, params, __version__, prev)
+        self.con.execute("INSERT INTO audit(id, time, action, scan_id, parameters, library_version, prev_hash, hash) "
+                         "VALUES(?, ?, ?, ?, ?, ?, ?, ?)", (nxt, t, action, scan_id, params, __version__, prev, h))
+        self.set_meta("audit_head", f"{nxt}:{h}")
+
+    def audit_rows(self) -> list[tuple]:
+        """Raw audit rows ``(id, time, action, scan_id, parameters, library_version, prev_hash, hash)``."""
+        return self.con.execute("SELECT id, time, action, scan_id, parameters, library_version, prev_hash, hash "
+                                "FROM audit ORDER BY id").fetchall()
 
     def audit_log(self, scan_id: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT id, time, action, scan_id, parameters, library_version FROM audit"
@@ -215,6 +303,35 @@ class Catalogue:
 
     def insert_file(self, num: int, role: str, sha256: str, path: str) -> None:
         self.con.execute("INSERT INTO files(num, role, sha256, path) VALUES(?, ?, ?, ?)", (num, role, sha256, path))
+
+    def put_blob(self, num: int, name: str, data: bytes) -> None:
+        """Store (or replace) one named blob of a scan."""
+        b = bytes(data)
+        self.con.execute("INSERT INTO blobs(num, name, sha256, data) VALUES(?, ?, ?, ?) ON CONFLICT(num, name) "
+                         "DO UPDATE SET sha256=excluded.sha256, data=excluded.data",
+                         (int(num), str(name), hashlib.sha256(b).hexdigest(), b))
+
+    def get_blob(self, num: int, name: str) -> bytes | None:
+        """One named blob of a scan, or None."""
+        r = self.con.execute("SELECT data FROM blobs WHERE num=? AND name=?", (int(num), str(name))).fetchone()
+        return None if r is None else bytes(r[0])
+
+    def blobs_of(self, num: int) -> dict[str, bytes]:
+        """Every blob of a scan by name."""
+        return {r[0]: bytes(r[1]) for r in self.con.execute("SELECT name, data FROM blobs WHERE num=?", (int(num),))}
+
+    def blob_index(self, with_data: bool = False) -> list[tuple]:
+        """``(num, name, sha256[, data])`` of every blob (one query, for verify)."""
+        cols = "num, name, sha256" + (", data" if with_data else "")
+        return self.con.execute(f"SELECT {cols} FROM blobs").fetchall()
+
+    def all_files(self) -> list[tuple[int, str, str, str]]:
+        """``(num, role, sha256, path)`` of every stored file (one query, for verify)."""
+        return self.con.execute("SELECT num, role, sha256, path FROM files").fetchall()
+
+    def signature_index(self) -> list[tuple[int, str]]:
+        """``(num, part)`` of every signature (one query, for verify)."""
+        return self.con.execute("SELECT num, part FROM signatures").fetchall()
 
     def insert_signature(self, num: int, part: str, version: str, vector: np.ndarray) -> None:
         v = np.ascontiguousarray(vector, dtype=np.float32)
@@ -316,3 +433,44 @@ class Catalogue:
 
     def mark_removed(self, num: int) -> None:
         self.con.execute("UPDATE scans SET removed_at=? WHERE num=?", (now(), num))
+
+
+def audit_hash(id_: int, time: str, action: str, scan_id: str | None, parameters: str | None,
+               library_version: str, prev_hash: str) -> str:
+    """SHA-256 of an audit entry's canonical JSON content (sorted keys, no spaces)."""
+    doc = {"id": int(id_), "time": time, "action": action, "scan_id": scan_id, "parameters": parameters,
+           "library_version": library_version, "prev_hash": prev_hash}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def check_audit_chain(rows: list[tuple], head: str | None = None) -> list[str]:
+    """Problems of an audit chain (rows as from :meth:`Catalogue.audit_rows`); empty when intact.
+
+    Detects an edited entry (its hash no longer matches its content), a deleted or
+    reordered entry (its successor's ``prev_hash`` no longer names it, or ids are not
+    consecutive), and a deleted last entry through ``head`` (``"id:hash"`` of the last
+    entry, kept in ``meta.audit_head``).
+    """
+    problems: list[str] = []
+    prev = GENESIS
+    last_id = 0
+    for r in rows:
+        id_, t, action, scan_id, params, ver, prev_hash, h = r
+        if h is None:
+            problems.append(f"audit entry {id_}: not sealed in the hash chain")
+            prev, last_id = h or prev, id_
+            continue
+        if audit_hash(id_, t, action, scan_id, params, ver, prev_hash or "") != h:
+            problems.append(f"audit entry {id_} ({action}): content was edited (hash mismatch)")
+        if prev_hash != prev:
+            problems.append(f"audit entry {id_} ({action}): chain broken before it (an entry was deleted, "
+                            "inserted or reordered)")
+        if id_ != last_id + 1:
+            problems.append(f"audit entry {id_}: ids jump from {last_id} (an entry was deleted or reordered)")
+        prev, last_id = h, id_
+    if head is not None and rows and f"{last_id}:{prev}" != head:
+        problems.append(f"audit log ends at entry {last_id}, but the catalogue recorded {head.split(':')[0]} as "
+                        "the last one (entries were deleted at the end, or the log was rewritten)")
+    if head is not None and not rows:
+        problems.append("audit log is empty, but the catalogue recorded entries (they were deleted)")
+    return problems

@@ -1,0 +1,218 @@
+"""Keeping the FAISS indices of a case database in step with its catalogue.
+
+The catalogue is the source of truth; each part's index file is a cache of its
+signatures.  :meth:`SyncMixin._sync` loads, patches (few ids missing or extra) or
+rebuilds the in-memory indices whenever the catalogue's generation counter moved;
+:meth:`SyncMixin._apply` applies one committed change right after its commit.
+Indices of :data:`SAVE_ALWAYS_BELOW` entries or more are not rewritten after every
+change but every :data:`SAVE_EVERY` changes, :data:`SAVE_INTERVAL_S` seconds and on
+close; the lag is patched in the same way by the next process that opens them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DatabaseError
+from ._entry import PARTS
+from ._faiss_index import FLAT_LIMIT, SignatureIndex, choose_kind
+from ._signature import signature_dim
+
+logger = logging.getLogger("ballistics.index._database")
+
+#: Indices smaller than this are written to disk after every change.
+SAVE_ALWAYS_BELOW = 100_000
+#: Larger indices are written after this many changes, ``SAVE_INTERVAL_S`` seconds, a
+#: rebuild, :meth:`CaseDatabase.flush` or :meth:`CaseDatabase.close`; whatever is not
+#: written yet is patched in from the catalogue by the next process that opens it.
+SAVE_EVERY = 1000
+SAVE_INTERVAL_S = 60.0
+
+
+class SyncMixin:
+    """Index loading, patching, rebuilding and saving of :class:`~ballistics.index.CaseDatabase`."""
+
+    path: Path
+    catalogue: Any
+    readonly: bool
+    index_kind: str
+    _indices: dict[str, SignatureIndex | None]
+    _generation: int
+    _repaired: list[str]
+    _pending: dict[str, int]
+    _last_save: dict[str, float]
+
+    def _writer(self, wait: bool = True) -> Any:  # provided by CaseDatabase
+        raise NotImplementedError
+
+    def _index_path(self, part: str) -> Path:
+        return self.path / "index" / f"{part}.faiss"
+
+    def _load_index(self, part: str) -> SignatureIndex | None:
+        p = self._index_path(part)
+        if not p.exists():
+            return None
+        for attempt in range(3):
+            try:
+                idx = SignatureIndex.load(p)
+                if idx.dim != signature_dim():
+                    logger.warning("%s: index dimension %d differs from signatures (%d); rebuilding", p, idx.dim,
+                                   signature_dim())
+                    return None
+                return idx
+            except DatabaseError as exc:
+                if attempt == 2:
+                    logger.warning("%s; rebuilding the index from the catalogue", exc)
+                    self._repaired.append(f"{part}: unreadable index rebuilt ({exc})")
+                    return None
+                time.sleep(0.1)  # a writer may be replacing it right now
+        return None  # pragma: no cover
+
+    def _want_kind(self, n: int, current: SignatureIndex | None) -> str:
+        if self.index_kind != "auto":
+            return self.index_kind
+        want = choose_kind(n, signature_dim())
+        if current is not None and current.kind in ("ivf", "ivfsq", "ivfpq") and want == "flat" and n >= FLAT_LIMIT // 2:
+            return current.kind  # hysteresis: do not flip back and forth around the limit
+        return want
+
+    def _build(self, part: str, kind: str) -> SignatureIndex:
+        ids, vecs = [], []
+        for i, v in self.catalogue.iter_signatures(part):
+            ids.append(i)
+            vecs.append(v)
+        if ids:
+            I, V = np.concatenate(ids), np.vstack(vecs)
+        else:
+            I, V = np.zeros(0, np.int64), np.zeros((0, signature_dim()), np.float32)
+        if kind in ("ivf", "ivfsq", "ivfpq") and len(I) < 1000:
+            kind = "flat"
+        return SignatureIndex.build(I, V, kind=kind)
+
+    def _sync(self, persist: bool) -> None:
+        """Make the in-memory indices agree with the catalogue (load, patch or rebuild)."""
+        with self.catalogue.read() as _:
+            gen = self.catalogue.generation()
+            if gen == self._generation:
+                return
+            cat_ids = {p: self.catalogue.live_signature_ids(p) for p in PARTS}
+        for part in PARTS:
+            idx = self._indices[part]
+            if idx is None:
+                idx = self._load_index(part)
+            want_ids = cat_ids[part]
+            changed = False
+            reason = ""
+            if idx is None:
+                if len(want_ids) == 0 and not self._index_path(part).exists():
+                    self._indices[part] = None
+                    continue
+                reason = "no usable index"
+                idx = None
+            else:
+                have = idx.ids()
+                missing = np.setdiff1d(want_ids, have)
+                extra = np.setdiff1d(have, want_ids)
+                if len(missing) or len(extra):
+                    reason = f"index lagged the catalogue ({len(missing)} missing, {len(extra)} extra)"
+                    if len(missing) + len(extra) <= 0.2 * len(want_ids) + 100:
+                        if len(extra):
+                            idx.remove(extra)
+                        for ids_, v in self.catalogue.iter_signatures(part, missing):
+                            idx.add(ids_, v)
+                        changed = True
+                    else:
+                        idx = None
+                if idx is not None and (idx.tombstone_fraction > 0.1 or
+                                        idx.kind != self._want_kind(len(want_ids), idx)):
+                    if not (idx.kind == "flat" and len(want_ids) < 1000):
+                        reason = reason or f"index kind {idx.kind} -> {self._want_kind(len(want_ids), idx)}"
+                        idx = None
+            if idx is None:
+                idx = self._build(part, self._want_kind(len(want_ids), None))
+                changed = True
+            if reason:
+                logger.info("%s/%s: %s; %s", self.path, part, reason, "repaired" if changed else "")
+                if persist:
+                    self._repaired.append(f"{part}: {reason}")
+            self._indices[part] = idx
+            if persist and (changed or self._pending.get(part)):
+                idx.save(self._index_path(part), {"generation": gen})
+                self._pending[part] = 0
+                self._last_save[part] = time.monotonic()
+                if reason:
+                    with self.catalogue.transaction():
+                        self.catalogue.audit("repair_index", None, {"part": part, "reason": reason,
+                                                                     "index": idx.params()})
+        self._generation = gen
+
+    def _apply(self, gen: int, add: dict[str, tuple[int, np.ndarray]] | None = None,
+               remove: int | None = None) -> None:
+        """Apply one committed change (catalogue generation ``gen``) to the indices and save them.
+
+        Called with the writer lock held, right after the commit, on indices that were in
+        sync with the catalogue before it; anything unexpected falls back to :meth:`_sync`.
+        """
+        try:
+            if self._generation != gen - 1:
+                self._sync(persist=True)
+                return
+            self._apply_parts(gen, add, remove)
+        except Exception as exc:  # the commit stands: the catalogue is the truth, the index is repaired later
+            logger.error("%s: the change is committed but the index could not be updated (%s: %s); it will "
+                         "be rebuilt from the catalogue on the next open or search", self.path,
+                         type(exc).__name__, exc)
+            self._indices = {p: None for p in PARTS}
+            self._generation = -1
+
+    def _apply_parts(self, gen: int, add: dict[str, tuple[int, np.ndarray]] | None, remove: int | None) -> None:
+        for part in PARTS:
+            idx = self._indices[part]
+            touched = False
+            if add and part in add:
+                num, vec = add[part]
+                if idx is None:
+                    idx = SignatureIndex(signature_dim(), "flat")
+                idx.add(np.array([num]), vec[None, :])
+                touched = True
+            if remove is not None and idx is not None:
+                touched = idx.remove(np.array([remove])) > 0 or touched
+            if not touched or idx is None:
+                continue
+            n = idx.ntotal
+            if idx.tombstone_fraction > 0.1 or (idx.kind != self._want_kind(n, idx)
+                                                 and not (idx.kind == "flat" and n < 1000)):
+                idx = self._build(part, self._want_kind(n, None))
+                with self.catalogue.transaction():
+                    self.catalogue.audit("rebuild_index", None, {"part": part, "index": idx.params(),
+                                                                  "count": idx.ntotal})
+                self._pending[part] = SAVE_EVERY  # save a rebuilt index at once
+            self._indices[part] = idx
+            self._pending[part] += 1
+            if (n < SAVE_ALWAYS_BELOW or self._pending[part] >= SAVE_EVERY
+                    or time.monotonic() - self._last_save.get(part, 0.0) > SAVE_INTERVAL_S):
+                self._save(part, gen)
+        self._generation = gen
+
+    def _save(self, part: str, gen: int) -> None:
+        idx = self._indices[part]
+        if idx is not None:
+            idx.save(self._index_path(part), {"generation": gen})
+        self._pending[part] = 0
+        self._last_save[part] = time.monotonic()
+
+    def flush(self) -> None:
+        """Write index changes that are still only in memory (see :data:`SAVE_EVERY`)."""
+        if self.readonly or not any(self._pending.values()):
+            return
+        with self._writer():
+            self._sync(persist=True)
+            for part in PARTS:
+                if self._pending[part]:
+                    self._save(part, self._generation)
+
