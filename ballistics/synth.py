@@ -19,6 +19,14 @@ missing, and the test asserts that each synthetic statistic lies within the rang
 spanned by the real scans widened by a stated tolerance. Real scans are heavier-tailed
 (kurtosis up to 29 from debris and pits); the generator adds sparse pits to mimic
 that, but synthetic scans are never the only evidence of accuracy in this project.
+
+Fully measured raw primers (:func:`make_primer`) imitate instruments that measure every
+pixel (Cadre TopMatch / GelSight): the head of the case around, the primer recessed by a
+step with a narrow pocket gap, a firing-pin crater (a paraboloid bowl), breech-face marks
+on the primer, a slight tilt, and the exact geometry returned. :func:`fill_unmeasured`
+turns a real confocal scan (NaN around the primer and in the firing-pin hole) into a
+fully measured one, so the region finder's topography path can be checked on real
+primer surfaces.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from .errors import ParameterError
 from .reading import scan_from_array
 from .scan import Provenance, Scan
 
-__all__ = ["Firearm", "make_firearm", "fire", "make_collection", "surface_statistics"]
+__all__ = ["Firearm", "make_firearm", "fire", "make_collection", "surface_statistics",
+           "make_primer", "fill_unmeasured"]
 
 
 @dataclass(frozen=True)
@@ -222,3 +231,198 @@ def surface_statistics(scan: Scan) -> dict[str, float]:
     g = g[np.isfinite(g)]
     return {"sq_m": float(v.std()), "skew": float(stats.skew(v)), "kurtosis": float(stats.kurtosis(v)),
             "median_slope": float(np.median(g)), "missing_fraction": scan.missing_fraction}
+
+
+def make_primer(seed: int, *, spacing: float = 6.25e-6, size_m: float = 5.0e-3,
+                primer_radius_m: float = 2.2e-3, step_m: float = 60e-6, gap_m: float = 30e-6,
+                gap_depth_m: float = 20e-6, firing_pin_radius_m: float = 0.75e-3,
+                crater_depth_m: float = 150e-6, centre_offset_m: float = 0.25e-3,
+                firing_pin_offset_m: float = 0.1e-3, tilt_deg: float = 0.3,
+                roughness_m: float = 1.6e-6, noise_m: float = 0.3e-6,
+                firearm: Firearm | None = None) -> tuple[Scan, dict[str, Any]]:
+    """A fully measured raw primer scan with known geometry (TopMatch-like).
+
+    Parameters
+    ----------
+    seed : int
+        Random seed (centre offsets, directions, textures).
+    spacing : float
+        Pixel size, metres.
+    size_m : float
+        Side of the square scan, metres.
+    primer_radius_m : float
+        Radius of the primer (its cup's outer edge), metres.
+    step_m : float
+        Depth of the primer surface below the case head, metres.
+    gap_m, gap_depth_m : float
+        Width of the pocket gap just outside the primer and its extra depth, metres.
+    firing_pin_radius_m : float
+        Radius of the firing-pin crater's rim, metres.
+    crater_depth_m : float
+        Depth of the crater's bottom below the primer surface, metres (paraboloid bowl).
+    centre_offset_m : float
+        Largest offset of the primer centre from the scan centre, metres.
+    firing_pin_offset_m : float
+        Largest offset of the crater from the primer centre, metres.
+    tilt_deg : float
+        Tilt of the whole case, degrees (random direction).
+    roughness_m : float
+        RMS of the breech-face marks on the primer, metres.
+    noise_m : float
+        Instrument noise and the case head's own roughness, metres (RMS).
+    firearm : Firearm, optional
+        Firearm whose marks are stamped (default: a new one from ``seed``).
+
+    Returns
+    -------
+    scan : Scan
+        Heights in metres, measured everywhere.
+    truth : dict
+        ``centre_m``, ``primer_radius_m``, ``pocket_radius_m`` (primer plus gap),
+        ``firing_pin_centre_m``, ``firing_pin_radius_m``, ``step_m``,
+        ``crater_depth_m`` (centres ``(y, x)`` from the centre of pixel ``(0, 0)``).
+    """
+    if not (0 < spacing < 1e-4 and 2 * primer_radius_m < size_m < 0.05):
+        raise ParameterError("spacing and sizes are in metres; the scan must hold the whole primer")
+    if not 0 < firing_pin_radius_m < primer_radius_m - firing_pin_offset_m:
+        raise ParameterError("the firing-pin crater must lie inside the primer")
+    rng = np.random.default_rng(seed)
+    n = int(round(size_m / spacing))
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64) * spacing
+    c0 = (n - 1) / 2 * spacing
+    a = rng.uniform(0, 2 * np.pi)
+    off = rng.uniform(0, centre_offset_m)
+    cy, cx = c0 + off * np.sin(a), c0 + off * np.cos(a)
+    a = rng.uniform(0, 2 * np.pi)
+    off = rng.uniform(0, firing_pin_offset_m)
+    fy, fx = cy + off * np.sin(a), cx + off * np.cos(a)
+    rp = np.hypot(yy - cy, xx - cx)
+    rf = np.hypot(yy - fy, xx - fx)
+    z = np.zeros((n, n))
+    primer = rp <= primer_radius_m
+    gap = (rp > primer_radius_m) & (rp <= primer_radius_m + gap_m)
+    z[primer] = -step_m
+    z[gap] = -step_m - gap_depth_m
+    # rounded primer corner: the last 60 um of the cup drop by up to a quarter of the step
+    edge = primer & (rp > primer_radius_m - 60e-6)
+    z[edge] -= 0.25 * step_m * ((rp[edge] - (primer_radius_m - 60e-6)) / 60e-6) ** 2
+    # breech-face marks on the primer (outside the crater)
+    fa = firearm if firearm is not None else make_firearm(seed + 1, size_px=n, spacing=spacing)
+    if fa.texture.shape[0] < n:
+        raise ParameterError("the firearm's texture is smaller than the scan; make the firearm larger")
+    tex = fa.texture[:n, :n] / max(fa.texture.std(), 1e-30) * roughness_m
+    z = np.where(primer, z + tex, z)
+    crater = rf < firing_pin_radius_m
+    z[crater] -= crater_depth_m * (1 - (rf[crater] / firing_pin_radius_m) ** 2)
+    z += noise_m * ndimage.gaussian_filter(rng.standard_normal((n, n)), 1.0) * 2.0
+    t = np.tan(np.radians(tilt_deg))
+    b = rng.uniform(0, 2 * np.pi)
+    z += t * (np.cos(b) * (xx - c0) + np.sin(b) * (yy - c0))
+    name = f"synthetic-primer-{seed}"
+    scan = scan_from_array(z, spacing, name="synthetic", exhibit_id=name)
+    truth = {"centre_m": (float(cy), float(cx)), "primer_radius_m": primer_radius_m,
+             "pocket_radius_m": primer_radius_m + gap_m,
+             "firing_pin_centre_m": (float(fy), float(fx)), "firing_pin_radius_m": firing_pin_radius_m,
+             "step_m": step_m, "crater_depth_m": crater_depth_m, "seed": seed}
+    scan.metadata.update({"firearm": fa.firearm_id, "synthetic_truth": truth})
+    scan.provenance = Provenance(source="synthetic", reader="ballistics.synth",
+                                 steps=[{"step": "synth.make_primer", "firearm_seed": fa.seed, **truth,
+                                         "gap_m": gap_m, "gap_depth_m": gap_depth_m, "tilt_deg": tilt_deg,
+                                         "roughness_m": roughness_m, "noise_m": noise_m}])
+    return scan, truth
+
+
+def fill_unmeasured(scan: Scan, *, step_m: float = 80e-6, crater_depth_m: float = 200e-6,
+                    noise_m: float = 0.5e-6, seed: int = 0) -> Scan:
+    """A fully measured version of a confocal primer scan (for testing, not for casework).
+
+    The unmeasured area connected to the image border (around the primer) becomes a
+    case head: the primer's own plane (trimmed least squares) raised by ``step_m``
+    plus smooth noise. The largest unmeasured area inside, near the middle (the
+    firing-pin hole), becomes a bowl ``crater_depth_m`` deep below the heights along its
+    edge. Small drop-outs are filled by normalised-convolution smoothing.
+
+    Parameters
+    ----------
+    scan : Scan
+        Raw height map, metres, NaN where not measured.
+    step_m : float
+        Height of the case head above the primer plane, metres.
+    crater_depth_m : float
+        Depth of the filled crater's bottom below its edge, metres.
+    noise_m : float
+        RMS of the case head's roughness, metres.
+    seed : int
+        Random seed of the noise.
+
+    Returns
+    -------
+    Scan
+        Measured everywhere; ``scan.provenance`` records the step with its parameters
+        and the filled areas' shares.
+    """
+    if not isinstance(scan, Scan) or scan.kind != "height":
+        raise ParameterError("fill_unmeasured needs a height-map Scan")
+    if not (0 < step_m < 1e-2 and 0 <= crater_depth_m < 1e-2 and 0 <= noise_m < 1e-3):
+        raise ParameterError("step_m, crater_depth_m and noise_m are lengths in metres")
+    rng = np.random.default_rng(seed)
+    d = scan.data.astype(np.float64)
+    valid = np.isfinite(d)
+    if valid.mean() < 0.05:
+        raise ParameterError(f"{scan.name!r} holds too little measured data to fill")
+    lab, nl = ndimage.label(~valid)
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    border = border[border > 0]
+    outside = np.isin(lab, border)
+    h, w = d.shape
+    inner = (~valid) & ~outside
+    lab_i, ni = ndimage.label(inner)
+    hole = np.zeros_like(valid)
+    if ni:
+        sizes = np.bincount(lab_i.ravel())
+        sizes[0] = 0
+        hole = lab_i == int(np.argmax(sizes))
+        cy, cx = ndimage.center_of_mass(hole)
+        if hole.sum() < 0.005 * d.size or np.hypot(cy - h / 2, cx - w / 2) > 0.25 * max(h, w):
+            hole[:] = False
+    # primer plane by trimmed least squares on a subsample
+    ys, xs = np.nonzero(valid)
+    idx = rng.choice(ys.size, min(ys.size, 50_000), replace=False)
+    ys, xs = ys[idx], xs[idx]
+    vals = d[ys, xs]
+    a = np.column_stack([ys, xs, np.ones_like(ys)]).astype(np.float64)
+    keep = np.ones(ys.size, bool)
+    for _ in range(6):
+        coef, *_ = np.linalg.lstsq(a[keep], vals[keep], rcond=None)
+        res = vals - a @ coef
+        s = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep])))
+        keep = np.abs(res - np.median(res[keep])) < 3 * s
+    yy, xx = np.indices(d.shape)
+    plane = coef[0] * yy + coef[1] * xx + coef[2]
+    rough = ndimage.gaussian_filter(rng.standard_normal(d.shape), 2.0)
+    rough *= noise_m / max(rough.std(), 1e-30)
+    out = d.copy()
+    out[outside] = plane[outside] + step_m + rough[outside]
+    # small drop-outs: smooth fill from the measured surroundings
+    small = inner & ~hole
+    if small.any():
+        for sig in (2.0, 8.0, 32.0):
+            v = np.isfinite(out)
+            num = ndimage.gaussian_filter(np.where(v, out, 0.0), sig)
+            den = ndimage.gaussian_filter(v.astype(float), sig)
+            fill = small & ~np.isfinite(out) & (den > 1e-3)
+            out[fill] = num[fill] / den[fill]
+    if hole.any():
+        v = ~hole
+        edge_level = np.where(v, out, 0.0)
+        num = ndimage.gaussian_filter(np.nan_to_num(edge_level), 10.0)
+        den = ndimage.gaussian_filter((v & np.isfinite(out)).astype(float), 10.0)
+        base = num / np.maximum(den, 1e-9)
+        t = ndimage.distance_transform_edt(hole)
+        t = t / max(t.max(), 1.0)
+        out[hole] = base[hole] - crater_depth_m * (1 - (1 - t[hole]) ** 2)
+    out = np.where(np.isfinite(out), out, np.nanmedian(out))
+    step = {"step_m": step_m, "crater_depth_m": crater_depth_m,
+            "noise_m": noise_m, "seed": seed, "outside_fraction": float(outside.mean()),
+            "hole_fraction": float(hole.mean()), "dropout_fraction": float(small.mean())}
+    return scan.derive(out, "synth.fill_unmeasured", step)

@@ -42,6 +42,7 @@ from skimage.filters import threshold_otsu
 from ..errors import EmptyScanError, ParameterError, RegionNotFoundError
 from ..scan import Scan
 from ._circle import Circle, fit_circle_ransac
+from ._regions_topo import crater_from_depth, fully_measured, topography_foreground
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "firing_pin_margin_m": 30e-6,
     "edge_slope_deg": 15.0,
     "fit_tolerance_m": 25e-6,
+    "min_step_m": 5e-6,
+    "min_crater_depth_m": 20e-6,
 }
 
 
@@ -93,7 +96,12 @@ class Regions:
     confidence : float
         0..1 summary (product of inlier fractions and coverages, square-rooted).
     kind : str
-        ``"height"`` or ``"intensity"``: which detector was used.
+        ``"height"`` or ``"intensity"``: the kind of scan.
+    method : str
+        Which primer detector was chosen from what the scan holds: ``"measured-area"``
+        (height map with the area around the primer unmeasured), ``"topography"``
+        (fully measured height map: step below the case head and crater depth, see
+        :mod:`._regions_topo`) or ``"intensity"`` (2-D image).
     params : dict
         Every parameter used.
     diagnostics : dict
@@ -119,6 +127,7 @@ class Regions:
     firing_pin_coverage: float = 0.0
     confidence: float = 0.0
     kind: str = "height"
+    method: str = "measured-area"
     params: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
@@ -214,6 +223,8 @@ def find_regions(
     firing_pin_margin_m: float = DEFAULTS["firing_pin_margin_m"],
     edge_slope_deg: float = DEFAULTS["edge_slope_deg"],
     fit_tolerance_m: float = DEFAULTS["fit_tolerance_m"],
+    min_step_m: float = DEFAULTS["min_step_m"],
+    min_crater_depth_m: float = DEFAULTS["min_crater_depth_m"],
 ) -> Regions:
     """Locate the primer edge, the firing-pin hole and the firing-pin impression.
 
@@ -238,6 +249,21 @@ def find_regions(
         Slope (degrees) above which a height-map pixel counts as crater rim.
     fit_tolerance_m : float
         RANSAC inlier distance, metres.
+    min_step_m : float
+        Fully measured height maps only: smallest step between the case head and the
+        recessed primer, metres.
+    min_crater_depth_m : float
+        Fully measured height maps only: smallest depth below the primer surface that
+        counts as firing-pin crater, metres.
+
+    Notes
+    -----
+    The method is chosen from what the scan holds and recorded in ``Regions.method``:
+    a height map whose surroundings are unmeasured (confocal scans of the primer) takes
+    the primer edge from the measured area and the firing-pin hole from the unmeasured
+    hole; a height map measured everywhere (TopMatch / GelSight, wide-field scans with
+    the case head) takes it from the step down from the case head and the crater from
+    its depth and curvature (:mod:`._regions_topo`); a 2-D image from the bright disc.
 
     Returns
     -------
@@ -269,7 +295,8 @@ def find_regions(
             f"radius ranges must be 0 < min < max in metres; got primer {primer_radius_range_m!r}, "
             f"firing pin {firing_pin_radius_range_m!r}.")
     for name, v in (("work_spacing_m", work_spacing_m), ("primer_margin_m", primer_margin_m),
-                    ("firing_pin_margin_m", firing_pin_margin_m), ("fit_tolerance_m", fit_tolerance_m)):
+                    ("firing_pin_margin_m", firing_pin_margin_m), ("fit_tolerance_m", fit_tolerance_m),
+                    ("min_step_m", min_step_m), ("min_crater_depth_m", min_crater_depth_m)):
         if not (0 <= float(v) < 1e-2):
             raise ParameterError(f"{name}={v!r} must be a length in metres (0 .. 10 mm).")
     if not (0 < edge_slope_deg < 90):
@@ -290,7 +317,8 @@ def find_regions(
     params = dict(work_spacing_m=work_spacing_m, primer_radius_range_m=(rmin_p, rmax_p),
                   firing_pin_radius_range_m=(rmin_f, rmax_f), primer_margin_m=primer_margin_m,
                   firing_pin_margin_m=firing_pin_margin_m, edge_slope_deg=edge_slope_deg,
-                  fit_tolerance_m=fit_tolerance_m, coarse_factor=f)
+                  fit_tolerance_m=fit_tolerance_m, min_step_m=min_step_m,
+                  min_crater_depth_m=min_crater_depth_m, coarse_factor=f)
     d = block_nanmean(scan.data, f)
     if min(d.shape) < 16:
         raise RegionNotFoundError(
@@ -305,6 +333,7 @@ def find_regions(
     open_px = max(1, int(round(25e-6 / sp)))
 
     # -- 1. foreground and primer edge
+    topo = None
     if scan.kind == "intensity":
         sm = _nc_smooth(d, max(1.0, 25e-6 / sp))
         v = sm[np.isfinite(sm)]
@@ -312,14 +341,18 @@ def find_regions(
         if hi - lo <= 0:
             raise RegionNotFoundError(f"Image {scan.name!r} is uniform; there is no primer to find.")
         fg = np.isfinite(sm) & (sm > threshold_otsu(np.clip(v, lo, hi)))
+        method = "intensity"
     else:
         sm = None
         fg = valid
-        if valid.mean() > 0.97:
-            raise RegionNotFoundError(
-                f"Height map {scan.name!r} is measured everywhere, so the primer edge cannot be "
-                "taken from the measured area; crop the scan to the primer or mask the case head "
-                "(NaN) before extracting.")
+        full, outside_missing = fully_measured(valid)
+        method = "topography" if full else "measured-area"
+        params["outside_missing_fraction"] = outside_missing
+        if full:
+            topo = topography_foreground(d, sp, scan.name, min_step_m=min_step_m,
+                                         edge_slope_deg=edge_slope_deg)
+            fg = topo.foreground
+    logger.debug("%s: primer detector %r", scan.name, method)
     body = ndi.binary_opening(fg, iterations=open_px)
     body = ndi.binary_fill_holes(body)
     # the primer is the biggest (filled) component; for images prefer the one nearest the centre
@@ -334,13 +367,16 @@ def find_regions(
     for k in cands:
         comp = lab == k
         pts = _boundary_points(comp)
+        if topo is not None:  # keep edge points on the step, not on the grain of the texture
+            pts = pts[topo.steep[pts[:, 0].astype(int), pts[:, 1].astype(int)]]
         c = fit_circle_ransac(pts, tol, (rmin_p / sp, rmax_p / sp))
         if c is None or c.support < MIN_PRIMER_SUPPORT or c.coverage < MIN_PRIMER_COVERAGE:
             continue
         key = c.support * c.coverage * float(comp.sum())
         if key > best_key:
             best, best_key, best_comp = c, key, comp
-    primer = _check_circle(best, "primer edge", scan.name)
+    primer = _check_circle(best, "primer edge" + (" (step below the case head)" if topo else ""),
+                           scan.name)
     yy, xx = np.indices(d.shape, dtype=np.float32)
     rp = np.hypot(yy - primer.cy, xx - primer.cx)
     inside = rp < primer.r
@@ -377,7 +413,18 @@ def find_regions(
 
     # -- 2. firing-pin hole (unmeasured, inside the primer, not connected to the outside)
     hole: Circle | None = None
-    if scan.kind == "height":
+    crater: Circle | None = None
+    cextent: np.ndarray | None = None
+    if topo is not None:
+        cmask, cextent, cinfo = crater_from_depth(topo.surface, sp, (primer.cy, primer.cx), primer.r,
+                                         min_depth_m=min_crater_depth_m,
+                                         min_area_px=math.pi * rmin_f ** 2 * 0.5 / (sp * sp))
+        if cmask is not None:
+            crater = fit_circle_ransac(_boundary_points(cmask), tol, (0.5 * rmin_f / sp, rmax_f / sp))
+        if crater is not None:
+            cinfo.update(centre_px=(crater.cy, crater.cx), radius_m=crater.r * sp)
+        diagnostics["topography"] = dict(topo.info, crater=cinfo)
+    elif scan.kind == "height":
         holes = ~valid & (rp < 0.9 * primer.r)
         lab_h, nh = ndi.label(holes)
         if nh:
@@ -405,9 +452,10 @@ def find_regions(
         ok = np.isfinite(strength) & inside
         strong = strength > (np.percentile(strength[ok], 95) if ok.any() else np.inf)
     strong &= np.isfinite(strength)
-    if hole is not None:
-        ccy, ccx = hole.cy, hole.cx
-        r_lo = hole.r + max(tol, 100e-6 / sp)
+    core = hole if hole is not None else crater  # unmeasured hole, or measured deep crater
+    if core is not None:
+        ccy, ccx = core.cy, core.cx
+        r_lo = core.r + max(tol, 100e-6 / sp)
     else:
         ccy, ccx = primer.cy, primer.cx
         r_lo = rmin_f / sp
@@ -419,13 +467,21 @@ def find_regions(
     if fp is not None and math.hypot(fp.cy - ccy, fp.cx - ccx) > 0.5 * primer.r:
         fp = None
     if fp is None or fp.inlier_fraction < 0.05 or fp.coverage < 0.3:
-        if hole is None:
+        fallback = hole if hole is not None else crater
+        if fallback is None:
             raise RegionNotFoundError(
                 f"Could not find the firing-pin impression in {scan.name!r}: no circular rim of "
                 "steep slopes inside the primer.")
-        logger.info("%s: no crater rim found; using the firing-pin hole", scan.name)
-        fp = hole
-        reach = hole.r
+        logger.info("%s: no crater rim found; using the firing-pin %s", scan.name,
+                    "hole" if hole is not None else "crater")
+        fp = fallback
+        reach = fallback.r
+        if hole is None and cextent is not None:  # measured crater: its shallow outer wall is the rim
+            whole = fit_circle_ransac(_boundary_points(cextent), tol, (fp.r, rmax_f / sp))
+            if whole is not None and whole.coverage >= 0.3:
+                fp = whole
+            ey, ex = np.nonzero(cextent)
+            reach = max(fp.r, float(np.percentile(np.hypot(ey - fp.cy, ex - fp.cx), 98)))
     else:
         # the rim is not a perfect circle: reach out to the 98th percentile of the rim band
         rr = np.hypot(spts[:, 0] - fp.cy, spts[:, 1] - fp.cx)
@@ -462,6 +518,7 @@ def find_regions(
         firing_pin_coverage=fp.coverage,
         confidence=conf,
         kind=scan.kind,
+        method=method,
         params=params,
         diagnostics=diagnostics,
     )
