@@ -1,0 +1,52 @@
+"""Batch comparisons on a Dask cluster: all pairs, one against many, listed pairs.
+
+>>> from ballistics import batch, datasets
+>>> paths = datasets.fadul_paths("processed")[:4]
+>>> summary = batch.all_pairs(paths, "results/", n_workers=2)      # doctest: +SKIP
+>>> table = batch.read_results("results/")                         # doctest: +SKIP
+>>> table.to_pandas()[["a_name", "b_name", "cmc_count", "score"]]  # doctest: +SKIP
+
+The pair matrix is cut into tiles (a block of rows x a block of columns); each tile is
+one task for a worker process, which reads and prepares each of the tile's scans once
+(and keeps a few prepared scans cached) and compares its pairs.  Finished tiles are
+written one Parquet file each, atomically, into the output folder, after a
+``manifest.json`` that records the scans (with SHA-256), the parameters, the tiling and
+the library version.  Rerunning the same call resumes: finished tiles are skipped.  A
+pair that cannot be compared gets its reason in the ``error`` column.
+
+By default a local cluster of worker processes (one thread each) is started for the
+call; ``scheduler="tcp://host:8786"`` or ``client=`` runs the same call on an existing
+Dask cluster of any number of machines (paths must be readable by the workers).
+:func:`map_scans` runs any per-scan function on the same machinery.  Dask is imported
+only when a cluster is needed; importing this module changes nothing global.
+"""
+
+from __future__ import annotations
+
+from ._manifest import Manifest, ScanRef
+from ._run import (
+           BatchSummary,
+           MapResult,
+           all_pairs,
+           auto_tile_size,
+           map_scans,
+           one_vs_many,
+           pairs,
+)
+from ._table import SCHEMA_FIELDS, read_results
+from ._tiles import Tile
+
+__all__ = [
+           "SCHEMA_FIELDS",
+           "BatchSummary",
+           "Manifest",
+           "MapResult",
+           "ScanRef",
+           "Tile",
+           "all_pairs",
+           "auto_tile_size",
+           "map_scans",
+           "one_vs_many",
+           "pairs",
+           "read_results",
+]

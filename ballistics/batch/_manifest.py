@@ -1,0 +1,262 @@
+"""The run manifest: which scans, which parameters, which tiling.
+
+The manifest (``manifest.json``) is written first, atomically, before any comparison.
+Its *digest* -- SHA-256 of the canonical JSON of everything that determines the results
+(scan names and checksums in order, the pairs, the comparison parameters, the tiling and
+the library version) -- is stored in every tile file, so a rerun into the same folder
+resumes only when it would compute exactly the same thing, and a tile file can never be
+mixed into another run's results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import ParameterError, ScanReadError
+from ..scan import Scan
+from ._files import atomic_write, sha256_file
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MANIFEST_NAME", "Manifest", "ScanRef", "canonical", "check_compare_params", "resolve_scans"]
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "ballistics-batch/1"
+KINDS = ("all_pairs", "one_vs_many", "pairs")
+
+
+@dataclass(frozen=True)
+class ScanRef:
+    """One input scan of a run.
+
+    Attributes
+    ----------
+    index : int
+        Position in the run's scan list (row/column of the pair matrix).
+    name : str
+        Human name: the file name without extension, or ``Scan.name``.
+    sha256 : str
+        SHA-256 of the file's bytes (``checksum_of == "file"``) or of the scan's array
+        (``"array"``, for in-memory scans, see :func:`ballistics.scan.array_checksum`).
+    checksum_of : str
+        ``"file"`` or ``"array"``.
+    path : str or None
+        Absolute path the workers read (None for in-memory scans, which are sent).
+    """
+
+    index: int
+    name: str
+    sha256: str
+    checksum_of: str
+    path: str | None = None
+
+
+def canonical(obj: Any) -> Any:
+    """JSON-compatible copy of ``obj`` (tuples as lists, NumPy scalars as numbers)."""
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # NumPy scalar
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise ParameterError(f"Parameter value {obj!r} ({type(obj).__name__}) cannot be recorded in the manifest; "
+                         "use numbers, strings, booleans, None, lists or tuples.")
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def resolve_scans(scans: Sequence[str | os.PathLike[str] | Scan], what: str = "scans") -> tuple[list[ScanRef], dict[int, Scan]]:
+    """Checksum the inputs and give each an index.
+
+    Parameters
+    ----------
+    scans : sequence of path or Scan
+        Files (read by the workers themselves) or in-memory scans (sent to them).
+    what : str
+        How the inputs are called in error messages.
+
+    Returns
+    -------
+    refs : list of ScanRef
+    objects : dict
+        Index -> Scan for the in-memory inputs.
+
+    Raises
+    ------
+    ParameterError
+        Not a sequence, empty, wrong item types, a file listed twice.
+    ScanReadError
+        A file is missing or unreadable.
+    """
+    if isinstance(scans, (str, os.PathLike, Scan)) or not hasattr(scans, "__len__"):
+        raise ParameterError(f"{what} must be a list of file paths or Scan objects, got {type(scans).__name__}.")
+    refs: list[ScanRef] = []
+    objects: dict[int, Scan] = {}
+    seen: dict[str, int] = {}
+    for i, s in enumerate(scans):
+        if isinstance(s, Scan):
+            refs.append(ScanRef(i, s.name, s.checksum, "array", None))
+            objects[i] = s
+            continue
+        if not isinstance(s, (str, os.PathLike)):
+            raise ParameterError(f"{what}[{i}] must be a file path or a Scan, got {type(s).__name__}.")
+        p = Path(s).expanduser().resolve()
+        if not p.is_file():
+            raise ScanReadError(f"{what}[{i}]: {str(s)!r} does not exist or is not a file.")
+        key = str(p)
+        if key in seen:
+            raise ParameterError(f"{what}: {str(s)!r} is listed twice (positions {seen[key]} and {i}); "
+                                 "list each file once.")
+        seen[key] = i
+        try:
+            digest = sha256_file(p)
+        except OSError as exc:
+            raise ScanReadError(f"{what}[{i}]: cannot read {str(s)!r}: {exc}") from exc
+        refs.append(ScanRef(i, p.stem, digest, "file", key))
+    return refs, objects
+
+
+def check_compare_params(method: str, preset: str, params: dict[str, Any]) -> None:
+    """Refuse unknown methods, presets and parameters before anything is computed.
+
+    Raises
+    ------
+    ParameterError
+        With the known names.
+    """
+    from .. import comparison
+    methods = tuple(getattr(comparison, "METHODS", ()))
+    presets = tuple(getattr(comparison, "PRESETS", {}))
+    if methods and method not in methods:
+        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(methods)}.")
+    if presets and preset not in presets:
+        raise ParameterError(f"Unknown preset {preset!r}; choose one of {', '.join(presets)}.")
+    known = _known_params(getattr(comparison, "DEFAULTS", None))
+    unknown = sorted(set(params) - known) if known else []
+    if unknown:
+        raise ParameterError(f"Unknown comparison parameter(s) {unknown}; known: {sorted(known)}.")
+
+
+def _known_params(defaults: Any) -> set[str]:
+    """Names of compare's parameters from its DEFAULTS (a dict or a dataclass); empty if unknown."""
+    if isinstance(defaults, dict):
+        return set(defaults)
+    if dataclasses.is_dataclass(defaults):
+        return {f.name for f in dataclasses.fields(defaults)}
+    return set()
+
+
+@dataclass
+class Manifest:
+    """Everything that determines a batch run's results (see the module docstring).
+
+    Attributes
+    ----------
+    kind : str
+        ``"all_pairs"``, ``"one_vs_many"`` or ``"pairs"``.
+    scans : list of ScanRef
+    compare : dict
+        ``{"method", "preset", "params"}`` passed to :func:`ballistics.comparison.compare`.
+    tile_size : int
+        Scans per block of the pair matrix; a tile is one block of rows x one block of
+        columns.
+    n_pairs, n_tiles : int
+    pairs : list of [int, int] or None
+        The explicit pairs of a ``"pairs"`` run (None: implied by ``kind``).
+    library_version : str
+    created_utc : str
+        When the folder's run was first started (not part of the digest).
+    """
+
+    kind: str
+    scans: list[ScanRef]
+    compare: dict[str, Any]
+    tile_size: int
+    n_pairs: int
+    n_tiles: int
+    pairs: list[list[int]] | None = None
+    library_version: str = __version__
+    created_utc: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def identity(self) -> dict[str, Any]:
+        """The part of the manifest that determines the results (paths and dates excluded)."""
+        return {
+            "format": FORMAT, "kind": self.kind,
+            "scans": [[r.name, r.sha256, r.checksum_of] for r in self.scans],
+            "pairs_sha256": None if self.pairs is None else _digest(self.pairs),
+            "compare": canonical(self.compare), "tile_size": self.tile_size,
+            "library_version": self.library_version,
+        }
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of :meth:`identity` (canonical JSON)."""
+        return _digest(self.identity())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (the content of ``manifest.json``)."""
+        return {
+            "format": FORMAT, "digest": self.digest, "kind": self.kind,
+            "library_version": self.library_version, "created_utc": self.created_utc,
+            "compare": canonical(self.compare),
+            "tiling": {"tile_size": self.tile_size, "n_tiles": self.n_tiles, "n_pairs": self.n_pairs,
+                       "file_pattern": "tile-<row block>-<column block>.parquet"},
+            "scans": [asdict(r) for r in self.scans],
+            "pairs": self.pairs,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        """Rebuild from :meth:`to_dict` output."""
+        if d.get("format") != FORMAT:
+            raise ParameterError(f"Not a batch manifest of this version (format {d.get('format')!r}, "
+                                 f"expected {FORMAT!r}).")
+        t = d["tiling"]
+        return cls(kind=d["kind"], scans=[ScanRef(**r) for r in d["scans"]], compare=d["compare"],
+                   tile_size=int(t["tile_size"]), n_pairs=int(t["n_pairs"]), n_tiles=int(t["n_tiles"]),
+                   pairs=d.get("pairs"), library_version=d["library_version"], created_utc=d["created_utc"])
+
+    def write(self, folder: Path) -> Path:
+        """Write ``manifest.json`` atomically into ``folder``."""
+        return atomic_write(folder / MANIFEST_NAME, json.dumps(self.to_dict(), indent=1).encode())
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> Manifest:
+        """Read ``folder/manifest.json``.
+
+        Raises
+        ------
+        ParameterError
+            No manifest, or not readable as one.
+        """
+        p = Path(folder) / MANIFEST_NAME
+        try:
+            d = json.loads(p.read_text())
+            return cls.from_dict(d)
+        except FileNotFoundError as exc:
+            raise ParameterError(f"{str(folder)!r} holds no batch run (no {MANIFEST_NAME}).") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ParameterError(f"{p} is not a readable batch manifest ({exc}).") from exc
+
+    def explain_difference(self, other: Manifest) -> str:
+        """What differs between two manifests' identities, in words."""
+        a, b = self.identity(), other.identity()
+        diffs = [k for k in a if a[k] != b.get(k)]
+        words = {"scans": "the scans (names or checksums, or their order)", "compare": "the comparison parameters",
+                 "tile_size": "the tile size", "kind": "the kind of run", "pairs_sha256": "the list of pairs",
+                 "library_version": "the library version", "format": "the file format"}
+        return ", ".join(words.get(k, k) for k in diffs) or "nothing"
