@@ -28,6 +28,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import uuid
 import urllib.parse
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -39,6 +40,8 @@ from ..errors import DatabaseError
 from ..scan import _jsonable
 
 SCHEMA_VERSION = 2
+#: Read-only opens copy catalogues up to this size into memory (see :meth:`Catalogue._snapshot`).
+SNAPSHOT_LIMIT = 1 << 30
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -108,10 +111,14 @@ class Catalogue:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._memory: str | None = None
+        self._anchor: sqlite3.Connection | None = None
         if not create and not self.path.exists():
             raise DatabaseError(f"{self.path}: no catalogue; is this a case database? "
                                 "Create one with `ballistics db init PATH`.")
         try:
+            if readonly:
+                self._snapshot()
             con = self.con
             if create and not readonly:
                 con.executescript(SCHEMA)
@@ -132,7 +139,46 @@ class Catalogue:
         if not readonly and int(v) < SCHEMA_VERSION:
             self._migrate(int(v))
 
+    def _snapshot(self) -> None:
+        """Copy a catalogue no process has open into shared memory, so reading writes nothing.
+
+        SQLite in WAL mode creates and updates ``-wal`` / ``-shm`` files even for a
+        ``mode=ro`` reader.  When no ``-wal`` file exists (no connection is open and the
+        last one checkpointed), the file is copied with ``immutable=1`` into a named
+        in-memory database shared by this object's per-thread connections; the copy is
+        kept only if the file did not change meanwhile (size, mtime, still no ``-wal``).
+        Otherwise (a writer is active) the catalogue is read live through ``mode=ro``,
+        which touches only SQLite's shared-memory index (``-shm``), never the data.
+        Catalogues above :data:`SNAPSHOT_LIMIT` bytes are always read live.
+        """
+        wal = Path(str(self.path) + "-wal")
+        for _ in range(3):
+            if wal.exists():
+                return
+            st = self.path.stat()
+            if st.st_size > SNAPSHOT_LIMIT:
+                return
+            name = f"ballistics-ro-{uuid.uuid4().hex}"
+            anchor = sqlite3.connect(f"file:{name}?mode=memory&cache=shared", uri=True, isolation_level=None,
+                                     check_same_thread=False)
+            src = sqlite3.connect("file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro&immutable=1",
+                                  uri=True, isolation_level=None)
+            try:
+                src.backup(anchor)
+            finally:
+                src.close()
+            st2 = self.path.stat()
+            if not wal.exists() and (st.st_size, st.st_mtime_ns) == (st2.st_size, st2.st_mtime_ns):
+                self._memory, self._anchor = name, anchor
+                return
+            anchor.close()
+
     def _connect(self) -> sqlite3.Connection:
+        if self._memory is not None:
+            con = sqlite3.connect(f"file:{self._memory}?mode=memory&cache=shared", uri=True, timeout=30,
+                                  isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA query_only=ON")
+            return con
         if self.readonly:
             uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
             con = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
@@ -187,6 +233,9 @@ class Catalogue:
                 except sqlite3.Error:  # pragma: no cover
                     pass
             self._all.clear()
+            if self._anchor is not None:
+                self._anchor.close()
+                self._anchor = None
         self._local = threading.local()
 
     # ------------------------------------------------------------------ transactions

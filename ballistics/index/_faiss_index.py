@@ -56,8 +56,14 @@ from ..errors import BallisticsError, DatabaseError
 
 logger = logging.getLogger(__name__)
 
+IVF_KINDS = ("ivf", "ivfsq", "ivfpq")
+
 #: Below this many signatures the index is exact (flat).
 FLAT_LIMIT = 50_000
+#: An IVF index is retrained (rebuilt with new centroids) once it holds this many times
+#: the number of vectors it was trained on: centroids learnt on a small collection
+#: partition a grown one badly (long inverted lists, lost recall at fixed ``nprobe``).
+RETRAIN_GROWTH = 4.0
 #: Above this many bytes of raw float32 vectors the automatic choice is IVF-PQ.
 MEMORY_LIMIT = 8 * 1024 ** 3
 KINDS = ("flat", "ivf", "ivfsq", "ivfpq", "hnsw")
@@ -131,6 +137,7 @@ class SignatureIndex:
         self.ef_search = int(ef_search)
         self.ef_construction = int(ef_construction)
         self.tombstones: set[int] = set()
+        self.trained_size = 0
         self._index: Any = None
         self._new_index(self.kind, train=None)
 
@@ -168,10 +175,18 @@ class SignatureIndex:
             idx.train(np.ascontiguousarray(sample, dtype=np.float32))
             idx.nprobe = self.nprobe or max(8, nlist // 16)
             self._index = idx
+            self.trained_size = int(n)
         else:  # pragma: no cover - validated in __init__
             raise BallisticsError(f"unknown index kind {kind!r}")
         self.kind = kind
         self.tombstones = set()
+        if kind not in IVF_KINDS:
+            self.trained_size = 0
+
+    @property
+    def needs_retrain(self) -> bool:
+        """True for an IVF index that has grown :data:`RETRAIN_GROWTH`-fold since it was trained."""
+        return self.kind in IVF_KINDS and self.trained_size > 0 and self.ntotal >= RETRAIN_GROWTH * self.trained_size
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "auto", **kw: Any) -> "SignatureIndex":
@@ -320,7 +335,7 @@ class SignatureIndex:
         if self.kind in ("ivf", "ivfsq", "ivfpq"):
             import faiss
             ivf = faiss.extract_index_ivf(self._index)
-            out.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe))
+            out.update(nlist=int(ivf.nlist), nprobe=int(ivf.nprobe), trained_size=int(self.trained_size))
             if self.kind == "ivfpq":
                 out["pq_m"] = int(self._index.pq.M)
         if self.kind == "hnsw":
@@ -339,7 +354,7 @@ class SignatureIndex:
                 "tombstones": sorted(self.tombstones), "count": int(len(ids)),
                 "ids_digest": ids_digest(ids), "index_sha256": hashlib.sha256(data).hexdigest(),
                 "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "pq_m": self.pq_m,
-                "nprobe": self.nprobe, **(extra or {})}
+                "nprobe": self.nprobe, "trained_size": int(self.trained_size), **(extra or {})}
         _atomic_write_bytes(Path(str(p) + ".json"), json.dumps(meta).encode())
         _atomic_write_bytes(p, data)
 
@@ -377,6 +392,8 @@ class SignatureIndex:
         self.ef_search = int(meta.get("ef_search", 128))
         self.ef_construction = 80
         self.tombstones = set(int(t) for t in meta.get("tombstones", []))
+        # indices saved before the size was recorded count as trained on what they hold
+        self.trained_size = int(meta.get("trained_size", meta.get("count", 0) if self.kind in IVF_KINDS else 0))
         self._index = idx
         if self.kind == "hnsw":
             faiss.downcast_index(idx.index).hnsw.efSearch = self.ef_search

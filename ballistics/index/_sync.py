@@ -128,6 +128,11 @@ class SyncMixin:
                         changed = True
                     else:
                         idx = None
+                if idx is not None and idx.needs_retrain:
+                    reason = reason or (f"IVF index grew from {idx.trained_size} trained to {idx.ntotal} "
+                                        "vectors; retrained")
+                    idx = self._build(part, self._want_kind(len(want_ids), idx))
+                    changed = True
                 if idx is not None and (idx.tombstone_fraction > 0.1 or
                                         idx.kind != self._want_kind(len(want_ids), idx)):
                     if not (idx.kind == "flat" and len(want_ids) < 1000):
@@ -185,12 +190,15 @@ class SyncMixin:
             if not touched or idx is None:
                 continue
             n = idx.ntotal
-            if idx.tombstone_fraction > 0.1 or (idx.kind != self._want_kind(n, idx)
-                                                 and not (idx.kind == "flat" and n < 1000)):
-                idx = self._build(part, self._want_kind(n, None))
+            retrain = idx.needs_retrain
+            if retrain or idx.tombstone_fraction > 0.1 or (idx.kind != self._want_kind(n, idx)
+                                                           and not (idx.kind == "flat" and n < 1000)):
+                why = (f"IVF index grew from {idx.trained_size} trained to {n} vectors" if retrain
+                       else "tombstones or index kind")
+                idx = self._build(part, self._want_kind(n, idx if retrain else None))
                 with self.catalogue.transaction():
                     self.catalogue.audit("rebuild_index", None, {"part": part, "index": idx.params(),
-                                                                  "count": idx.ntotal})
+                                                                  "count": idx.ntotal, "reason": why})
                 self._pending[part] = SAVE_EVERY  # save a rebuilt index at once
             self._indices[part] = idx
             self._pending[part] += 1
