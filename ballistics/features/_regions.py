@@ -135,6 +135,29 @@ class Regions:
         """Plain JSON-friendly dictionary."""
         return asdict(self)
 
+    def breech_face_mask(self, shape: tuple[int, int], spacing: tuple[float, float]) -> np.ndarray:
+        """The breech-face annulus as a boolean mask on a grid.
+
+        Parameters
+        ----------
+        shape : (int, int)
+            Grid size, pixels.
+        spacing : (float, float)
+            Pixel size ``(dy, dx)``, metres (the grid's pixel ``(0, 0)`` is the origin).
+
+        Returns
+        -------
+        numpy.ndarray of bool
+            Inside the outer radius about ``centre_m`` and outside the inner radius
+            about ``firing_pin_centre_m``.
+        """
+        yy = np.arange(shape[0])[:, None] * spacing[0]
+        xx = np.arange(shape[1])[None, :] * spacing[1]
+        outer = (yy - self.centre_m[0]) ** 2 + (xx - self.centre_m[1]) ** 2 <= self.breech_face_outer_radius_m ** 2
+        inner = ((yy - self.firing_pin_centre_m[0]) ** 2 + (xx - self.firing_pin_centre_m[1]) ** 2
+                 > self.breech_face_inner_radius_m ** 2)
+        return outer & inner
+
     def shifted(self, dy: float, dx: float) -> dict[str, Any]:
         """Geometry as a dict with every centre moved by ``(-dy, -dx)`` metres."""
         d = self.to_dict()

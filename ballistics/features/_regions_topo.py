@@ -200,7 +200,9 @@ def topography_foreground(d: np.ndarray, sp: float, name: str, *, min_step_m: fl
             f"Height map {name!r}: the step between the case head and the primer is only "
             f"{step * 1e6:.1f} um (minimum {min_step_m * 1e6:.1f} um); no primer edge found.")
     thr = -max(0.5 * step, 4.0 * sig)
-    fg = rel < thr
+    # threshold the unsmoothed heights (3 x 3 median against noise): smoothing a step next
+    # to a rounded, lower primer edge would move its half-height crossing outwards
+    fg = ndi.median_filter(z - plane, size=3) < thr
     gy, gx = np.gradient(zs, sp)
     slope = np.hypot(gy, gx)
     # a step of height `step` spread over the smoothing width is steep; texture is not
