@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import BallisticsError
+from ..errors import BallisticsError, DatabaseError
 from ..scan import Scan
 from ._signature import signature
 
@@ -88,7 +88,13 @@ def compute_blobs(surface: Scan) -> dict[str, bytes]:
 
     out: dict[str, bytes] = {}
     for name, fn in ingest_blobs().items():
-        data = fn(surface)
+        try:
+            data = fn(surface)
+        except BallisticsError:
+            raise
+        except Exception as exc:  # a stage-2 function's bug must not surface as a bare traceback
+            raise DatabaseError(f"{surface.name}: stage-2 blob {name!r} could not be computed "
+                                f"({type(exc).__name__}: {exc}); nothing was stored.") from exc
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BallisticsError(f"stage-2 blob {name!r} must be bytes, got {type(data).__name__}")
         out[str(name)] = bytes(data)

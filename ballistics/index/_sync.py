@@ -32,6 +32,9 @@ SAVE_ALWAYS_BELOW = 100_000
 #: written yet is patched in from the catalogue by the next process that opens it.
 SAVE_EVERY = 1000
 SAVE_INTERVAL_S = 60.0
+#: Fewer signatures than this are always indexed flat (exact), whatever kind was asked
+#: for: an IVF index needs enough vectors to train its centroids.
+IVF_MIN = 1000
 
 
 class SyncMixin:
@@ -90,7 +93,7 @@ class SyncMixin:
             I, V = np.concatenate(ids), np.vstack(vecs)
         else:
             I, V = np.zeros(0, np.int64), np.zeros((0, signature_dim()), np.float32)
-        if kind in ("ivf", "ivfsq", "ivfpq") and len(I) < 1000:
+        if kind in ("ivf", "ivfsq", "ivfpq") and len(I) < IVF_MIN:
             kind = "flat"
         return SignatureIndex.build(I, V, kind=kind)
 
@@ -135,7 +138,7 @@ class SyncMixin:
                     changed = True
                 if idx is not None and (idx.tombstone_fraction > 0.1 or
                                         idx.kind != self._want_kind(len(want_ids), idx)):
-                    if not (idx.kind == "flat" and len(want_ids) < 1000):
+                    if not (idx.kind == "flat" and len(want_ids) < IVF_MIN):
                         reason = reason or f"index kind {idx.kind} -> {self._want_kind(len(want_ids), idx)}"
                         idx = None
             if idx is None:
@@ -192,7 +195,7 @@ class SyncMixin:
             n = idx.ntotal
             retrain = idx.needs_retrain
             if retrain or idx.tombstone_fraction > 0.1 or (idx.kind != self._want_kind(n, idx)
-                                                           and not (idx.kind == "flat" and n < 1000)):
+                                                           and not (idx.kind == "flat" and n < IVF_MIN)):
                 why = (f"IVF index grew from {idx.trained_size} trained to {n} vectors" if retrain
                        else "tombstones or index kind")
                 idx = self._build(part, self._want_kind(n, idx if retrain else None))
