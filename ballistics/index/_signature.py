@@ -248,7 +248,8 @@ def polar_spectrum(z: np.ndarray, mask: np.ndarray, centre: tuple[float, float],
 
 
 # ----------------------------------------------------------------------------- public
-def signature(scan: Scan, params: dict[str, Any] | None = None) -> np.ndarray:
+def signature(scan: Scan, params: dict[str, Any] | None = None,
+              codebook: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Fixed-length rotation-invariant signature of an extracted surface.
 
     Parameters
@@ -261,6 +262,9 @@ def signature(scan: Scan, params: dict[str, Any] | None = None) -> np.ndarray:
     params : dict, optional
         Signature parameters; defaults to :data:`PARAMS`.  Signatures computed with
         different parameters are not comparable.
+    codebook : dict, optional
+        ``mean``, ``basis``, ``centroids`` from :func:`train_codebook`, to evaluate a
+        codebook trained without the queried firearms (default: the shipped one).
 
     Returns
     -------
@@ -284,7 +288,7 @@ def signature(scan: Scan, params: dict[str, Any] | None = None) -> np.ndarray:
     z, m, scale = _standardise(scan, float(p["spacing_m"]))
     if not np.any(z):
         raise EmptyScanError(f"The surface {scan.name!r} is flat (no texture); no signature can be made.")
-    cb = _codebook()
+    cb = _codebook() if codebook is None else codebook
     if cb["basis"].shape[1] != p["pca_components"] or cb["centroids"].shape[0] != p["codebook_size"]:
         raise BallisticsError("signature parameters do not match the shipped codebook "
                               f"({cb['basis'].shape[1]} components x {cb['centroids'].shape[0]} words).")

@@ -1,0 +1,387 @@
+"""Benchmark of the search cascade (issue 10): recall per stage, time per stage, scale.
+
+Run (repository root, venv active, ``../shared/data`` present)::
+
+    python benchmarks/bench_search.py features   # signatures + key points of real and synthetic scans (cached)
+    python benchmarks/bench_search.py fadul      # leave-one-out over the 40 processed Fadul scans
+    python benchmarks/bench_search.py scale      # Fadul + DFSC queries among 10 k / 100 k synthetic decoys
+    python benchmarks/bench_search.py index      # stage-1 latency and memory up to 1 M entries
+
+Nothing learned is trained on a queried firearm: the stage-1 codebook used here is
+trained on ``ballistics.synth`` surfaces only (rotated and mirrored copies), never on a
+real scan; stage 2 (SIFT + rigid RANSAC) learns nothing.  The shipped codebook (trained
+on six bundled Fadul scans, slides 1-3) is measured alongside and labelled circular.
+Times: CPU seconds of this single-threaded process (the 2-core machine is shared by
+8 agents, so wall times are inflated and are reported next to them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import pickle
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+
+SHARED = Path(os.environ.get("BALLISTICS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+OUT = Path(__file__).resolve().parent / "out"
+CACHE = OUT / "search_features.pkl"
+CMP_CACHE = OUT / "search_compare_pairs.pkl"
+log = logging.getLogger("bench_search")
+
+
+def _cv1() -> None:
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def real_scans() -> tuple[list, list[str], list[str], list[str]]:
+    from ballistics import read_scan
+    scans, names, firearms, source = [], [], [], []
+    for sub, gtf in (("fadul", "fadul/ground_truth.csv"), ("dfsc", "dfsc/ground_truth.csv")):
+        for r in csv.DictReader(open(SHARED / gtf)):
+            f = r["file"]
+            if sub == "fadul" and not f.startswith("processed/"):
+                continue
+            path = SHARED / sub / f
+            scans.append(read_scan(path))
+            names.append(Path(f).stem)
+            firearms.append(f"{sub}:{r['firearm']}")
+            source.append(sub)
+    return scans, names, firearms, source
+
+
+def synth_scans(n_firearms: int, shots: int, seed: int) -> list:
+    from ballistics import synth
+    return synth.make_collection(n_firearms, shots, seed=seed)
+
+
+def augment(scan, rng: np.random.Generator):
+    """Rotated (any angle), sometimes mirrored, noisier, partly masked copy (for training)."""
+    import cv2
+    z = np.array(scan.data, dtype=np.float64)
+    if rng.random() < 0.5:
+        z = z[:, ::-1]
+    m = np.isfinite(z)
+    ang = float(rng.uniform(0, 360))
+    h, w = z.shape
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), ang, float(rng.uniform(0.97, 1.03)))
+    zr = cv2.warpAffine(np.where(m, z, 0).astype(np.float32), M, (w, h), flags=cv2.INTER_LINEAR)
+    mr = cv2.warpAffine(m.astype(np.float32), M, (w, h), flags=cv2.INTER_LINEAR) > 0.99
+    sd = np.nanstd(z)
+    zr = zr + rng.normal(0, 0.15 * sd, zr.shape)
+    # missing-data blob
+    cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(h // 10, h // 4)
+    yy, xx = np.ogrid[:h, :w]
+    mr &= (yy - cy) ** 2 + (xx - cx) ** 2 > r * r
+    out = np.where(mr, zr, np.nan)
+    return scan.derive(out, step="bench_search.augment", params={"rotation_deg": ang})
+
+
+def cmd_features(a: argparse.Namespace) -> None:
+    """Signatures (synth-trained and shipped codebooks) and stage-2 key points."""
+    from ballistics.index._signature import signature, train_codebook
+    from ballistics.index._verify_sift import keypoints
+    _cv1()
+    OUT.mkdir(exist_ok=True)
+    rng = np.random.default_rng(7)
+    t = time.process_time()
+    train = synth_scans(20, 3, seed=1001)
+    train = train + [augment(s, rng) for s in train]
+    cb = train_codebook(train, seed=1)
+    log.info("synth codebook trained on %d synthetic surfaces in %.1f s CPU", len(train), time.process_time() - t)
+    scans, names, firearms, source = real_scans()
+    decoys = synth_scans(a.decoy_firearms, 2, seed=5000)
+    feats: dict = {"names": names, "firearms": firearms, "source": source, "codebook_synth": cb,
+                   "n_decoys": len(decoys)}
+    for label, group in (("real", scans), ("decoy", decoys)):
+        sig_s, sig_ship, blobs, tk, ts = [], [], [], [], []
+        for s in group:
+            c0 = time.process_time()
+            sig_s.append(signature(s, codebook=cb))
+            c1 = time.process_time()
+            sig_ship.append(signature(s))
+            c2 = time.process_time()
+            blobs.append(keypoints(s).to_bytes())
+            tk.append(time.process_time() - c2)
+            ts.append(c1 - c0)
+        feats[label] = {"sig_synth": np.array(sig_s), "sig_shipped": np.array(sig_ship), "blobs": blobs,
+                        "kp_cpu_s": tk, "sig_cpu_s": ts}
+        log.info("%s: %d scans, signature %.3f s CPU, key points %.3f s CPU (median), blob %.1f kB",
+                 label, len(group), np.median(ts), np.median(tk), np.mean([len(b) for b in blobs]) / 1e3)
+    with open(CACHE, "wb") as f:
+        pickle.dump(feats, f)
+    print(f"features cached in {CACHE}")
+
+
+def _load() -> dict:
+    with open(CACHE, "rb") as f:
+        return pickle.load(f)
+
+
+def _mates_recall(order: list[int], mates: set[int], k: int) -> float:
+    return len(set(order[:k]) & mates) / len(mates)
+
+
+class PairCompare:
+    """compare() of real pairs, cached on disk (a pair's result does not depend on the database)."""
+
+    def __init__(self, scans: list) -> None:
+        from ballistics.comparison import compare, prepare
+        self.compare, self.prepare, self.scans = compare, prepare, scans
+        self.cache: dict = pickle.load(open(CMP_CACHE, "rb")) if CMP_CACHE.exists() else {}
+        self.prepared: dict = {}
+
+    def __call__(self, i: int, j: int) -> tuple[int, float, float, float]:
+        if (i, j) not in self.cache:
+            if i not in self.prepared:
+                self.prepared = {i: self.prepare(self.scans[i])}
+            w, c = time.perf_counter(), time.process_time()
+            r = self.compare(self.prepared[i], self.scans[j])
+            self.cache[(i, j)] = (int(r.cmc_count), float(r.score), time.process_time() - c, time.perf_counter() - w)
+            with open(CMP_CACHE, "wb") as f:
+                pickle.dump(self.cache, f)
+        return self.cache[(i, j)]
+
+
+def cmd_fadul(a: argparse.Namespace) -> None:
+    """Leave-one-out over the 40 processed Fadul scans, every stage."""
+    import faiss
+    from ballistics.index._cascade import CascadeHit
+    from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
+    _cv1()
+    feats = _load()
+    fad = [i for i, s in enumerate(feats["source"]) if s == "fadul"]
+    fa = [feats["firearms"][i] for i in fad]
+    scans, *_ = real_scans()
+    scans = [scans[i] for i in fad]
+    kps = [Keypoints.from_bytes(feats["real"]["blobs"][i]) for i in fad]
+    pc = PairCompare(scans)
+    n = len(fad)
+    depths = [10, 50, 200, 1000]
+    rows = []
+    for sigkey in ("sig_synth", "sig_shipped"):
+        X = feats["real"][sigkey][fad].astype(np.float32)
+        idx = faiss.IndexFlatIP(X.shape[1])
+        idx.add(X)
+        D, I = idx.search(X, n)
+        res = {"s1": {d: [] for d in depths}, "s12": {d: [] for d in depths}, "h1_s1": [], "h1_s12": []}
+        full = {"recall10": [], "hit1": [], "t": [], "t_s3": [], "n3": [], "t12": []}
+        for qi in range(n):
+            mates = {j for j in range(n) if j != qi and fa[j] == fa[qi]}
+            order1 = [j for j in I[qi].tolist() if j != qi]
+            for d in depths:
+                res["s1"][d].append(_mates_recall(order1, mates, 10 if d >= 10 else d) if d == 10 else
+                                    len(set(order1[:d]) & mates) / len(mates))
+            res["h1_s1"].append(order1[0] in mates)
+            if sigkey != "sig_synth":
+                continue
+            c0, w0 = time.process_time(), time.perf_counter()
+            qkp = query_keypoints(scans[qi])
+            t_q = time.process_time() - c0
+            scores = {j: verify(qkp, kps[j]).inliers for j in order1}
+            t12 = time.process_time() - c0
+            for d in depths:
+                head = order1[:d]
+                o2 = sorted(head, key=lambda j: (-scores[j], order1.index(j)))
+                res["s12"][d].append(_mates_recall(o2, mates, 10))
+            o2 = sorted(order1[:a.shortlist], key=lambda j: (-scores[j], order1.index(j)))
+            res["h1_s12"].append(o2[0] in mates)
+            hits = [CascadeHit(key=j, stage1_score=float(D[qi][list(I[qi]).index(j)]), stage2_inliers=scores[j])
+                    for j in o2]
+            t3 = 0.0
+            n3 = 0
+            for h in hits[: a.rerank]:
+                if h.stage2_inliers >= a.min_inliers:
+                    cmc, sc, cpu, _ = pc(qi, h.key)
+                    h.cmc_count, h.compare_score = cmc, sc
+                    t3 += cpu
+                    n3 += 1
+            hits.sort(key=lambda h: h.sort_key())
+            final = [h.key for h in hits]
+            full["recall10"].append(_mates_recall(final, mates, 10))
+            full["hit1"].append(final[0] in mates)
+            full["t12"].append(t12)
+            full["t_s3"].append(t3)
+            full["n3"].append(n3)
+            full["t"].append(t12 + t3)
+            log.info("query %d/%d %s: stage2 top %s, %d compares %.1f s CPU", qi + 1, n, feats["names"][fad[qi]],
+                     [scores[j] for j in o2[:5]], n3, t3)
+        rows.append((sigkey, res, full))
+    print(f"\n## Fadul leave-one-out, {n} queries (each against the other {n - 1}); "
+          f"stage-3: rerank={a.rerank}, min inliers={a.min_inliers}")
+    print("stage-1 codebook: sig_synth = trained on ballistics.synth only (not circular); "
+          "sig_shipped = trained on 6 bundled Fadul scans (CIRCULAR for slides 1-3)")
+    print("mate recall@10 when the stage keeps the top `depth` of stage 1 "
+          "(at 40 scans every depth >= 39 holds everything):")
+    print(f"{'signature':<12}{'stage':<10}" + "".join(f"{'d=' + str(d):>9}" for d in depths) + f"{'hit@1':>8}")
+    for sigkey, res, full in rows:
+        print(f"{sigkey:<12}{'1':<10}" + "".join(f"{np.mean(res['s1'][d]):9.3f}" for d in depths)
+              + f"{np.mean(res['h1_s1']):8.3f}")
+        if res["s12"][10]:
+            print(f"{sigkey:<12}{'1+2':<10}" + "".join(f"{np.mean(res['s12'][d]):9.3f}" for d in depths)
+                  + f"{np.mean(res['h1_s12']):8.3f}")
+            print(f"{sigkey:<12}{'1+2+3':<10} mate recall@10 {np.mean(full['recall10']):.3f}, "
+                  f"hit@1 {np.mean(full['hit1']):.3f}")
+            print(f"  query time (CPU s, extracted query): stages 1+2 median {statistics.median(full['t12']):.3f} "
+                  f"(max {max(full['t12']):.3f}); stage 3 median {statistics.median(full['t_s3']):.2f} "
+                  f"({statistics.median(full['n3'])} compares median, {sum(full['n3'])} in all); "
+                  f"end to end median {statistics.median(full['t']):.2f} s, max {max(full['t']):.2f} s")
+
+
+def _decoy_pool(feats: dict, n: int, sigkey: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n decoy signatures from the base synthetic ones: replicas with small noise (base index kept)."""
+    base = feats["decoy"][sigkey].astype(np.float32)
+    b = rng.integers(0, len(base), n)
+    X = base[b] + rng.normal(0, 0.02, (n, base.shape[1])).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X[: min(n, len(base))] = base[: min(n, len(base))]
+    b[: min(n, len(base))] = np.arange(min(n, len(base)))
+    return X, b
+
+
+def cmd_scale(a: argparse.Namespace) -> None:
+    """Fadul + DFSC queries in databases padded with synthetic decoys."""
+    import faiss
+    from ballistics.index._cascade import CascadeHit
+    from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
+    _cv1()
+    feats = _load()
+    names, fa = feats["names"], feats["firearms"]
+    R = feats["real"]["sig_synth"].astype(np.float32)
+    nreal = len(R)
+    scans, *_ = real_scans()
+    kps = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
+    dk = [Keypoints.from_bytes(b) for b in feats["decoy"]["blobs"]]
+    pc = PairCompare(scans)
+    depths = [10, 50, 200, 1000]
+    qkps = {}
+    for size in a.sizes:
+        rng = np.random.default_rng(size)
+        Xd, base = _decoy_pool(feats, size - nreal, "sig_synth", rng)
+        X = np.vstack([R, Xd])
+        idx = faiss.IndexFlatIP(X.shape[1])
+        idx.add(X)
+        dec_scores: dict = {}
+        s1 = {d: [] for d in depths}
+        s12 = {d: [] for d in depths}
+        s123, h1, t12s, tends, t1s = [], [], [], [], []
+        for qi in range(nreal):
+            mates = {j for j in range(nreal) if j != qi and fa[j] == fa[qi]}
+            if not mates:
+                continue
+            c0 = time.process_time()
+            if qi not in qkps:
+                qkps[qi] = (query_keypoints(scans[qi]), time.process_time() - c0)
+            qkp, tq = qkps[qi]
+            c1 = time.process_time()
+            D, I = idx.search(R[qi:qi + 1], max(depths) + 1)
+            t1 = time.process_time() - c1
+            order = [j for j in I[0].tolist() if j != qi]
+            c2 = time.process_time()
+            sc = {}
+            for j in order[: a.shortlist]:
+                if j < nreal:
+                    sc[j] = verify(qkp, kps[j]).inliers
+                else:
+                    key = (qi, int(base[j - nreal]))
+                    # replicas of one synthetic decoy share its key points: verify once, time per call
+                    if key not in dec_scores:
+                        dec_scores[key] = verify(qkp, dk[key[1]]).inliers
+                    else:
+                        verify(qkp, dk[key[1]])
+                    sc[j] = dec_scores[key]
+            t2 = time.process_time() - c2
+            for j in order[a.shortlist:max(depths)]:
+                key = (qi, int(base[j - nreal])) if j >= nreal else None
+                sc[j] = verify(qkp, kps[j]).inliers if j < nreal else dec_scores.setdefault(
+                    key, verify(qkp, dk[key[1]]).inliers)
+            for d in depths:
+                s1[d].append(len(set(order[:d]) & mates) / len(mates))
+                o2 = sorted(order[:d], key=lambda j: (-sc[j], order.index(j)))
+                s12[d].append(_mates_recall(o2, mates, 10))
+            o2 = sorted(order[: a.shortlist], key=lambda j: (-sc[j], order.index(j)))
+            hits = [CascadeHit(key=j, stage1_score=0.0, stage2_inliers=sc[j]) for j in o2]
+            t3 = 0.0
+            for h in hits[: a.rerank]:
+                if h.stage2_inliers >= a.min_inliers:
+                    if h.key < nreal:
+                        cmc, s, cpu, _ = pc(qi, h.key)
+                        h.cmc_count, h.compare_score = cmc, s
+                        t3 += cpu
+                    else:
+                        log.warning("decoy %d reached stage 3 (%d inliers) for %s", h.key, h.stage2_inliers, names[qi])
+                        h.cmc_count, h.compare_score = 0, 0.0
+            hits.sort(key=lambda h: h.sort_key())
+            final = [h.key for h in hits]
+            s123.append(_mates_recall(final, mates, 10))
+            h1.append(final[0] in mates)
+            t1s.append(t1)
+            t12s.append(tq + t1 + t2)
+            tends.append(tq + t1 + t2 + t3)
+        print(f"\n## {size:,} entries ({nreal} real Fadul+DFSC, {size - nreal:,} synthetic decoys from "
+              f"{feats['n_decoys']} synthetic surfaces); {len(s123)} queries; stage-2 shortlist={a.shortlist}")
+        print(f"{'stage':<8}" + "".join(f"{'d=' + str(d):>9}" for d in depths) + "   (mate recall@10, or @depth for stage 1)")
+        print(f"{'1':<8}" + "".join(f"{np.mean(s1[d]):9.3f}" for d in depths))
+        print(f"{'1+2':<8}" + "".join(f"{np.mean(s12[d]):9.3f}" for d in depths))
+        print(f"1+2+3 (shortlist {a.shortlist}, rerank {a.rerank}): mate recall@10 {np.mean(s123):.3f}, "
+              f"hit@1 {np.mean(h1):.3f}")
+        print(f"CPU s per query: stage 1 (exact flat, 1 query) median {1e3 * statistics.median(t1s):.1f} ms; "
+              f"query features + stages 1+2 median {statistics.median(t12s):.2f} s; end to end (with stage-3 "
+              f"compare CPU time of the same pairs) median {statistics.median(tends):.2f} s, max {max(tends):.2f} s")
+
+
+def cmd_index(a: argparse.Namespace) -> None:
+    """Stage-1 latency and memory at 10 k .. 1 M entries (decoy replicas, say so)."""
+    import faiss
+    from ballistics.index._faiss_index import SignatureIndex
+    feats = _load()
+    faiss.omp_set_num_threads(1)
+    R = feats["real"]["sig_synth"].astype(np.float32)
+    Q = R[:40]
+    for size in a.sizes:
+        rng = np.random.default_rng(size)
+        Xd, _ = _decoy_pool(feats, size - len(R), "sig_synth", rng)
+        X = np.vstack([R, Xd])
+        del Xd
+        for kind in a.kinds:
+            try:
+                t = time.perf_counter()
+                si = SignatureIndex.build(np.arange(len(X)), X, kind=kind)
+                build = time.perf_counter() - t
+                ts, tc = [], []
+                for q in Q:
+                    w, c = time.perf_counter(), time.process_time()
+                    si.search(q[None], 1000)
+                    ts.append(time.perf_counter() - w)
+                    tc.append(time.process_time() - c)
+                mem = si.memory_bytes() if hasattr(si, "memory_bytes") else float("nan")
+                print(f"{size:>9,} {kind:<8} build {build:6.1f} s  search depth 1000: median {1e3 * np.median(ts):7.2f} ms wall "
+                      f"{1e3 * np.median(tc):7.2f} ms CPU  memory {mem / 1e6:8.1f} MB ({mem / len(X):.0f} B/entry)")
+            except Exception as exc:  # report and go on to the next index kind
+                print(f"{size:>9,} {kind:<8} failed: {exc}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["features", "fadul", "scale", "index"])
+    ap.add_argument("--decoy-firearms", type=int, default=150)
+    ap.add_argument("--shortlist", type=int, default=1000)
+    ap.add_argument("--rerank", type=int, default=10)
+    ap.add_argument("--min-inliers", type=int, default=6)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--kinds", nargs="+", default=["flat", "ivf", "ivfsq"])
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    {"features": cmd_features, "fadul": cmd_fadul, "scale": cmd_scale, "index": cmd_index}[a.what](a)
+
+
+if __name__ == "__main__":
+    main()
