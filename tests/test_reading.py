@@ -296,10 +296,180 @@ def test_scan_model_validates_spacing():
         ballistics.scan_from_array(np.zeros((0, 3)), 1e-6)
 
 
-def test_every_error_is_a_ballistics_error():
-    for cls in (ScanReadError, ScanFormatError, ScanTooLargeError, UnitsError, EmptyScanError,
-                ballistics.RegionNotFoundError, ballistics.ComparisonError, ballistics.DatabaseError):
-        assert issubclass(cls, BallisticsError)
+def _bad_files(tmp_path, surface) -> dict[str, bytes]:
+    """One damaged file per reader path (the repair path included)."""
+    from PIL import Image
+
+    good = _x3p_bytes(surface)
+    dfsc = _fix_md5(_rewrite(good, lambda m: re.sub(rb"<Revision>[^<]*", b"<Revision>ISO5436-2000", m)))
+    buf = io.BytesIO()
+    Image.fromarray((np.nan_to_num(surface) * 1e8).astype(np.uint8)).save(buf, format="PNG", dpi=(5000, 5000))
+    png = buf.getvalue()
+    return {"truncated.x3p": good[: len(good) // 2],
+            "repair-damaged.x3p": _damage_member(dfsc, "bindata/data.bin"),
+            "bad-crc.png": png[:40] + bytes([png[40] ^ 0xFF]) + png[41:],
+            "garbage.x3p": b"garbage",
+            "short.al3d": b"AliconaImaging\x00\r\n" + b"Rows".ljust(20, b"\x00") + b"9".ljust(30, b"\x00") + b"\r\n"}
+
+
+def _damage_member(raw: bytes, name: str) -> bytes:
+    """Flip bytes inside a member's compressed data (its local header left intact)."""
+    zf = zipfile.ZipFile(io.BytesIO(raw))
+    info = zf.getinfo(name)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    out = bytearray(raw)
+    for i in range(start + 10, start + 40):
+        out[i] ^= 0x5A
+    return bytes(out)
+
+
+def test_every_reader_error_is_a_ballistics_error_naming_the_file(tmp_path, surface):
+    # every exception class the library exports is part of the one hierarchy
+    from ballistics import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), BallisticsError), name
+    # and what the readers raise on damaged files of every kind is one of them, naming the file
+    for name, raw in _bad_files(tmp_path, surface).items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(BallisticsError) as ei:
+            ballistics.read_scan(tmp_path / name)
+        assert name in str(ei.value), ei.value
+        assert isinstance(ei.value, ScanReadError), (name, type(ei.value))
+
+
+def test_repair_path_damage_is_a_format_error_not_badzipfile(tmp_path, surface):
+    """Regression: the repacking of a repaired file read members unguarded (zlib.error escaped)."""
+    dfsc = _fix_md5(_rewrite(_x3p_bytes(surface), lambda m: re.sub(rb"<Revision>[^<]*",
+                                                                    b"<Revision>ISO5436-2000", m)))
+    (tmp_path / "ok.x3p").write_bytes(dfsc)
+    assert any("revision" in f for f in ballistics.read_scan(tmp_path / "ok.x3p").provenance.fixes)
+    (tmp_path / "d.x3p").write_bytes(_damage_member(dfsc, "bindata/data.bin"))
+    with pytest.raises(ScanFormatError, match=r"d\.x3p.*bindata/data\.bin.*damaged"):
+        ballistics.read_scan(tmp_path / "d.x3p")
+
+
+def test_point_data_checksum_is_verified(tmp_path, surface):
+    """A changed data.bin with a valid zip CRC is still caught by main.xml's MD5ChecksumPointData."""
+    src = zipfile.ZipFile(io.BytesIO(_x3p_bytes(surface)))
+    assert b"MD5ChecksumPointData" in src.read("main.xml")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for n in src.namelist():
+            data = src.read(n)
+            if n == "bindata/data.bin":
+                arr = np.frombuffer(data, dtype="<f8").copy()
+                arr[-1] += 1e-7  # a plausible height, a new zip CRC: only the MD5 can tell
+                data = arr.tobytes()
+            dst.writestr(n, data)
+    (tmp_path / "p.x3p").write_bytes(out.getvalue())
+    with pytest.raises(ScanFormatError, match=r"p\.x3p.*checksum"):
+        ballistics.read_scan(tmp_path / "p.x3p")
+
+
+def test_limits_are_read_at_call_time(tmp_path, surface, monkeypatch):
+    from PIL import Image
+
+    (tmp_path / "s.x3p").write_bytes(_x3p_bytes(surface))
+    assert ballistics.read_scan(tmp_path / "s.x3p").shape == (40, 50)
+    monkeypatch.setattr(reading.LIMITS, "max_pixels", 40 * 50 - 1)
+    with pytest.raises(ScanTooLargeError, match="max_pixels"):
+        ballistics.read_scan(tmp_path / "s.x3p")
+    monkeypatch.undo()
+    with pytest.raises(ScanTooLargeError, match="zip bomb"):
+        ballistics.read_scan(tmp_path / "s.x3p", limits=reading.Limits(max_total_uncompressed_bytes=1000))
+    with pytest.raises(ScanTooLargeError, match="main.xml"):
+        ballistics.read_scan(tmp_path / "s.x3p", limits=reading.Limits(max_xml_bytes=100))
+    with pytest.raises(ScanFormatError, match="physical bound"):
+        ballistics.read_scan(tmp_path / "s.x3p", limits=reading.Limits(max_abs_height_m=1e-7))
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "i.png")
+    assert ballistics.read_scan(tmp_path / "i.png", spacing=1e-6).shape == (30, 40)
+    monkeypatch.setattr(reading.LIMITS, "max_image_pixels", 30 * 40 - 1)
+    with pytest.raises(ScanTooLargeError, match="30 pixels"):
+        ballistics.read_scan(tmp_path / "i.png", spacing=1e-6)
+
+
+def test_image_reading_leaves_pillow_global_alone(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "i.png")
+    before = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 123_456_789  # a value our reader would never set
+        ballistics.read_scan(tmp_path / "i.png", spacing=1e-6)
+        assert Image.MAX_IMAGE_PIXELS == 123_456_789
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def test_write_never_touches_umask_and_fsyncs(tmp_path, surface, monkeypatch):
+    import os
+
+    scan = ballistics.scan_from_array(surface, 3.125e-6)
+
+    def no_umask(*a):
+        raise AssertionError("os.umask must not be called (it races with other threads)")
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "umask", no_umask)
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    target = ballistics.write_x3p(scan, tmp_path / "w.x3p")
+    assert len(synced) >= 2  # the file and its directory
+    assert ballistics.read_scan(target).shape == surface.shape
+    os.chmod(target, 0o640)
+    ballistics.write_x3p(scan, target)  # a rewrite keeps the file's permission bits
+    assert (os.stat(target).st_mode & 0o777) == 0o640
+
+
+def test_atomic_write_bytes_keeps_old_content_on_failure(tmp_path, monkeypatch):
+    import os
+
+    from ballistics._io import atomic_open, atomic_write_bytes
+
+    target = atomic_write_bytes(tmp_path / "sub" / "f.bin", b"old", mode=0o600)
+    assert target.read_bytes() == b"old" and (os.stat(target).st_mode & 0o777) == 0o600
+    with pytest.raises(RuntimeError), atomic_open(target) as fh:
+        fh.write(b"half of the new")
+        raise RuntimeError("killed half-way")
+    assert target.read_bytes() == b"old"
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk gone")))
+    with pytest.raises(OSError, match="disk gone"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in target.parent.iterdir()] == ["f.bin"]  # no temp file left
+
+
+def test_scan_validate_catches_broken_invariants(surface):
+    from ballistics.errors import ScanValidationError
+
+    good = ballistics.scan_from_array(surface, 6.25e-6, name="g.x3p")
+    assert good.validate() is good
+    bad = ballistics.scan_from_array(surface, 6.25e-6, name="h.x3p")
+    bad.data[3, 3] = np.inf  # bypassing the constructor, as a buggy step could
+    with pytest.raises(ScanValidationError, match="h.x3p.*infinite"):
+        bad.validate()
+    tall = ballistics.scan_from_array(surface * 1e6, 6.25e-6, name="t.x3p")  # micrometres as metres
+    with pytest.raises(ScanValidationError, match="physical bound"):
+        tall.validate()
+    assert tall.validate(max_abs_height_m=100.0) is tall
+    odd = ballistics.scan_from_array(surface, 6.25e-6)
+    odd.spacing = (6.25e-6, float("nan"))
+    with pytest.raises(ScanValidationError, match="spacing"):
+        odd.validate()
+    flat = ballistics.scan_from_array(surface, 6.25e-6)
+    flat.data = surface.ravel()
+    with pytest.raises(ScanValidationError, match="2-D"):
+        flat.validate()
+
+
+def test_cli_info_on_damaged_repair_path_file(tmp_path, surface):
+    bad = _bad_files(tmp_path, surface)["repair-damaged.x3p"]
+    (tmp_path / "bad.x3p").write_bytes(bad)
+    out = subprocess.run([sys.executable, "-m", "ballistics.cli", "info", str(tmp_path / "bad.x3p")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "bad.x3p" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_reports_errors_without_traceback(tmp_path):

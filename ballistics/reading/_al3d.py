@@ -88,7 +88,8 @@ def read_al3d_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]
     if len(body) != rows * stride * 4:
         raise ScanFormatError(f"{path}: the depth image is truncated (the file shrank while it was read).")
     z = np.frombuffer(body, dtype="<f4").reshape(rows, stride)
-    z = z[:, :cols].astype(np.float64)
+    with np.errstate(invalid="ignore"):  # NaN payloads of float32 warn when widened
+        z = z[:, :cols].astype(np.float64)
     bad = ~np.isfinite(z)
     if np.isfinite(invalid):
         bad |= np.abs(z) >= 0.5 * abs(invalid) if abs(invalid) > 1 else z == invalid
