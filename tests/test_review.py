@@ -6,18 +6,15 @@ obviously-correct NumPy versions and against the bundled real scans.
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import ballistics  # noqa: E402
-from ballistics import BallisticsError, EmptyScanError, datasets  # noqa: E402
-from ballistics.review import plot  # noqa: E402
-from ballistics.review.report import _leave_out, placement  # noqa: E402
+import ballistics
+from ballistics import BallisticsError, EmptyScanError, ParameterError, datasets
+from ballistics.review import plot
+from ballistics.review.reference import Placement, ReferencePair, ReferenceScores, placement
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +126,7 @@ def test_roc_curve_against_brute_force():
     diff = rng.integers(0, 10, 50)
     fpr, tpr, thr = plot.roc_curve(same, diff)
     assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
-    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert len(thr) == len(np.unique(np.concatenate([same, diff]))) + 1
     for t, f, p in zip(thr[1:], fpr[1:], tpr[1:]):
         assert f == np.mean([d >= t for d in diff])
         assert p == np.mean([s >= t for s in same])
@@ -140,27 +137,71 @@ def test_roc_curve_against_brute_force():
     assert f"AUC = {auc_mw:.3f}" in label
 
 
-def test_roc_needs_both_classes():
-    with pytest.raises(BallisticsError):
+def test_roc_on_tiny_data_by_hand():
+    # same = {2, 4}, different = {1, 2, 3}: thresholds inf, 4, 3, 2, 1
+    fpr, tpr, thr = plot.roc_curve([4, 2], [1, 3, 2])
+    assert thr.tolist() == [np.inf, 4, 3, 2, 1]
+    assert tpr.tolist() == [0, 0.5, 0.5, 1, 1]
+    assert fpr.tolist() == pytest.approx([0, 0, 1 / 3, 2 / 3, 1])
+    # pairs (s, d): (4,1) (4,3) (4,2) win, (2,1) wins, (2,2) ties, (2,3) loses -> 4.5 / 6
+    assert plot.roc_auc([4, 2], [1, 3, 2]) == pytest.approx(0.75)
+    assert plot.roc_auc([1], [5]) == 0.0 and plot.roc_auc([5], [5]) == 0.5
+
+
+def test_roc_needs_both_classes_and_finite_scores():
+    with pytest.raises(ParameterError):
         plot.roc_curve([], [1, 2])
+    with pytest.raises(ParameterError):
+        plot.roc_curve([1, np.nan], [1, 2])
 
 
 def test_placement_counts():
     p = placement(5, [3, 5, 9], [0, 1, 5, 6, 2])
-    assert p == {"n_same": 3, "n_different": 5, "same_at_or_above": 2, "different_at_or_above": 2,
-                 "max_different": 6.0, "min_same": 3.0}
+    assert p == Placement(score=5.0, n_same=3, n_different=5, same_at_or_above=2, different_at_or_above=2,
+                          max_different=6.0, min_same=3.0)
+    assert placement(1, [], [0]).min_same is None
+    with pytest.raises(BallisticsError):
+        placement(float("nan"), [1], [2])
+
+
+def _pair(x, y, same, cmc):
+    return ReferencePair(a=x.name, b=y.name, a_checksum=x.checksum, b_checksum=y.checksum, same=same,
+                         score=float(cmc) / 2, cmc_count=cmc)
 
 
 def test_reference_leaves_out_the_reported_pair(processed):
     a, b, c = processed[:3]
-    ref = {"pairs": [
-        {"a_checksum": a.checksum, "b_checksum": b.checksum, "same": True, "score": 20},
-        {"a_checksum": a.checksum, "b_checksum": c.checksum, "same": False, "score": 1},
-        {"a_checksum": b.checksum, "b_checksum": c.checksum, "same": False, "score": 2}]}
-    same, diff, n = _leave_out(ref, b, a)
-    assert (same, sorted(diff), n) == ([], [1, 2], 1)
-    same, diff, n = _leave_out(ref, a, c)
-    assert (same, diff, n) == ([20], [2], 1)
+    ref = ReferenceScores.from_pairs([_pair(a, b, True, 20), _pair(a, c, False, 1), _pair(b, c, False, 2)],
+                                     "three pairs")
+    assert (ref.same, ref.different) == ((20,), (1, 2))
+    kept, n = ref.leave_out(b, a)
+    assert (kept.same, sorted(kept.different), n) == ((), [1, 2], 1)
+    assert kept.source.endswith("(leaving out this pair)")
+    kept, n = ref.leave_out(a, c)
+    assert (kept.same, kept.different, n) == ((20,), (2,), 1)
+    # a pair that is not in the reference leaves it as it is
+    kept, n = ref.leave_out(a, processed[3])
+    assert kept is ref and n == 0
+
+
+def test_reference_scores_round_trip_and_table(processed, tmp_path):
+    a, b, c = processed[:3]
+    ref = ReferenceScores.from_pairs([_pair(a, b, True, 20), _pair(a, c, False, 1)], "two pairs",
+                                     method="high", elapsed_s=1.5)
+    back = ReferenceScores.from_dict(ref.to_dict())
+    assert back == ref
+    rows = ref.rows()
+    assert [r["cmc_count"] for r in rows] == [20, 1] and rows[0]["a"] == a.name
+    ref.to_csv(tmp_path / "ref.csv")
+    lines = (tmp_path / "ref.csv").read_text().splitlines()
+    assert lines[0].startswith("a,b,a_checksum") and len(lines) == 3
+    # plain dicts without pairs are accepted; malformed ones are refused clearly
+    plain = ReferenceScores.from_dict({"same": [9, 12], "different": [0], "source": "elsewhere"})
+    assert plain.place(10).same_at_or_above == 1 and plain.leave_out(a, b) == (plain, 0)
+    with pytest.raises(BallisticsError):
+        ReferenceScores.from_dict({"same": [1]})
+    with pytest.raises(BallisticsError):
+        ReferenceScores.from_dict({"same": [1], "different": [0], "pairs": [{"a": "x"}]})
 
 
 # --------------------------------------------------------------------- figures on real scans
@@ -263,3 +304,39 @@ def test_target_cell_box_follows_the_registration_convention(processed):
     rect = ax.patches[0]
     assert rect.get_x() == pytest.approx((c0 - 0.5) * a.spacing[1] * 1e3)
     assert rect.get_width() == pytest.approx(w * a.spacing[1] * 1e3)
+
+
+def test_regions_draws_the_firing_pin_hole_last():
+    raw = datasets.fadul("raw")[0]
+    found = {"centre_m": (1.9e-3, 1.8e-3), "primer_radius_m": 1.7e-3,
+             "firing_pin_centre_m": (1.95e-3, 1.85e-3), "firing_pin_radius_m": 0.55e-3,
+             "hole_centre_m": (2.0e-3, 1.9e-3), "hole_radius_m": 0.2e-3}
+    ax = plot.regions(raw, found, ax=Figure().add_subplot())
+    circles = [p for p in ax.patches if type(p).__name__ == "Circle"]
+    assert len(circles) == 3
+    assert circles[2].center == pytest.approx((1.9, 2.0)) and circles[2].radius == pytest.approx(0.2)
+
+
+def test_features_plot_regions_saves_png_without_pyplot(tmp_path):
+    """The features stage's figure is the review one, saved as PNG, made outside pyplot."""
+    from ballistics.features import find_regions, plot_regions
+
+    raw = datasets.fadul("raw")[0]
+    reg = find_regions(raw)
+    n_pyplot = len(plt.get_fignums())
+    out = tmp_path / "regions.png"
+    assert plot_regions(raw, reg, out) is None
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(plt.get_fignums()) == n_pyplot          # no pyplot figure left behind
+    fig = plot_regions(raw, reg, title="check")
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "check"
+    circles = [p for p in fig.axes[0].patches if type(p).__name__ == "Circle"]
+    assert circles[0].radius == pytest.approx(reg.primer_radius_m * 1e3)
+
+
+def test_figure_to_png_closes_pyplot_figures_only():
+    fig = plt.figure()
+    assert plt.fignum_exists(fig.number)
+    assert plot.figure_to_png(fig)[:4] == b"\x89PNG"
+    assert not plt.fignum_exists(fig.number)
+    assert plot.figure_to_png(plot.new_figure((2, 2)))[:4] == b"\x89PNG"

@@ -6,22 +6,16 @@ Same-firearm pair: Fadul 1-1 vs 1-2; different-firearm pair: Fadul 1-1 vs 2-1.
 from __future__ import annotations
 
 import base64
-import os
 import re
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-import ballistics  # noqa: E402
-from ballistics import BallisticsError, datasets  # noqa: E402
-from ballistics.review import plot  # noqa: E402
-from ballistics.review.report import reference_scores  # noqa: E402
-
+import ballistics
+from ballistics import BallisticsError, datasets
+from ballistics.review import plot
+from ballistics.review.reference import ReferenceScores, reference_scores
 
 
 @pytest.fixture(autouse=True)
@@ -54,16 +48,35 @@ def reference():
 
 # --------------------------------------------------------------------- reference scores
 def test_reference_scores_bundled(reference, scans):
-    assert len(reference["same"]) == 3 and len(reference["different"]) == 12
-    assert reference["library_version"] == ballistics.__version__
+    assert isinstance(reference, ReferenceScores)
+    assert len(reference.same) == 3 and len(reference.different) == 12
+    assert reference.library_version == ballistics.__version__
+    assert reference.comparison_method == "convergence"        # compare's default
     # every pair is labelled by the ground truth, not by its score
-    for p in reference["pairs"]:
-        fa = scans[p["a"]].metadata["firearm"]
-        fb = scans[p["b"]].metadata["firearm"]
-        assert p["same"] == (fa == fb)
-    # the cache returns the same numbers
-    again = reference_scores("bundled")
-    assert again["same"] == reference["same"] and again["different"] == reference["different"]
+    for p in reference.pairs:
+        assert p.same == (scans[p.a].metadata["firearm"] == scans[p.b].metadata["firearm"])
+    assert sorted(reference.same) == sorted(p.cmc_count for p in reference.pairs if p.same)
+    with pytest.raises(BallisticsError):
+        reference_scores("nowhere")
+    with pytest.raises(BallisticsError):
+        reference_scores([scans["Fadul 1-1"]])
+
+
+def test_reference_scores_are_read_from_the_cache(scans, tmp_path, monkeypatch):
+    """A cached entry under the computation's key is returned without comparing anything."""
+    import json
+
+    from ballistics.review._reference_cache import cache_key, write_cached
+
+    monkeypatch.setenv("BALLISTICS_CACHE", str(tmp_path))
+    chosen = [scans["Fadul 1-1"], scans["Fadul 2-1"]]
+    planted = ReferenceScores(source="planted entry", same=(), different=(7.0,), elapsed_s=0.5)
+    key = cache_key("original", {"cell_grid": (4, 4)}, [s.checksum for s in chosen])
+    write_cached(key, json.dumps(planted.to_dict()).encode())
+    got = reference_scores(chosen, method="original", cell_grid=(4, 4))
+    assert got == planted
+    # another method is another key: not served from this entry (would compare; not run here)
+    assert cache_key("high", {"cell_grid": (4, 4)}, [s.checksum for s in chosen]) != key
 
 
 # --------------------------------------------------------------------- figures on real results
@@ -164,6 +177,35 @@ def test_report_different_firearm_pair(diff_pair, reference, tmp_path):
 
 def test_report_places_same_above_different(same_pair, diff_pair):
     assert same_pair[2].cmc_count > diff_pair[2].cmc_count
+
+
+def test_report_write_is_atomic_and_replaces(same_pair, tmp_path):
+    a, b, cmp = same_pair
+    out = tmp_path / "sub" / "r.html"
+    out.parent.mkdir()
+    out.write_text("old report")
+    html = ballistics.report(a, b, comparison=cmp, output=out, reference=None, dpi=40)
+    assert out.read_text(encoding="utf-8") == html
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r.html"]   # no temporary file left
+    with pytest.raises(BallisticsError):                                 # a directory is no file
+        ballistics.report(a, b, comparison=cmp, output=tmp_path, reference=None, dpi=40)
+
+
+def test_report_warns_when_the_reference_is_on_another_scale(same_pair):
+    a, b, cmp = same_pair
+    other = {"same": [30, 40], "different": [0, 1], "source": "another method",
+             "comparison_method": "original"}
+    html = ballistics.report(a, b, comparison=cmp, reference=other, dpi=40)
+    assert "on a different scale and must not be relied on" in html
+    assert "of 2 same-firearm pairs" in html
+
+
+def test_report_rejects_a_bad_reference_clearly(same_pair):
+    a, b, cmp = same_pair
+    html = ballistics.report(a, b, comparison=cmp, reference={"same": [1]}, dpi=40)
+    assert "No reference distribution" in html
+    with pytest.raises(BallisticsError):
+        ballistics.report(a, b, comparison=cmp, reference=None, dpi=0)
 
 
 @pytest.mark.slow

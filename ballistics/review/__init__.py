@@ -1,16 +1,20 @@
-"""Examiner review: figures (:mod:`ballistics.plot`) and self-contained HTML reports.
+"""Examiner review: figures (:mod:`ballistics.plot`), reference scores and HTML reports.
 
 * :mod:`ballistics.review.plot` (also ``ballistics.plot``) -- height maps, virtual light,
   regions, congruent cells on both scans, CMC-rotation curve, agreement map, score
   against reference distributions, ROC curve (matplotlib, colour-blind-safe).
+* :mod:`ballistics.review.reference` -- known same-/different-firearm pairs, their
+  scores (:func:`reference_scores`) and where a score falls among them (:func:`placement`).
 * :func:`ballistics.report` -- one HTML file per comparison (``ballistics report A B``);
   :func:`search_report` -- the candidate list of a database search
-  (``ballistics report --db DB --query Q``);
-  :func:`reference_scores` -- known same-/different-firearm scores to place a score among.
+  (``ballistics report --db DB --query Q``).
 """
 
 from __future__ import annotations
 
-from .report import pair_scores, placement, reference_scores, search_report
+from ._search_report import search_report
+from .reference import (Placement, ReferencePair, ReferenceScores, pair_scores, placement,
+                        reference_scores)
 
-__all__ = ["search_report", "reference_scores", "pair_scores", "placement"]
+__all__ = ["search_report", "reference_scores", "pair_scores", "placement", "ReferenceScores",
+           "ReferencePair", "Placement"]
