@@ -15,6 +15,11 @@ every raw scan available (3-D and 2-D) to ``benchmarks/out/`` for a person to ch
 
 The reference: cmcR 0.1.11 needs 10-18 s to preprocess one raw Fadul scan
 (``../shared/data/fadul/cmcR_reference/README.md``).
+
+``--only-full`` runs only the fully-measured-primer section (issue 11): the
+topography path of :func:`ballistics.find_regions` on real Fadul scans made fully
+measured, against the measured-area path on the same scans, and on synthetic primers
+of known geometry.
 """
 
 from __future__ import annotations
@@ -126,12 +131,101 @@ def timed(fn, *a, repeat: int = 5, **k):
     return res, statistics.median(ts), statistics.median(cs)
 
 
+def _annulus_iou(ra, rb, shape, spacing) -> float:
+    ma, mb = ra.breech_face_mask(shape, spacing), rb.breech_face_mask(shape, spacing)
+    return float((ma & mb).sum() / max((ma | mb).sum(), 1))
+
+
+def fully_measured_section(repeat: int) -> None:
+    """Issue 11 (part A): the topography path on fully measured versions of real scans.
+
+    Each real Fadul raw scan (3.125 um from ../shared/data and the bundled 6.25 um
+    copies) is made fully measured by :func:`ballistics.synth.fill_unmeasured` (case
+    head ``step`` above the primer plane, a 200 um crater in the firing-pin hole) and
+    its regions are compared with the measured-area path on the original scan.  Then
+    synthetic fully measured primers against their known geometry, and the other real
+    files for no-crash behaviour.  Figures go to benchmarks/out/.
+    """
+    from ballistics import synth
+    from ballistics.errors import BallisticsError
+
+    print("\n## Fully measured primers (issue 11): topography path vs measured-area path, same real scan")
+    print("(differences in um; IoU of the breech-face annuli on the scan grid; step = case head above primer)")
+    print(f"{'scan':30s} {'step um':>7s} {'centre':>6s} {'primer r':>8s} {'fp centre':>9s} {'inner r':>7s} "
+          f"{'outer r':>7s} {'IoU':>6s} {'cpu s':>6s}")
+    raw = []
+    raw_dir = SHARED / "fadul" / "raw"
+    if raw_dir.exists():
+        raw += [(f"{p.stem} (3.125 um)", bl.read_scan(p)) for p in sorted(raw_dir.glob("*.x3p"))]
+    raw += [(f"{s.name} (bundled 6.25 um)", s) for s in datasets.fadul("raw")]
+    ious = []
+    for label, scan in raw:
+        rm = find_regions(scan)
+        for step in (20e-6, 80e-6, 150e-6):
+            full = synth.fill_unmeasured(scan, step_m=step)
+            rf, _, c = timed(find_regions, full, repeat=repeat)
+            iou = _annulus_iou(rf, rm, scan.shape, scan.spacing)
+            ious.append(iou)
+            d = lambda p, q: float(np.hypot(p[0] - q[0], p[1] - q[1]) * 1e6)  # noqa: E731
+            print(f"{label:30s} {step * 1e6:7.0f} {d(rf.centre_m, rm.centre_m):6.1f} "
+                  f"{(rf.primer_radius_m - rm.primer_radius_m) * 1e6:+8.1f} "
+                  f"{d(rf.firing_pin_centre_m, rm.firing_pin_centre_m):9.1f} "
+                  f"{(rf.breech_face_inner_radius_m - rm.breech_face_inner_radius_m) * 1e6:+7.1f} "
+                  f"{(rf.breech_face_outer_radius_m - rm.breech_face_outer_radius_m) * 1e6:+7.1f} {iou:6.3f} {c:6.3f}")
+            if step == 80e-6:
+                name = label.replace(" ", "_").replace("(", "").replace(")", "").replace(".", "p")
+                plot_regions(full, rf, OUT / f"regions_full_{name}.png",
+                             title=f"{label}, filled (case head +80 um, crater): method {rf.method}, "
+                                   f"conf {rf.confidence:.2f}")
+    print(f"IoU over {len(ious)} runs: min {min(ious):.3f}, median {statistics.median(ious):.3f}")
+
+    print("\n## Synthetic fully measured primers against their known geometry (um)")
+    print(f"{'seed':>4s} {'centre':>6s} {'r - pocket r':>12s} {'fp centre':>9s} {'fp r':>6s} "
+          f"{'inner r - rim':>13s} {'cpu s':>6s}")
+    for seed in range(10):
+        scan, t = synth.make_primer(seed)
+        r, _, c = timed(find_regions, scan, repeat=1)
+        d = float(np.hypot(*np.subtract(r.centre_m, t["centre_m"])) * 1e6)
+        df = float(np.hypot(*np.subtract(r.firing_pin_centre_m, t["firing_pin_centre_m"])) * 1e6)
+        print(f"{seed:4d} {d:6.1f} {(r.primer_radius_m - t['pocket_radius_m']) * 1e6:+12.1f} {df:9.1f} "
+              f"{(r.firing_pin_radius_m - t['firing_pin_radius_m']) * 1e6:+6.1f} "
+              f"{(r.breech_face_inner_radius_m - t['firing_pin_radius_m']) * 1e6:+13.1f} {c:6.3f}")
+        if seed < 2:
+            plot_regions(scan, r, OUT / f"regions_full_synthetic_{seed}.png")
+
+    print("\n## Other real files, as read and (height maps with missing data) filled")
+    others = []
+    for sub, pat in (("dfsc", "*.x3p"), ("alicona", "*"), ("nbide_2d", "*.png")):
+        if (SHARED / sub).exists():
+            others += [p for p in sorted((SHARED / sub).glob(pat)) if p.suffix in (".x3p", ".al3d", ".png")]
+    for p in others:
+        scan = bl.read_scan(p)
+        variants = [("as read", scan)]
+        if scan.kind == "height" and scan.missing_fraction > 0.05:
+            variants.append(("filled", synth.fill_unmeasured(scan)))
+        for what, s in variants:
+            try:
+                r = find_regions(s)
+                out = (f"{r.method:13s} primer r {r.primer_radius_m * 1e3:.3f} mm, rim r "
+                       f"{r.firing_pin_radius_m * 1e3:.3f} mm, conf {r.confidence:.2f}")
+                if p.parent.name == "dfsc" and what == "filled":
+                    plot_regions(s, r, OUT / f"regions_full_{p.stem}.png")
+            except BallisticsError as exc:
+                out = f"{type(exc).__name__}: {str(exc)[:90]}"
+            print(f"{p.name:36s} {what:8s} {out}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--baseline-repeat", type=int, default=1)
+    ap.add_argument("--only-full", action="store_true",
+                    help="run only the fully-measured-primer section (issue 11)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.only_full:
+        fully_measured_section(args.repeat)
+        return 0
     print(f"ballistics {bl.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
           f"OpenCV {cv2.__version__}, {platform.processor() or platform.machine()}; 1 thread")
 
@@ -202,6 +296,7 @@ def main(argv=None) -> int:
     print(f"\nfigures of the found regions ({len(figs)}) saved in {OUT.relative_to(ROOT)}/:")
     for p in figs:
         print("  ", p.name)
+    fully_measured_section(args.repeat)
     return 0
 
 
