@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 __all__ = ["WORKER_ENV", "check_cluster_args", "cluster_client", "n_cores"]
 
 #: Environment of the local workers: one thread for BLAS/OpenMP/Numba in each process.
+#: (and OpenMP threads sleep rather than spin between parallel regions).
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "NUMBA_NUM_THREADS": "1"}
+              "NUMBA_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def n_cores() -> int:

@@ -28,7 +28,8 @@ from ._files import atomic_write, sha256_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST_NAME", "Manifest", "ScanRef", "canonical", "check_compare_params", "resolve_scans"]
+__all__ = ["MANIFEST_NAME", "Manifest", "ScanRef", "canonical", "check_compare_params", "resolve_scans",
+           "scan_identity"]
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "ballistics-batch/1"
@@ -46,10 +47,10 @@ class ScanRef:
     name : str
         Human name: the file name without extension, or ``Scan.name``.
     sha256 : str
-        SHA-256 of the file's bytes (``checksum_of == "file"``) or of the scan's array
-        (``"array"``, for in-memory scans, see :func:`ballistics.scan.array_checksum`).
+        SHA-256 of the file's bytes (``checksum_of == "file"``), or for in-memory scans
+        (``"scan"``) of the array checksum, spacing and kind (:func:`scan_identity`).
     checksum_of : str
-        ``"file"`` or ``"array"``.
+        ``"file"`` or ``"scan"``.
     path : str or None
         Absolute path the workers read (None for in-memory scans, which are sent).
     """
@@ -77,6 +78,16 @@ def canonical(obj: Any) -> Any:
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def scan_identity(scan: Scan) -> str:
+    """SHA-256 identifying an in-memory scan: its array checksum, spacing and kind.
+
+    (The array alone is not enough: the same heights with another pixel spacing are
+    another surface.)
+    """
+    text = f"{scan.checksum}|{float(scan.spacing[0])!r}|{float(scan.spacing[1])!r}|{scan.kind}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def resolve_scans(scans: Sequence[str | os.PathLike[str] | Scan], what: str = "scans") -> tuple[list[ScanRef], dict[int, Scan]]:
@@ -109,7 +120,7 @@ def resolve_scans(scans: Sequence[str | os.PathLike[str] | Scan], what: str = "s
     seen: dict[str, int] = {}
     for i, s in enumerate(scans):
         if isinstance(s, Scan):
-            refs.append(ScanRef(i, s.name, s.checksum, "array", None))
+            refs.append(ScanRef(i, s.name, scan_identity(s), "scan", None))
             objects[i] = s
             continue
         if not isinstance(s, (str, os.PathLike)):
