@@ -123,3 +123,24 @@ def test_bad_knobs_raise(sample):
     with pytest.raises(BallisticsError):
         verify(keypoints(scans[0]), "not key points")  # type: ignore[arg-type]
     assert CASCADE_DEFAULTS["shortlist"] >= 200
+
+
+def test_case_database_search_runs_the_cascade(tmp_path, sample):
+    from ballistics.index import CaseDatabase
+    scans, firearms, _, _ = sample
+    db = CaseDatabase(tmp_path / "db")
+    for s in scans:
+        db.add(s, preprocess=False)
+    assert db.get_blob(scans[0].exhibit_id, SIFT_BLOB)  # stored at ingest by the database
+    hits = db.search(scans[4], k=5, preprocess=False, rerank=1)   # Fadul 3-1
+    top = hits[0]
+    assert datasets.firearm_of(top.scan_id) == firearms[4] and top.stage == 3 and top.cmc_count is not None
+    assert top.inliers > max(h.inliers for h in hits[1:])
+    assert all(h.stage == 2 and h.inliers is not None for h in hits[1:])
+    assert "stage2" in db.search_timings() and db.last_search["params"]["rerank"] == 1
+    many = db.search_many(scans[:2], k=2, preprocess=False, rerank=0)
+    assert [datasets.firearm_of(m[0].scan_id) for m in many] == firearms[:2]
+    off = db.search(scans[4], k=5, preprocess=False, rerank=0, verify=False)
+    assert all(h.inliers is None and h.stage == 1 for h in off)
+    with pytest.raises(BallisticsError):
+        db.search(scans[4], k=5, preprocess=False, shortlist=0)

@@ -1,4 +1,12 @@
-"""Searching a case database: FAISS retrieval fused over parts, re-ranked by ``compare``."""
+"""Searching a case database: the three-stage cascade of issue 10.
+
+1. FAISS retrieval of a deep short list, fused over parts (breech face, firing pin);
+2. SIFT + rigid-RANSAC verification of every short-listed candidate from the key points
+   stored at ingest (:mod:`._stage2`, :mod:`._verify_sift`);
+3. full :func:`ballistics.comparison.compare` of the best verified candidates.
+
+The stages themselves are in :mod:`._cascade`; this module binds them to the catalogue.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from ..errors import BallisticsError, ComparisonError, DatabaseError
+from ..errors import BallisticsError
 from ..scan import Scan, _jsonable
+from ._cascade import _check, _Timer, CascadeHit, compare_candidates, format_timings, verify_candidates
 from ._entry import PreparedEntry, prepare_entry
+from ._stage2 import SIFT_BLOB
+from ._verify_sift import Keypoints, query_keypoints
 
 logger = logging.getLogger("ballistics.index._database")
 
@@ -22,7 +31,7 @@ PART_WEIGHTS = {"breech_face": 0.7, "firing_pin": 0.3}
 
 @dataclass
 class SearchHit:
-    """One candidate of a database search.
+    """One candidate of a database search, with the score of every stage it reached.
 
     Attributes
     ----------
@@ -31,15 +40,22 @@ class SearchHit:
     rank : int
         1-based position in the returned list.
     retrieval_score : float
-        Fused cosine similarity of the signatures (-1..1, higher = more alike).
+        Stage 1: fused cosine similarity of the signatures (-1..1, higher = more alike).
     score : float or None
-        ``Comparison.score`` of the re-ranking comparison (higher = more similar);
-        None when the candidate was not re-ranked.
+        Stage 3: ``Comparison.score`` (higher = more similar); None when not compared.
     cmc_count : int or None
-        Congruent matching cells found by the comparison; None when not re-ranked.
+        Stage 3: congruent matching cells; None when not compared.
     comparison : dict or None
-        ``Comparison.to_dict()`` (registration, parameters...), or ``{"error": ...}``
-        when the comparison failed; None when not re-ranked.
+        Stage 3: ``Comparison.to_dict()``, or ``{"error": ...}``; None when not compared.
+    stage : int
+        Last stage the candidate went through (1, 2 or 3).
+    retrieval_rank : int
+        Stage 1: 1-based rank in the short list.
+    inliers : int or None
+        Stage 2: SIFT key points matched under one rigid motion; None when the stored
+        scan has no stage-2 key points (added before they existed: ``rebuild_blobs()``).
+    verification : dict or None
+        Stage 2: matches, rotation (degrees), translation (pixels of 6.25 um), mirrored.
     """
 
     scan_id: str
@@ -51,6 +67,10 @@ class SearchHit:
     score: float | None = None
     cmc_count: int | None = None
     comparison: dict[str, Any] | None = None
+    stage: int = 1
+    retrieval_rank: int = 0
+    inliers: int | None = None
+    verification: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly dictionary."""
@@ -75,16 +95,24 @@ class SearchMixin:
 
     def search(self, scan: Scan | str | os.PathLike[str] | PreparedEntry, k: int = 10, *,
                preprocess: bool = True, candidates: int | None = None, rerank: int | None = None,
-               method: str | None = None, exclude_self: bool = True,
-               exclude: Sequence[str] = ()) -> list[SearchHit]:
-        """Ranked list of stored scans most likely fired by the same firearm.
+               method: str | None = None, exclude_self: bool = True, exclude: Sequence[str] = (),
+               shortlist: int | None = None, rerank_min_inliers: int | None = None,
+               mirror: bool | None = None, verify: bool = True,
+               _cache: dict[int, Keypoints | None] | None = None) -> list[SearchHit]:
+        """Ranked list of stored scans most likely fired by the same firearm (3-stage cascade).
 
         Stage 1 (retrieval) searches the FAISS index of each part with the query's
         signatures and fuses the cosine similarities (breech face 0.7, firing pin 0.3,
-        re-weighted over the parts both sides have).  Stage 2 (re-ranking) compares the
-        query's breech face with the best ``rerank`` candidates
-        (:func:`ballistics.comparison.compare`) and orders them by CMC count, then
-        comparison score; the other candidates follow in retrieval order.
+        re-weighted over the parts both sides have) into a short list of ``shortlist``
+        candidates.  Stage 2 (verification) matches the query's SIFT key points with
+        each candidate's, stored at ingest, under one rigid motion (RANSAC; the
+        query's mirror image too) and orders the list by inlier count (about 5 ms CPU
+        per candidate).  Stage 3 compares the query's breech face with the best
+        ``rerank`` verified candidates that have at least ``rerank_min_inliers``
+        inliers (:func:`ballistics.comparison.compare`); they come first, by CMC count
+        then comparison score; the others follow by inliers, then retrieval score.
+        Per-stage timings of the last search are in ``self.last_search["timings"]``
+        (:func:`ballistics.index._cascade.format_timings` prints them).
 
         Parameters
         ----------
@@ -94,13 +122,23 @@ class SearchMixin:
             Length of the returned list.
         preprocess : bool, default True
             Extract surfaces first.
+        shortlist : int, optional
+            Stage-1 depth: candidates verified by stage 2 (default 1000).
         candidates : int, optional
-            Retrieval depth (default ``max(50, 5 k)``).
+            Former name of ``shortlist`` (used when ``shortlist`` is not given).
         rerank : int, optional
-            How many top candidates to re-rank with ``compare`` (default ``k``; 0 turns
-            re-ranking off).
+            Stage-3 depth: best verified candidates compared with ``compare`` (default
+            10; 0 turns stage 3 off).
+        rerank_min_inliers : int, optional
+            Stage 3 skips candidates with fewer stage-2 inliers (default 6: on the 40
+            Fadul scans mates had 13 or more, different firearms 4 or fewer; see
+            ``benchmarks/results_index.md``).  0 compares the whole head.
+        mirror : bool, optional
+            Stage 2 also tries the query's mirror image (default True).
+        verify : bool, default True
+            Run stage 2 (False: the list stays in retrieval order before stage 3).
         method : str, optional
-            Comparison method passed to ``compare`` (default: its default, High CMC).
+            Comparison method passed to ``compare`` (default: its default).
         exclude_self : bool, default True
             Leave out stored scans identical to the query (same height-array hash).
         exclude : sequence of str
@@ -109,84 +147,149 @@ class SearchMixin:
         Returns
         -------
         list of SearchHit
-            Best first, at most ``k``.
+            Best first, at most ``k``; each with the scores of the stages it reached.
+
+        Raises
+        ------
+        BallisticsError
+            ``k`` < 1 or invalid knobs.
+
+        References
+        ----------
+        Jegou et al. (2010) (VLAD); Lowe (2004) (SIFT); Fischler & Bolles (1981)
+        (RANSAC); Song (2013), Chen et al. (2017) (CMC).
         """
         k = int(k)
         if k <= 0:
             raise BallisticsError(f"k must be a positive number of hits, got {k}")
-        entry = scan if isinstance(scan, PreparedEntry) else prepare_entry(scan, preprocess, self._extractors)
+        depth = shortlist if shortlist is not None else candidates
+        p = _check({"shortlist": depth, "rerank": rerank, "rerank_min_inliers": rerank_min_inliers,
+                    "mirror": mirror})
+        timings: dict[str, dict[str, float]] = {}
+        with _Timer(timings, "query", 1):
+            entry = scan if isinstance(scan, PreparedEntry) else prepare_entry(scan, preprocess, self._extractors)
+            qkp = query_keypoints(entry.surfaces["breech_face"], mirror=p["mirror"]) if verify else None
         self._sync(persist=False)
-        ncand = int(candidates) if candidates else max(50, 5 * k)
-        rr = k if rerank is None else max(0, int(rerank))
+        ncand = max(p["shortlist"], k)
         excluded = set(exclude)
         self_sha = entry.scan.checksum if exclude_self else None
-        fused: dict[int, float] = {}
-        wsum: dict[int, float] = {}
-        per_part: dict[str, tuple[dict[int, float], float]] = {}
-        for part, vec in entry.signatures.items():
-            idx = self._indices.get(part)
-            if idx is None or idx.ntotal == 0:
-                continue
-            D, I = idx.search(vec[None, :], ncand + len(excluded) + 1)
-            ok = I[0] >= 0
-            scores = dict(zip(I[0][ok].tolist(), D[0][ok].tolist()))
-            floor = float(D[0][ok].min()) if ok.any() else 0.0
-            per_part[part] = (scores, floor)
-        all_ids = set().union(*[set(s) for s, _ in per_part.values()]) if per_part else set()
-        rows = self.catalogue.scans_by_nums(all_ids)
-        for i in all_ids:
-            row = rows.get(i)
-            if row is None or row["removed_at"] is not None:
-                continue
-            if row["scan_id"] in excluded or (self_sha is not None and row["sha256"] == self_sha):
-                continue
-            for part, (scores, floor) in per_part.items():
-                w = PART_WEIGHTS[part]
-                if part != "breech_face" and i not in scores:
-                    # the stored scan may have no signature of this part: skip the part for it
+        with _Timer(timings, "stage1") as t1:
+            fused: dict[int, float] = {}
+            wsum: dict[int, float] = {}
+            per_part: dict[str, tuple[dict[int, float], float]] = {}
+            for part, vec in entry.signatures.items():
+                idx = self._indices.get(part)
+                if idx is None or idx.ntotal == 0:
                     continue
-                fused[i] = fused.get(i, 0.0) + w * scores.get(i, floor)
-                wsum[i] = wsum.get(i, 0.0) + w
-        order = sorted(fused, key=lambda i: -fused[i] / wsum[i])[:ncand]
-        hits = [SearchHit(scan_id=rows[i]["scan_id"], case_id=rows[i]["case_id"], exhibit_id=rows[i]["exhibit_id"],
-                          firearm_id=rows[i]["firearm_id"], rank=0, retrieval_score=float(fused[i] / wsum[i]))
-                for i in order]
-        if rr and hits:
-            head = self._rerank(entry, hits[:rr], method)
-            hits = head + hits[rr:]
-        hits = hits[:k]
-        for r, h in enumerate(hits, 1):
-            h.rank = r
+                D, I = idx.search(vec[None, :], ncand + len(excluded) + 1)
+                ok = I[0] >= 0
+                scores = dict(zip(I[0][ok].tolist(), D[0][ok].tolist()))
+                floor = float(D[0][ok].min()) if ok.any() else 0.0
+                per_part[part] = (scores, floor)
+            all_ids = set().union(*[set(s) for s, _ in per_part.values()]) if per_part else set()
+            rows = self.catalogue.scans_by_nums(all_ids)
+            for i in all_ids:
+                row = rows.get(i)
+                if row is None or row["removed_at"] is not None:
+                    continue
+                if row["scan_id"] in excluded or (self_sha is not None and row["sha256"] == self_sha):
+                    continue
+                for part, (scores, floor) in per_part.items():
+                    w = PART_WEIGHTS[part]
+                    if part != "breech_face" and i not in scores:
+                        # the stored scan may have no signature of this part: skip the part for it
+                        continue
+                    fused[i] = fused.get(i, 0.0) + w * scores.get(i, floor)
+                    wsum[i] = wsum.get(i, 0.0) + w
+            order = sorted(fused, key=lambda i: -fused[i] / wsum[i])[:ncand]
+            chits = [CascadeHit(key=i, stage1_score=float(fused[i] / wsum[i]), stage1_rank=r)
+                     for r, i in enumerate(order, 1)]
+            t1.n = len(chits)
+        with _Timer(timings, "stage2", len(chits) if verify else 0):
+            if verify and chits:
+                verify_candidates(qkp, chits, lambda nums: self._stage2_blobs(nums, _cache))
+                chits.sort(key=lambda h: h.sort_key())
+        head = [h for h in chits[: p["rerank"]]
+                if h.stage2_inliers is None or h.stage2_inliers >= p["rerank_min_inliers"]]
+        with _Timer(timings, "stage3", len(head)):
+            if head:
+                compare, prepare = self._stage3_functions()
+                q = entry.surfaces["breech_face"]
+                qp = prepare(q) if prepare is not None else q
+                compare_candidates(qp, head, lambda num: self.load_scan(rows[num]["scan_id"], "breech_face"),
+                                   compare, **({"method": method} if method else {}))
+                chits.sort(key=lambda h: h.sort_key())
+        hits = []
+        for r, h in enumerate(chits[:k], 1):
+            row = rows[h.key]
+            hits.append(SearchHit(scan_id=row["scan_id"], case_id=row["case_id"], exhibit_id=row["exhibit_id"],
+                                  firearm_id=row["firearm_id"], rank=r, retrieval_score=h.stage1_score,
+                                  score=h.compare_score, cmc_count=h.cmc_count, comparison=h.comparison,
+                                  stage=h.stage, retrieval_rank=h.stage1_rank, inliers=h.stage2_inliers,
+                                  verification=h.stage2))
+        self.last_search = {"timings": timings, "params": {**p, "k": k, "verify": verify, "method": method},
+                            "query_sha256": entry.scan.checksum}
+        logger.info("search %s:\n%s", entry.scan.name, format_timings(timings))
         return hits
 
-    def _rerank(self, entry: PreparedEntry, hits: list[SearchHit], method: str | None) -> list[SearchHit]:
+    def search_many(self, scans: Sequence[Scan | str | os.PathLike[str] | PreparedEntry], k: int = 10,
+                    **kw: Any) -> list[list[SearchHit]]:
+        """Search several queries, reusing work: decoded stage-2 key points are cached.
+
+        Parameters
+        ----------
+        scans : sequence of Scan, path or PreparedEntry
+            The queries.
+        k : int, default 10
+        **kw
+            As :meth:`search`.
+
+        Returns
+        -------
+        list of list of SearchHit
+            One ranked list per query, in order.  ``self.last_search_many`` holds each
+            query's timings.
+        """
+        cache: dict[int, Keypoints | None] = {}
+        out, timings = [], []
+        for s in scans:
+            out.append(self.search(s, k, _cache=cache, **kw))
+            timings.append(self.last_search["timings"])
+        self.last_search_many = timings
+        return out
+
+    def search_timings(self) -> str:
+        """Per-stage timings of the last :meth:`search`, one line per stage ('' before any)."""
+        last = getattr(self, "last_search", None)
+        return format_timings(last["timings"]) if last else ""
+
+    def _stage2_blobs(self, nums: list[int], cache: dict[int, Keypoints | None] | None
+                      ) -> dict[int, Keypoints | bytes | None]:
+        out: dict[int, Keypoints | bytes | None] = {}
+        for n in nums:
+            if cache is not None and n in cache:
+                out[n] = cache[n]
+                continue
+            b = self.catalogue.get_blob(n, SIFT_BLOB)
+            kp = None if b is None else Keypoints.from_bytes(b)
+            if cache is not None:
+                if len(cache) > 50_000:
+                    cache.clear()
+                cache[n] = kp
+            out[n] = kp
+        return out
+
+    def _stage3_functions(self) -> tuple[Callable[..., Any], Callable[[Scan], Any] | None]:
         compare, prepare = self._compare, self._prepare
         if compare is None:
             try:
                 from ..comparison import compare as compare  # noqa: PLW0127
             except ImportError as exc:
-                raise BallisticsError("re-ranking needs ballistics.comparison.compare, which this installation "
+                raise BallisticsError("stage 3 needs ballistics.comparison.compare, which this installation "
                                       "lacks; search with rerank=0.") from exc
         if prepare is None:
             try:
                 from ..comparison import prepare as prepare  # noqa: PLW0127
             except ImportError:
                 prepare = None
-        q = entry.surfaces["breech_face"]
-        qp = prepare(q) if prepare is not None else q
-        for h in hits:
-            try:
-                cand = self.load_scan(h.scan_id, "breech_face")
-                c = compare(qp, cand, **({"method": method} if method else {}))
-                h.cmc_count = int(c.cmc_count)
-                h.score = float(c.score)
-                h.comparison = c.to_dict()
-            except (ComparisonError, DatabaseError, BallisticsError) as exc:
-                logger.warning("comparison with %s failed: %s", h.scan_id, exc)
-                h.comparison = {"error": str(exc)}
-        done = [h for h in hits if h.cmc_count is not None]
-        failed = [h for h in hits if h.cmc_count is None]
-        done.sort(key=lambda h: (-(h.cmc_count or 0), -(h.score if h.score is not None else -np.inf),
-                                 -h.retrieval_score))
-        return done + failed
-
+        return compare, prepare
