@@ -33,14 +33,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 CHILD = r"""
-import pickle, sys
+import pickle, sys, time
 from ballistics.index import CaseDatabase
 db_path, job_path = sys.argv[1], sys.argv[2]
 with open(job_path, "rb") as fh:
     job = pickle.load(fh)
 db = CaseDatabase(db_path)
 print("READY", flush=True)
+t0 = time.monotonic()
 if job["op"] == "add":
     for sid, entry in job["entries"]:
         db.add(entry, scan_id=sid, case_id="kill", firearm_id=entry.scan.metadata.get("firearm"))
@@ -54,8 +57,11 @@ else:
         db.rebuild_index(kind=kind)
         print("ACK rebuild", kind, flush=True)
 db.close()
-print("DONE", flush=True)
+print("DONE", time.monotonic() - t0, flush=True)
 """
+#: Rounds of each operation run to completion first, to measure how long it takes; later
+#: kills fall uniformly within that duration.
+CALIBRATION_ROUNDS = 1
 
 
 @dataclass
@@ -64,7 +70,7 @@ class RoundResult:
 
     round: int
     op: str
-    delay_s: float
+    delay_s: float | None
     killed: bool
     mid_operation: bool
     acknowledged: list[str]
@@ -75,7 +81,7 @@ class RoundResult:
     repaired: list[str] = field(default_factory=list)
 
 
-def base_entries(downsample: int = 2) -> list:
+def base_entries(downsample: int = 4) -> list:
     """Prepared entries of the bundled processed sample, down-sampled for speed."""
     from ballistics import datasets
     from ballistics.index import prepare_entry
@@ -142,7 +148,7 @@ def run(rounds: int, workdir: Path, seed: int = 1, log=print) -> dict:
     absent: set[str] = set()  # acknowledged removes
     maybe: set[str] = set()  # unacknowledged adds / removes: either outcome is fine
     evidence: dict[str, bytes] = {}
-    window = {"add": 1.5, "remove": 0.6, "rebuild": 0.6}
+    durations: dict[str, list[float]] = {"add": [], "remove": [], "rebuild": []}
     next_i = 0
     results: list[RoundResult] = []
     env = dict(os.environ)
@@ -170,9 +176,10 @@ def run(rounds: int, workdir: Path, seed: int = 1, log=print) -> dict:
             child.kill()
             raise RuntimeError(f"child did not start: {ready!r} {child.stderr.read()}")
         t0 = time.monotonic()
-        delay = rng.uniform(0.0, window[op])
+        calibrating = len(durations[op]) < CALIBRATION_ROUNDS
+        delay = float("inf") if calibrating else rng.uniform(0.0, float(np.median(durations[op])))
         try:
-            child.wait(timeout=delay)
+            child.wait(timeout=None if calibrating else delay)
             killed = False
         except subprocess.TimeoutExpired:
             os.kill(child.pid, signal.SIGKILL)
@@ -180,14 +187,13 @@ def run(rounds: int, workdir: Path, seed: int = 1, log=print) -> dict:
             killed = True
         out, err = child.communicate()
         if not killed:
-            window[op] = 0.5 * window[op] + 0.5 * (time.monotonic() - t0) * 1.1  # track the op's duration
+            done = [ln for ln in out.splitlines() if ln.startswith("DONE ")]
+            durations[op].append(float(done[0].split()[1]) if done else time.monotonic() - t0)  # READY to DONE
             if child.returncode != 0:
                 raise RuntimeError(f"child failed: {err}")
         acks = [ln.split(maxsplit=2)[2] for ln in out.splitlines() if ln.startswith("ACK ")]
         expected = len(job.get("entries", job.get("ids", job.get("kinds", []))))
         mid = killed and len(acks) < expected
-        if killed and not mid:
-            window[op] *= 0.7  # killed only while closing: aim earlier
         if op == "add":
             for sid, _ in job["entries"]:
                 (present.add if sid in acks else maybe.add)(sid)
@@ -202,10 +208,11 @@ def run(rounds: int, workdir: Path, seed: int = 1, log=print) -> dict:
         for sid in maybe:  # from now on it must stay as it is (an add that did not commit never appears)
             (present if sid in live else absent).add(sid)
         maybe.clear()
-        rr = RoundResult(r + 1, op, round(delay, 3), killed, mid, acks, ok, lost, res, problems, repaired)
+        rr = RoundResult(r + 1, op, None if calibrating else round(delay, 3), killed, mid, acks, ok, lost, res, problems, repaired)
         results.append(rr)
         state = "killed mid-op" if mid else ("killed closing" if killed else "finished")
-        log(f"round {r + 1:3d}  {op:<7s} kill after {delay:5.2f} s  {state:14s}"
+        log(f"round {r + 1:3d}  {op:<7s} " + ("no kill (timing)   " if calibrating else f"kill after {delay:5.2f} s ")
+            + f" {state:14s}"
             f" acks={len(acks)}  {'OK' if ok else 'FAILED ' + '; '.join(problems + lost + res)}"
             + (f"  repaired: {'; '.join(repaired)}" if repaired else ""))
         if not ok:
