@@ -44,7 +44,7 @@ ALL = {(0, 1), (0, 2), (1, 2)}
 @pytest.fixture(scope="module")
 def client():
     from distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                            env=dict(WORKER_ENV))
     c = Client(cluster)
     yield c
@@ -248,6 +248,10 @@ def test_rerun_with_other_scans_or_params_is_refused(tmp_path):
         all_pairs(PATHS, out, params=PARAMS, tile_size=2, max_tiles=0)
     assert (out / "manifest.json").read_bytes() == manifest
     assert all_pairs(PATHS, out, params=PARAMS, max_tiles=0).manifest_digest == s.manifest_digest
+    # one writer at a time: a second run into a folder being written is refused
+    from filelock import FileLock
+    with FileLock(str(out / ".batch.lock"), timeout=0), pytest.raises(ParameterError, match="another batch run"):
+        all_pairs(PATHS, out, params=PARAMS, max_tiles=0)
 
 
 def test_unreachable_scheduler_is_a_clear_error():

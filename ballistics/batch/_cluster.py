@@ -97,7 +97,7 @@ def cluster_client(scheduler: str | None = None, client: Any = None, n_workers: 
         return
     n = n_workers or n_cores()
     log.info("starting a local cluster of %d worker processes (1 thread each)", n)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            env=dict(WORKER_ENV), silence_logs=logging.ERROR)
     try:
         c = Client(cluster)

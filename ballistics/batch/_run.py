@@ -96,30 +96,57 @@ def _check_int(name: str, v: Any, minimum: int, allow_none: bool = True) -> None
         raise ParameterError(f"{name} must be an integer >= {minimum}, got {v!r}.")
 
 
-def _prepare_output(output: Any, manifest: Manifest) -> Path:
-    """Create the folder and write the manifest, or check that a rerun matches it."""
+#: Lock file of a run folder: one writer at a time (released by the OS if the process dies).
+LOCK_NAME = ".batch.lock"
+
+
+def _open_output(output: Any, manifest: Manifest) -> tuple[Path, Any]:
+    """Create the folder and write the manifest, or check that a rerun matches it.
+
+    Returns the folder and the held lock (one run writes into a folder at a time).
+    Every refusal happens before anything is created or changed.
+    """
+    from filelock import FileLock, Timeout
     if not isinstance(output, (str, os.PathLike)) or not str(output):
         raise ParameterError(f"output must be a folder path, got {output!r}.")
     folder = Path(output).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ParameterError(f"output {str(output)!r} exists and is not a folder.")
-    if (folder / MANIFEST_NAME).exists():
+
+    def check_same() -> bool:
+        if not (folder / MANIFEST_NAME).exists():
+            return False
         old = Manifest.load(folder)
         if old.digest != manifest.digest:
             raise ParameterError(
                 f"{str(output)!r} holds another batch run (it differs in {old.explain_difference(manifest)}); "
                 "use a new output folder, or rerun with the same scans and parameters to resume it.")
-        n = remove_partial_files(folder)
-        log.info("resuming the run in %s (%d partial files removed)", folder, n)
-        return folder
-    if folder.exists() and any(folder.iterdir()):
+        return True
+
+    resuming = check_same()
+    if not resuming and folder.exists() and any(p.name != LOCK_NAME for p in folder.iterdir()):
         raise ParameterError(f"output {str(output)!r} is not empty and holds no batch run; use a new or empty folder.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        manifest.write(folder)
+        lock = FileLock(str(folder / LOCK_NAME), timeout=0)
+        lock.acquire()
+    except Timeout as exc:
+        raise ParameterError(f"another batch run is writing into {str(output)!r}; wait for it to end.") from exc
     except OSError as exc:
+        raise ParameterError(f"cannot create or lock the output folder {str(output)!r}: {exc}") from exc
+    try:
+        if check_same():  # (again, under the lock)
+            n = remove_partial_files(folder)
+            log.info("resuming the run in %s (%d partial files of a stopped run removed)", folder, n)
+        else:
+            manifest.write(folder)
+    except OSError as exc:
+        lock.release()
         raise ParameterError(f"cannot write the run's manifest into {str(output)!r}: {exc}") from exc
-    return folder
+    except BaseException:
+        lock.release()
+        raise
+    return folder, lock
 
 
 def _compare_kw(method: str, preset: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +161,17 @@ def _execute(manifest: Manifest, tiles: Iterable[Tile], objects: dict[int, Scan]
              scheduler: str | None, client: Any, n_workers: int | None, max_tiles: int | None,
              progress: bool, cache_size: int | None) -> BatchSummary:
     t0 = time.perf_counter()
-    folder = _prepare_output(output, manifest)
+    folder, lock = _open_output(output, manifest)
+    try:
+        return _execute_locked(manifest, tiles, objects, folder, t0, scheduler=scheduler, client=client,
+                               n_workers=n_workers, max_tiles=max_tiles, progress=progress, cache_size=cache_size)
+    finally:
+        lock.release()
+
+
+def _execute_locked(manifest: Manifest, tiles: Iterable[Tile], objects: dict[int, Scan], folder: Path, t0: float,
+                    *, scheduler: str | None, client: Any, n_workers: int | None, max_tiles: int | None,
+                    progress: bool, cache_size: int | None) -> BatchSummary:
     summary = BatchSummary(str(folder), manifest.digest, manifest.n_pairs, manifest.n_tiles)
     refs = {r.index: asdict(r) for r in manifest.scans}
     compare_kw = dict(manifest.compare["params"], method=manifest.compare["method"],
