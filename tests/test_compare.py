@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ballistics import ComparisonError, EmptyScanError, datasets, scan_from_array
-from ballistics.comparison import (METHODS, Comparison, PreparedScan, align, aligned_pair, compare,
-                                   prepare)
+from ballistics import ComparisonError, EmptyScanError, ParameterError, datasets, scan_from_array
+from ballistics.comparison import (METHODS, PRESETS, CompareParams, Comparison, PreparedScan, align,
+                                   aligned_pair, compare, prepare)
 from ballistics.comparison._registration import rotation_matrix
 from ballistics.comparison._features import circ_median, circ_span
 
-FAST = {"rotation_range": (-12, 12), "coarse_step": None}      # a small full grid for quick tests
+FAST = {"rotation_range": (-12, 12), "coarse_step": None, "handedness": "as_given"}   # a small full grid
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def transformed(data, phi, shift):
 
 
 def test_self_comparison_all_cells_congruent(fadul, pa):
-    res = compare(pa, fadul[0])                     # default: 360-degree coarse-to-fine, High CMC
+    res = compare(pa, fadul[0])                     # default: 360-degree coarse-to-fine, convergence CMC
     n_cells = len(pa.level(1).rc)
     assert abs(res.rotation_deg) < 1e-9
     assert res.translation_m == pytest.approx((0.0, 0.0), abs=1e-12)
@@ -52,6 +54,7 @@ def test_self_comparison_all_cells_congruent(fadul, pa):
     assert all(c["congruent"] and c["ncc"] == pytest.approx(1.0) for c in res.cells)
     assert res.cmc_count == n_cells
     assert res.correlation == pytest.approx(1.0)
+    assert res.mirrored is False and res.warnings == []
 
 
 @pytest.mark.parametrize("phi, shift", [(30.0, (6.0, -9.0)), (-117.0, (-4.0, 3.0))])
@@ -123,7 +126,8 @@ def test_result_contract_and_json(fadul, pa):
     assert back.cmc_count == res.cmc_count and back.rotation_deg == res.rotation_deg
     assert res.cells_table() == res.cells and res.cells_table() is not res.cells
     assert "Fadul 1-1 vs Fadul 1-2" in res.summary() and "\n" not in res.summary()
-    assert res.elapsed_s > 0
+    assert res.params["handedness"] == "as_given" and res.params["method"] == "original"
+    assert res.mirrored is False and d["mirrored"] is False and d["warnings"] == []
 
 
 def test_prepared_and_plain_give_same_result(fadul, pa):
@@ -156,12 +160,40 @@ def test_incompatible_inputs_raise(fadul):
     img = scan_from_array(np.nan_to_num(a.data), a.spacing, kind="intensity", name="image")
     with pytest.raises(ComparisonError, match="kind|intensity"):
         compare(a, img)
-    with pytest.raises(ComparisonError, match="method"):
+    with pytest.raises(ParameterError, match="method"):
         compare(a, fadul[1], method="magic")
-    with pytest.raises(ComparisonError, match="parameter"):
+    with pytest.raises(ParameterError, match="parameter"):
         compare(a, fadul[1], corr_treshold=0.4)
+    with pytest.raises(ParameterError, match="preset"):
+        compare(a, fadul[1], preset="fast")
     with pytest.raises(ComparisonError):
         compare(a, "not a scan")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"corr_threshold": 1.5}, "corr_threshold"), ({"min_valid": 0}, "min_valid"),
+    ({"rotation_step": -3}, "rotation_step"), ({"rotation_range": (30, -30)}, "rotation_range"),
+    ({"cell_grid": (8,)}, "cell_grid"), ({"cell_grid": (0, 8)}, "cell_grid"), ({"tau": 1.5}, "tau"),
+    ({"coarse_step": float("nan")}, "coarse_step"), ({"workers": 0}, "workers"),
+    ({"handedness": "left"}, "handedness"), ({"high_fallback": "max"}, "high_fallback"),
+    ({"require_consistency": "yes"}, "require_consistency"), ({"correlation": "cmcr"}, "Unknown"),
+])
+def test_parameters_are_range_checked(fadul, bad, match):
+    with pytest.raises(ParameterError, match=match):
+        compare(fadul[0], fadul[1], **bad)
+    with pytest.raises(ParameterError, match=match):
+        CompareParams().replace(**bad)
+
+
+def test_params_are_a_frozen_validated_dataclass():
+    p = PRESETS["default"]
+    assert isinstance(p, CompareParams) and p.coarse_step == 6.0
+    with pytest.raises(AttributeError):
+        p.corr_threshold = 0.9          # frozen
+    q = p.replace(corr_threshold=0.6, rotation_range=[-30, 30])
+    assert q.corr_threshold == 0.6 and q.rotation_range == (-30.0, 30.0) and p.corr_threshold == 0.5
+    assert PRESETS["cmcr"].pipeline == "cmcr" and PRESETS["cmcr"].handedness == "as_given"
+    assert set(q.to_dict()) == {f for f in CompareParams.__dataclass_fields__}
 
 
 def test_little_valid_data(fadul):
@@ -173,9 +205,13 @@ def test_little_valid_data(fadul):
     # two usable cells only: a clear (finite) result, never NaN scores
     few = np.full(a.shape, np.nan)
     few[:69, 207:345] = a.data[:69, 207:345]
-    res = compare(a, scan_from_array(few, a.spacing, name="few"), **FAST)
-    assert math.isfinite(res.score) and res.cmc_count >= 0
-    assert res.directions["b_to_a"]["n_cells"] <= 2
+    res = compare(a, scan_from_array(few, a.spacing, name="few"), "original", **FAST)
+    assert math.isfinite(res.score)
+    assert res.directions["b_to_a"]["n_cells"] == 2
+    # the two cells are a's own pixels in place: found at rotation 0, no shift, ncc 1
+    back = [c for c in res.cells if c["direction"] == "b_to_a"]
+    assert all(c["ncc"] == pytest.approx(1.0) and c["rotation_deg"] == 0.0 for c in back)
+    assert res.cmc_count <= 2
     json.loads(res.to_json())
 
 
@@ -202,7 +238,42 @@ def test_cmcr_pipeline_reports_a_registration_that_aligns(fadul, pa):
 
 
 def test_cmcr_pipeline_needs_the_full_grid(fadul):
-    with pytest.raises(ComparisonError, match="coarse_step"):
+    with pytest.raises(ParameterError, match="coarse_step"):
         compare(fadul[0], fadul[1], pipeline="cmcr")
-    with pytest.raises(ComparisonError, match="pipeline"):
+    with pytest.raises(ParameterError, match="handedness"):
+        compare(fadul[0], fadul[1], pipeline="cmcr", coarse_step=None, handedness="both")
+    with pytest.raises(ParameterError, match="pipeline"):
         compare(fadul[0], fadul[1], pipeline="magic")
+
+
+# ----------------------------------------------------------------------------- cmcR 0.1.11, exactly
+CMCR_REF = Path(__file__).resolve().parent / "data" / "cmcr_reference"
+
+
+def _cmcr_inputs():
+    bundled = {s.name: s for s in datasets.fadul("processed")}
+    cmcr = {}
+    for n in ("Fadul 1-1", "Fadul 1-2", "Fadul 2-1"):
+        z = np.load(CMCR_REF / f"{n} processed by cmcR 0.1.11.npz")
+        cmcr[n] = scan_from_array(z["heights_m"].astype(np.float64), tuple(z["spacing_m"]), name=n)
+    return bundled, cmcr
+
+
+@pytest.mark.parametrize("row", list(csv.DictReader(open(CMCR_REF / "counts_and_times.csv"))),
+                         ids=lambda r: f"{r['input'][:14]}:{r['pair']}")
+def test_cmcr_preset_reproduces_cmcr_exactly(row):
+    """preset='cmcr' gives cmcR 0.1.11's counts, pass/fail and registration on all six
+    reference rows (tests/data/cmcr_reference; 2020 rows on the bundled sample)."""
+    bundled, cmcr = _cmcr_inputs()
+    src = bundled if row["input"].startswith("fadul/processed") else cmcr
+    n1, n2 = row["pair"].split(" vs ")
+    res = compare(src[n1], src[n2], "original", preset="cmcr")
+    d1, d2 = res.directions["a_to_b"], res.directions["b_to_a"]
+    assert (d1["original_count"], d2["original_count"]) == (int(row["original_A_ref"]), int(row["original_B_ref"]))
+    assert (d1["high_count"], d2["high_count"]) == (int(row["high_A_ref"]), int(row["high_B_ref"]))
+    assert d1["high_passed"] is (row["high_A_status"] == "passed")
+    assert d2["high_passed"] is (row["high_B_status"] == "passed")
+    assert res.method_counts["high"] == int(row["combined_high"])
+    # cmcR's registration: median of the cells' best (theta, x, y); its x is our row offset
+    assert d1["rotation_deg"] == float(row["theta_A_ref_deg"])
+    assert d1["cmcr_translation_px"] == [float(row["dx_A_ref_px"]), float(row["dy_A_ref_px"])]

@@ -326,3 +326,49 @@ def test_cmcr_features_match_literal_twin(source):
                 assert (feat.dy[t, k], feat.dx[t, k]) == (e[0], e[1])
                 assert feat.ncc[t, k] == pytest.approx(e[2], abs=1e-9)
         assert n_checked >= 10
+
+
+# ----------------------------------------------------------------------------- float32 production path
+def test_cut_regions_float32_production_dtype_matches_twin(real_surface):
+    """The engine calls cut_regions with its default float32 output: same as the twin at
+    float32 precision."""
+    r0s, c0s = np.array([-5, 0, 20, 50]), np.array([3, -7, 40, 60])
+    raw, f, m, frac = cut_regions(real_surface, r0s, c0s, (25, 30))
+    assert f.dtype == np.float32 and m.dtype == np.float32
+    pad = 40
+    big = np.full((real_surface.shape[0] + 2 * pad, real_surface.shape[1] + 2 * pad), np.nan)
+    big[pad:-pad, pad:-pad] = real_surface
+    for k in range(4):
+        ref = big[r0s[k] + pad:r0s[k] + pad + 25, c0s[k] + pad:c0s[k] + pad + 30]
+        v = np.isfinite(ref)
+        if v.any():
+            expect = np.where(v, (ref - np.nanmean(ref)) / (np.nanstd(ref) or 1.0), 0.0)
+            np.testing.assert_allclose(f[k], expect, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("theta", [0.0, -21.0])
+def test_match_cells_float32_production_path_matches_twin(theta):
+    """match_cells as compare() runs it (float32 cells, regions and FFTs) against the
+    NumPy twin (float64 pairwise-complete Pearson at every shift) on real Fadul cells."""
+    from ballistics import datasets
+    from ballistics.comparison import prepare
+    from ballistics.comparison._ncc import match_cells, region_corners
+    s = datasets.fadul("processed")
+    ref, tgt = prepare(s[0]).level(4), prepare(s[1]).level(4)
+    margin, min_overlap = 5, 0.8
+    res = match_cells(ref, tgt, theta, margin, min_valid=0.0, min_overlap=min_overlap, workers=1)
+    rot = twin_rotate(tgt.data, theta)
+    corners, off = region_corners(ref, tgt, margin)
+    h, w = ref.cell_shape
+    checked = 0
+    for k in range(len(ref.rc)):
+        region = twin_window(rot, corners[k, 0], corners[k, 1], h + 2 * margin, w + 2 * margin)
+        min_n = max(min_overlap * ref.n_valid[k], 8.0)
+        best = twin_masked_search(ref.cells[k], region, min_n)
+        if not np.isfinite(best[0]):
+            assert np.isnan(res["ncc"][k])
+            continue
+        checked += 1
+        assert res["ncc"][k] == pytest.approx(best[0], abs=2e-4)          # float32 FFT sums
+        assert (res["dy"][k], res["dx"][k]) == (best[1] - margin + off[k, 0], best[2] - margin + off[k, 1])
+    assert checked >= 15

@@ -64,6 +64,7 @@ class Level:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), int))   # (K, 4) r0, c0, h, w
     cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1)))     # (K, h, w) standardised, NaN kept
     n_valid: np.ndarray = field(default_factory=lambda: np.zeros(0))           # (K,) valid pixels per cell
+    only: frozenset | None = None      # build exactly these (row, col) cells, no min_valid test
     _fft: dict = field(default_factory=dict, repr=False)
     _rot: dict = field(default_factory=dict, repr=False)
 
@@ -87,12 +88,14 @@ class Level:
         rc, boxes, cells, nval = [], [], [], []
         for i in range(gr):
             for j in range(gc):
+                if self.only is not None and (i, j) not in self.only:
+                    continue
                 c = padded[i * h:(i + 1) * h, j * w:(j + 1) * w]
                 m = np.isfinite(c)
                 n = int(m.sum())
                 # validity measured over the cell's area inside the scan (as cmcR)
                 area = max(1, min(h, H - i * h) * min(w, W - j * w))
-                if n < max(self.min_valid * area, 8):
+                if n < max(self.min_valid * area if self.only is None else 0.0, 8):
                     continue
                 v = c[m]
                 sd = v.std()
@@ -154,6 +157,21 @@ class PreparedScan:
     levels: dict[int, Level] = field(default_factory=dict)
     _checksum: str | None = field(default=None, repr=False)
     _cmcr: Any = field(default=None, repr=False)
+    _mirror: "PreparedScan | None" = field(default=None, repr=False)
+
+    def mirrored(self) -> "PreparedScan":
+        """The scan mirrored (rows reversed, x3ptools' ``x3p_flip_y``), prepared with the
+        same settings; built once and cached (``handedness="both"``)."""
+        with _LOCK:
+            hit = self._mirror
+        if hit is None:
+            data = np.ascontiguousarray(self.scan.data[::-1])
+            s = self.scan.derive(data, "mirror_rows", {"note": "rows reversed for the handedness check"})
+            hit = PreparedScan(scan=s, grid=self.grid, min_valid=self.min_valid)
+            hit._mirror = self
+            with _LOCK:
+                self._mirror = hit
+        return hit
 
     def cmcr(self):
         """The scan's cells as cmcR 0.1.11 cuts them (``preset="cmcr"``; built once)."""
@@ -166,16 +184,22 @@ class PreparedScan:
     def name(self) -> str:
         return self.scan.name
 
-    def level(self, factor: int) -> Level:
-        """The cells at downsampling ``factor`` (built on first use, then cached)."""
+    def level(self, factor: int, aligned: bool = False) -> Level:
+        """The cells at downsampling ``factor`` (built on first use, then cached).
+
+        ``aligned=True``: exactly the grid cells that full resolution uses (no validity
+        test of their own), so that a search at this scale can seed a full-resolution one.
+        """
+        key = -factor if (aligned and factor != 1) else factor
         with _LOCK:
-            lv = self.levels.get(factor)
+            lv = self.levels.get(key)
         if lv is None:
-            data = downsample(self.scan.data, factor)
-            lv = Level(factor=factor, data=data, grid=self.grid, min_valid=self.min_valid)
+            data = self.scan.data if factor == 1 else downsample(self.scan.data, factor)
+            only = frozenset((int(r), int(c)) for r, c in self.level(1).rc) if key < 0 else None
+            lv = Level(factor=factor, data=data, grid=self.grid, min_valid=self.min_valid, only=only)
             lv.build()
             with _LOCK:
-                self.levels[factor] = lv
+                self.levels[key] = lv
         return lv
 
     @property

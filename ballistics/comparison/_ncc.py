@@ -1,17 +1,10 @@
 """Matching every reference cell in its target region at one rotation (the CCF step).
 
-Two correlation modes:
-
-``"masked"`` (default)
-    The pairwise-complete normalised cross-correlation at every translation, computed
-    with six FFT cross-correlations (Padfield 2012) and assembled by a Numba kernel:
-    at each shift the Pearson correlation over exactly the pixels valid in both the
-    cell and the region.  Missing data never enters as zeros.
-``"cmcr"``
-    cmcR's procedure (Zemmels et al.): the cell and region are standardised, NaN set to
-    0, the translation is the arg-max of the FFT cross-correlation of those zero-filled
-    arrays, and the reported correlation is the pairwise-complete Pearson correlation at
-    that translation.  Use it to reproduce cmcR's counts.
+The correlation is the pairwise-complete normalised cross-correlation at every
+translation, computed with six FFT cross-correlations (Padfield 2012) and assembled by a
+Numba kernel: at each shift the Pearson correlation over exactly the pixels valid in both
+the cell and the region.  Missing data never enters as zeros.  (cmcR's own zero-filled
+procedure is ``_cmcr``, used by ``pipeline="cmcr"``.)
 
 Only translations that keep the cell inside its region are searched (the region is the
 cell grown by ``margin`` pixels on each side), so the circular FFT correlation needs no
@@ -20,7 +13,6 @@ extra padding.
 References
 ----------
 Padfield, D. (2012). Masked object registration in the Fourier domain. IEEE TIP 21(5).
-Zemmels, Hofmann, VanderPlas: cmcR, ``comparison_fft_ccf`` and ``comparison_cor``.
 """
 
 from __future__ import annotations
@@ -30,7 +22,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..kernels._cmc_regions import cut_regions
-from ..kernels._ncc import ncc_from_sums, pairwise_corr_at
+from ..kernels._ncc import ncc_from_sums
 from ._cells import Level
 
 __all__ = ["match_cells", "region_corners"]
@@ -53,7 +45,7 @@ def region_corners(ref: Level, tgt: Level, margin: int,
     return tl - margin, tl - ref.boxes[:, :2] - cdiff
 
 
-def match_cells(ref: Level, tgt: Level, theta: float, margin: int, mode: str = "masked",
+def match_cells(ref: Level, tgt: Level, theta: float, margin: int,
                 prior: np.ndarray | None = None, min_valid: float = 0.15, min_overlap: float = 0.5,
                 workers: int = 2, cache: bool = False) -> dict[str, np.ndarray]:
     """Best translation and correlation of every reference cell at one rotation.
@@ -66,8 +58,6 @@ def match_cells(ref: Level, tgt: Level, theta: float, margin: int, mode: str = "
         Rotation of the target, degrees (positive = clockwise as displayed, rows down).
     margin : int
         Translation search half-width in pixels (the region is the cell + ``margin``).
-    mode : {"masked", "cmcr"}
-        Correlation mode, see the module docstring.
     prior : numpy.ndarray, optional
         ``(K, 2)`` expected translation (row, col) in pixels; the search is centred there.
     min_valid : float
@@ -95,22 +85,13 @@ def match_cells(ref: Level, tgt: Level, theta: float, margin: int, mode: str = "
     fshape = (sfft.next_fast_len(Hr, real=True), sfft.next_fast_len(Wr, real=True))
     nsh = (2 * margin + 1, 2 * margin + 1)
     Cc, Cc2, Cm = ref.cell_ffts(fshape, workers)
-    if mode == "masked":
-        fw = lambda X: sfft.rfft2(X, s=fshape, workers=workers)  # noqa: E731
-        inv = lambda X: sfft.irfft2(X, s=fshape, workers=workers)  # noqa: E731
-        F, F2, FM = fw(f), fw(f * f), fw(m)
-        s_cf, s_c, s_cc = inv(Cc * F), inv(Cc * FM), inv(Cc2 * FM)
-        s_f, s_ff, s_n = inv(Cm * F), inv(Cm * F2), inv(Cm * FM)
-        min_n = np.maximum(min_overlap * ref.n_valid, 8.0)
-        r, sr, sc, n = ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, nsh, min_n)
-    elif mode == "cmcr":
-        F = sfft.rfft2(f, s=fshape, workers=workers)
-        ccf = sfft.irfft2(Cc * F, s=fshape, workers=workers)[:, :nsh[0], :nsh[1]]
-        flat = ccf.reshape(K, -1).argmax(axis=1)
-        sr, sc = np.divmod(flat, nsh[1])
-        r, n = pairwise_corr_at(ref.cells, raw, sr, sc, np.full(K, 10.0))
-    else:
-        raise ValueError(f"unknown correlation mode {mode!r}")
+    fw = lambda X: sfft.rfft2(X, s=fshape, workers=workers)  # noqa: E731
+    inv = lambda X: sfft.irfft2(X, s=fshape, workers=workers)  # noqa: E731
+    F, F2, FM = fw(f), fw(f * f), fw(m)
+    s_cf, s_c, s_cc = inv(Cc * F), inv(Cc * FM), inv(Cc2 * FM)
+    s_f, s_ff, s_n = inv(Cm * F), inv(Cm * F2), inv(Cm * FM)
+    min_n = np.maximum(min_overlap * ref.n_valid, 8.0)
+    r, sr, sc, n = ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, nsh, min_n)
     r = np.where(frac >= min_valid, r, np.nan)
     dy = sr - margin + off[:, 0]
     dx = sc - margin + off[:, 1]

@@ -63,13 +63,19 @@ def _registration(comparison) -> tuple[float, tuple[float, float]]:
     return float(theta), (float(t[0]), float(t[1]))
 
 
+def _b_data(b_s: Scan, comparison) -> np.ndarray:
+    """``b``'s heights in the handedness the comparison matched (rows reversed if mirrored)."""
+    return b_s.data[::-1] if getattr(comparison, "mirrored", False) else b_s.data
+
+
 def aligned_pair(a: Scan, b: Scan, comparison) -> tuple[np.ndarray, np.ndarray]:
     """``(a.data, b aligned into a's frame)`` with the comparison's consensus registration.
 
     Parameters
     ----------
     a, b : Scan
-        The two surfaces passed to :func:`~ballistics.comparison.compare` (in that order).
+        The two surfaces passed to :func:`~ballistics.comparison.compare` (in that order);
+        ``b`` is mirrored (rows reversed) first if the comparison matched it mirrored.
     comparison : Comparison
         Its result.
 
@@ -81,7 +87,7 @@ def aligned_pair(a: Scan, b: Scan, comparison) -> tuple[np.ndarray, np.ndarray]:
     a_s = getattr(a, "scan", a)
     b_s = getattr(b, "scan", b)
     theta, t = _registration(comparison)
-    return a_s.data, align_array(b_s.data, a_s.shape, theta, t)
+    return a_s.data, align_array(_b_data(b_s, comparison), a_s.shape, theta, t)
 
 
 def align(b_scan: Scan, comparison) -> Scan:
@@ -97,7 +103,8 @@ def align(b_scan: Scan, comparison) -> Scan:
     b_s = getattr(b_scan, "scan", b_scan)
     theta, t = _registration(comparison)
     shape = tuple(comparison.frames.get("a_shape", b_s.shape))
-    data = align_array(b_s.data, shape, theta, t)
+    mirrored = bool(getattr(comparison, "mirrored", False))
+    data = align_array(_b_data(b_s, comparison), shape, theta, t)
     return b_s.derive(data, "align_to_reference",
                       {"rotation_deg": theta, "translation_px": list(t), "reference": comparison.a_name,
-                       "reference_shape": list(shape)})
+                       "reference_shape": list(shape), "mirrored": mirrored})

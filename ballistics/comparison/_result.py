@@ -77,8 +77,21 @@ class Comparison:
         Pair-level CMC count of every method (``"original"``, ``"high"``,
         ``"convergence"``) from the same cell correlations.
     frames : dict
-        Shapes of ``a`` and ``b`` (for :func:`~ballistics.comparison.align`) and the
-        convention in words.
+        Shapes of ``a`` and ``b`` (for :func:`~ballistics.comparison.align`), whether ``b``
+        was mirrored, and the convention in words.
+    mirrored : bool
+        True if ``b`` matched as a mirror image (its rows reversed, x3ptools'
+        ``x3p_flip_y``): the registration, the cells' target positions and the areal
+        correlation then refer to ``b.data[::-1]`` (:func:`~ballistics.comparison.align`
+        applies the flip).  Opposite handedness means the files came through different
+        conversion routes: the examiner must check their provenance.
+    warnings : list of str
+        Plain-language warnings for the examiner (a mirrored match).
+    handedness : dict
+        ``"as_given"`` (and ``"mirrored"`` when both were searched) -> the coarse
+        stage's evidence of direction a_to_b: ``coarse_max_cmc`` (peak of the coarse
+        CMC-theta curve), ``coarse_ncc_sum`` (its cells' correlation sum, the tie-break)
+        and ``rotation_deg`` (its rotation).  Empty for the full-grid cmcR pipeline.
     """
 
     method: str
@@ -98,6 +111,9 @@ class Comparison:
     b_name: str
     method_counts: dict[str, int] = field(default_factory=dict)
     frames: dict[str, Any] = field(default_factory=dict)
+    mirrored: bool = False
+    warnings: list[str] = field(default_factory=list)
+    handedness: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dictionary of every field (NaN as None)."""
@@ -108,7 +124,8 @@ class Comparison:
             "rotation_curve": {k: [list(x) for x in v] for k, v in self.rotation_curve.items()},
             "params": self.params, "library_version": self.library_version, "inputs": self.inputs,
             "elapsed_s": self.elapsed_s, "a_name": self.a_name, "b_name": self.b_name,
-            "method_counts": self.method_counts, "frames": self.frames,
+            "method_counts": self.method_counts, "frames": self.frames, "mirrored": self.mirrored,
+            "warnings": list(self.warnings), "handedness": self.handedness,
         })
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -135,7 +152,8 @@ class Comparison:
         dirs = ", ".join(f"{k} {v['cmc_count']}" + ("" if v.get("passed") is None else
                                                    (" passed" if v["passed"] else " failed"))
                          for k, v in self.directions.items())
-        return (f"{self.a_name} vs {self.b_name}: {self.method} CMC = {self.cmc_count} ({dirs}), "
+        mir = " (b mirrored: check provenance)" if self.mirrored else ""
+        return (f"{self.a_name} vs {self.b_name}{mir}: {self.method} CMC = {self.cmc_count} ({dirs}), "
                 f"score {self.score:.3f}, rotation {self.rotation_deg:.1f} deg, translation "
                 f"({self.translation_m[0] * 1e6:.1f}, {self.translation_m[1] * 1e6:.1f}) um, "
                 f"areal correlation {corr}, {self.elapsed_s:.2f} s")

@@ -1,0 +1,229 @@
+"""The rotation and translation search of one comparison (both directions, both handedness).
+
+Native pipeline, coarse-to-fine (default):
+
+1. **Coarse**: every rotation of the range at ``coarse_step`` on surfaces downsampled by
+   ``coarse_factor``; each reference cell searched over its whole region (masked NCC).
+   The CMC-theta curve (Tong et al. 2015) of this stage gives the ``n_candidates`` best
+   rotations and their consensus translation.
+2. **Handedness** (``handedness="both"``): the coarse stage of direction a->b also runs
+   against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``); the handedness
+   with the higher coarse CMC peak (ties: as given) is the one refined, in both
+   directions.
+3. **Fine**: around each candidate, rotations at ``rotation_step`` within
+   +-coarse_step / 2; every cell searched over the whole region at ``fine_factor``
+   (default 2), then at full resolution within +-``refine_px`` of that optimum (masked
+   NCC both times; ``fine_factor=1`` searches the whole region at full resolution).
+
+Each direction runs its own coarse stage, so the two registrations are independent
+estimates whose agreement is evidence (``require_consistency``).
+
+References
+----------
+Song (2013) AFTE J. 45(2); Tong, Song, Chu (2015) J. Res. NIST 120; Chen et al. (2017)
+Forensic Sci. Int. 280; Padfield (2012) IEEE TIP 21(5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._threads import get_fft_workers
+from ..errors import ComparisonError
+from ._cells import PreparedScan
+from ._cmc_high import cmc_theta_distribution
+from ._features import Features, wrap
+from ._ncc import match_cells
+from ._params import CompareParams
+
+__all__ = ["thetas", "Direction", "Search", "search"]
+
+
+def thetas(lo: float, hi: float, step: float) -> np.ndarray:
+    """Rotations from ``lo`` to ``hi`` by ``step`` degrees (a 360-degree range: the circle once)."""
+    if step <= 0:
+        raise ComparisonError(f"rotation steps must be positive, got {step}")
+    if hi - lo >= 360.0 - 1e-9:
+        th = lo + step * np.arange(int(math.floor(360.0 / step + 1e-9)))
+        th = th[th < lo + 360.0 - 1e-9]
+    else:
+        th = lo + step * np.arange(int(math.floor((hi - lo) / step + 1e-9)) + 1)
+    return np.round(th, 9)
+
+
+@dataclass
+class Direction:
+    """One direction's search: the reference, the target and the theta x cell table."""
+
+    name: str
+    ref: PreparedScan
+    tgt: PreparedScan
+    feat: Features
+    coarse_curve: list[tuple[float, int]] | None = None
+
+
+@dataclass
+class Search:
+    """Both directions of a comparison and the handedness they were refined in."""
+
+    directions: list[Direction]
+    mirrored: bool = False
+    evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _workers(p: CompareParams) -> int:
+    return int(p.workers) if p.workers is not None else get_fft_workers()
+
+
+def margin(ref: PreparedScan, p: CompareParams) -> int:
+    """Translation search half-width at full resolution: (multiplier - 1) / 2 cell sides."""
+    h, w = ref.level(1).cell_shape
+    return int(round((p.region_multiplier - 1) / 2.0 * max(h, w)))
+
+
+def _region_min_valid(p: CompareParams, cell_shape: tuple[int, int], m: int) -> float:
+    if p.region_min_valid is not None:
+        return float(p.region_min_valid)
+    h, w = cell_shape     # as many valid pixels as a cell needs
+    return p.min_valid * h * w / float((h + 2 * m) * (w + 2 * m))
+
+
+def _grid(ref: PreparedScan, tgt: PreparedScan, ths: np.ndarray, m: int, p: CompareParams,
+          factor: int = 1, cache: bool = False) -> Features:
+    """Every cell over its whole region (half-width ``m`` at this level) at each rotation."""
+    lr, lt = ref.level(factor), tgt.level(factor)
+    T, K = len(ths), len(lr.rc)
+    ncc, dy, dx = np.full((T, K), np.nan), np.zeros((T, K)), np.zeros((T, K))
+    rmv = _region_min_valid(p, lr.cell_shape, m)
+    w = _workers(p)
+    for i, th in enumerate(ths):
+        r = match_cells(lr, lt, float(th), m, prior=None, min_valid=rmv, min_overlap=p.min_overlap,
+                        workers=w, cache=cache)
+        ncc[i], dy[i], dx[i] = r["ncc"], r["dy"] * factor, r["dx"] * factor
+    boxes = lr.boxes * factor if factor != 1 else lr.boxes
+    return Features(np.asarray(ths, float), ncc, dy, dx, lr.rc, boxes)
+
+
+def _candidates(feat: Features, p: CompareParams):
+    """Best rotations of the coarse stage with their consensus translation (full px), the
+    coarse CMC-theta curve and the stage's evidence (peak count, its correlation sum)."""
+    cand = cmc_theta_distribution(feat, p.corr_threshold, p.translation_threshold_px)
+    counts = cand.sum(axis=1)
+    tie = np.where(cand, np.nan_to_num(feat.ncc, nan=0.0), 0.0).sum(axis=1)
+    order = sorted(range(len(feat.thetas)), key=lambda i: (counts[i], tie[i]), reverse=True)
+    step = p.coarse_step if p.coarse_step is not None else p.rotation_step
+    picked: list[int] = []
+    for i in order:
+        if len(picked) >= p.n_candidates:
+            break
+        if all(abs(wrap(feat.thetas[i] - feat.thetas[j])) > 2 * step - 1e-9 for j in picked):
+            picked.append(i)
+    out = []
+    for i in picked:
+        sel = cand[i] if cand[i].any() else np.isfinite(feat.ncc[i])
+        if not sel.any():
+            continue
+        out.append((float(feat.thetas[i]), np.array([np.median(feat.dy[i, sel]), np.median(feat.dx[i, sel])])))
+    curve = [(float(t), int(c)) for t, c in zip(feat.thetas, counts)]
+    best = order[0] if order else None
+    ev = {"coarse_max_cmc": int(counts[best]) if best is not None else 0,
+          "coarse_ncc_sum": float(tie[best]) if best is not None else 0.0,
+          "rotation_deg": float(feat.thetas[best]) if best is not None else float("nan")}
+    return out, curve, ev
+
+
+def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams):
+    lo, hi = p.rotation_range
+    k = p.coarse_factor
+    feat = _grid(ref, tgt, thetas(lo, hi, p.coarse_step), int(math.ceil(margin(ref, p) / k)), p,
+                 factor=k, cache=True)
+    return _candidates(feat, p)
+
+
+def _match_fine(ref: PreparedScan, tgt: PreparedScan, th: float, prior: np.ndarray, m: int,
+                p: CompareParams) -> dict[str, np.ndarray]:
+    """Full-resolution features of every cell at one rotation, searched within ``m`` px of
+    ``prior``: directly (``fine_factor == 1``) or at ``fine_factor`` then refined."""
+    lr1, lt1 = ref.level(1), tgt.level(1)
+    K = len(lr1.rc)
+    w = _workers(p)
+    f = p.fine_factor
+    if f == 1:
+        return match_cells(lr1, lt1, th, m, prior=np.broadcast_to(prior, (K, 2)),
+                           min_valid=_region_min_valid(p, lr1.cell_shape, m),
+                           min_overlap=p.min_overlap, workers=w)
+    lrf, ltf = ref.level(f, aligned=True), tgt.level(f)
+    mf = int(math.ceil(m / f))
+    rf = match_cells(lrf, ltf, th, mf, prior=np.broadcast_to(prior / f, (len(lrf.rc), 2)),
+                     min_valid=_region_min_valid(p, lrf.cell_shape, mf), min_overlap=p.min_overlap, workers=w)
+    where = {(int(r), int(c)): i for i, (r, c) in enumerate(lrf.rc)}
+    idx = np.array([where.get((int(r), int(c)), -1) for r, c in lr1.rc])
+    ok = idx >= 0
+    ok[ok] = np.isfinite(rf["ncc"][idx[ok]])
+    t0 = np.tile(np.asarray(prior, float), (K, 1))
+    t0[ok, 0] = rf["dy"][idx[ok]] * f
+    t0[ok, 1] = rf["dx"][idx[ok]] * f
+    # (the region's validity was judged at level f; the small local window is not re-judged)
+    r1 = match_cells(lr1, lt1, th, p.refine_px + f // 2, prior=t0, min_valid=0.0, min_overlap=p.min_overlap,
+                     workers=w)
+    r1["ncc"] = np.where(ok, r1["ncc"], np.nan)
+    return r1
+
+
+def _fine(ref: PreparedScan, tgt: PreparedScan, cands, p: CompareParams) -> Features:
+    lo, hi = p.rotation_range
+    half = math.floor(p.coarse_step / 2.0 / p.rotation_step + 1e-9) * p.rotation_step
+    ths, priors = [], []
+    for th, t in cands:
+        for d in np.arange(-half, half + 1e-9, p.rotation_step):
+            x = float(th + d)
+            if hi - lo < 360.0 - 1e-9 and not (lo - 1e-9 <= x <= hi + 1e-9):
+                continue
+            ths.append(x)
+            priors.append(t)
+    if not ths:
+        ths, priors = [float(cands[0][0]) if cands else 0.0], [np.zeros(2)]
+    m = margin(ref, p) if p.fine_margin_px is None else int(p.fine_margin_px)
+    lr = ref.level(1)
+    T, K = len(ths), len(lr.rc)
+    ncc, dy, dx = np.full((T, K), np.nan), np.zeros((T, K)), np.zeros((T, K))
+    for i, (th, pr) in enumerate(zip(ths, priors)):
+        r = _match_fine(ref, tgt, th, np.asarray(pr, float), m, p)
+        ncc[i], dy[i], dx[i] = r["ncc"], r["dy"], r["dx"]
+    return Features(np.asarray(ths, float), ncc, dy, dx, lr.rc, lr.boxes)
+
+
+def _better(ev_m: dict, ev_g: dict) -> bool:
+    """True if the mirrored coarse evidence beats the as-given one (ties: as given)."""
+    return (ev_m["coarse_max_cmc"], ev_m["coarse_ncc_sum"]) > (ev_g["coarse_max_cmc"], ev_g["coarse_ncc_sum"])
+
+
+def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
+    """Both directions' features of a native-pipeline comparison (see the module docstring)."""
+    lo, hi = p.rotation_range
+    variants = [(False, pb)] + ([(True, pb.mirrored())] if p.handedness == "both" else [])
+    if p.coarse_step is None:        # every rotation at full resolution
+        th = thetas(lo, hi, p.rotation_step)
+        m = margin(pa, p)
+        stage = {}
+        for mir, tb in variants:
+            feat = _grid(pa, tb, th, m, p)
+            stage[mir] = (tb, feat, _candidates(feat, p)[2])
+        mir = len(variants) > 1 and _better(stage[True][2], stage[False][2])
+        tb, feat, _ = stage[mir]
+        back = _grid(tb, pa, -th[::-1], margin(tb, p), p)
+        return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], bool(mir),
+                      {("mirrored" if k else "as_given"): v[2] for k, v in stage.items()})
+    stage = {}
+    for mir, tb in variants:
+        cands, curve, ev = _coarse(pa, tb, p)
+        stage[mir] = (tb, cands, curve, ev)
+    mir = len(variants) > 1 and _better(stage[True][3], stage[False][3])
+    tb, cands, curve, _ = stage[mir]
+    rcands, rcurve, _ = _coarse(tb, pa, p)
+    return Search([Direction("a_to_b", pa, tb, _fine(pa, tb, cands, p), curve),
+                   Direction("b_to_a", tb, pa, _fine(tb, pa, rcands, p), rcurve)], bool(mir),
+                  {("mirrored" if k else "as_given"): v[3] for k, v in stage.items()})
