@@ -183,6 +183,8 @@ class KDECalibrator(Calibrator):
         Bandwidth rule (per class, on the weighted scores) or a fixed bandwidth in score
         units.  A class whose scores barely vary (e.g. 0 CMCs for almost every
         different-source pair) gets at least ``min_bandwidth`` x the spread of all scores.
+        Scores outside the fitted range are evaluated at its nearest end (the ratio of
+        two Gaussian tails says nothing about the data).
     min_bandwidth : float
         Floor of the bandwidth as a fraction of the pooled standard deviation.
     """
@@ -220,7 +222,12 @@ class KDECalibrator(Calibrator):
         return ln / _LN10
 
     def llr(self, x):
-        return self.log10_density(x, "same") - self.log10_density(x, "different")
+        # outside the scores it was fitted on, a KDE ratio is decided by the kernels'
+        # tails (e.g. the wider class wins far below every score): hold it constant there
+        lo = min(self.data["same"][0].min(), self.data["different"][0].min())
+        hi = max(self.data["same"][0].max(), self.data["different"][0].max())
+        xc = np.clip(np.asarray(x, dtype=float), lo, hi)
+        return self.log10_density(xc, "same") - self.log10_density(xc, "different")
 
     def state(self):
         return {k: {"scores": [round(float(v), 8) for v in d[0]], "weights": [float(v) for v in d[1]],
