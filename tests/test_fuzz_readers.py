@@ -16,7 +16,13 @@ import pytest
 import ballistics
 from ballistics import reading
 from ballistics.reading import _fuzz
-from ballistics.reading._fuzz import MUTATIONS, make_small_sources, mutate, run_case, run_fuzz
+from ballistics.reading._fuzz import (
+    MUTATIONS,
+    make_small_sources,
+    mutate,
+    run_case,
+    run_fuzz,
+)
 
 BUNDLED = Path(ballistics.__file__).parent / "datasets" / "data"
 SMALLEST = BUNDLED / "Fadul 3-1 processed.x3p"
@@ -65,10 +71,9 @@ def test_fuzz_bundled_and_every_reader_path(small_sources):
     assert {how for how, _ in report.by_mutation} == set(MUTATIONS)
     names = {src for src, _ in report.by_source}
     assert names == {p.name for p in sources}
-    # x3p byte damage is always caught (CRC-32 and MD5), never read as other values
-    x3p_changed = sum(v for (src, outcome), v in report.by_source.items()
-                      if src.endswith(".x3p") and outcome == "ok-changed-no-checksum")
-    assert x3p_changed == 0
+    # values changed without an error only where the format has no checksum (al3d, TIFF)
+    changed = {src for (src, outcome), _ in report.by_source.items() if outcome == "ok-changed-no-checksum"}
+    assert changed <= {"depth.al3d", "image.tif"}
 
 
 def test_fuzz_shared_files(shared_data):
@@ -76,10 +81,10 @@ def test_fuzz_shared_files(shared_data):
     sources = [shared_data / "dfsc" / "K004dB1.x3p", shared_data / "dfsc" / "K002fJ1.x3p",
                shared_data / "alicona" / "Klein_replica_mode.al3d",
                shared_data / "nbide_2d" / "NBIDE R BF 118.png"]
-    report = run_fuzz(sources, 100, seed=99, timeout=60.0, workers=2)
-    assert report.n == 100
+    report = run_fuzz(sources, 60, seed=99, timeout=60.0, workers=2)
+    assert report.n == 60
     assert report.failures == [], report.failures[:3]
-    assert report.counts["ScanFormatError"] > 40
+    assert report.counts["ScanFormatError"] > 25
 
 
 def test_harness_reports_escapes_and_silent_changes(tmp_path, monkeypatch):
@@ -94,7 +99,7 @@ def test_harness_reports_escapes_and_silent_changes(tmp_path, monkeypatch):
         raise KeyError("boom")
 
     monkeypatch.setattr(reading, "read_scan", escape)
-    how, outcome, detail, _ = run_case(src, 1, str(tmp_path))
+    _how, outcome, detail, _ = run_case(src, 1, str(tmp_path))
     assert outcome == "escape:KeyError" and "boom" in detail
 
     seed = next(s for s in range(100) if mutate(SMALLEST.read_bytes(), "x3p", random.Random(s))[1] == "bitflip")

@@ -463,6 +463,35 @@ def test_scan_validate_catches_broken_invariants(surface):
         flat.validate()
 
 
+def test_png_image_data_crc_is_verified(tmp_path):
+    """Regression (found by the fuzzer): Pillow does not check IDAT's CRC, so zeroed image
+    data decoded silently to other pixels."""
+    import struct
+
+    from PIL import Image
+
+    arr = (np.random.default_rng(3).random((40, 40)) * 255).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "g.png", dpi=(5000, 5000))
+    raw = bytearray((tmp_path / "g.png").read_bytes())
+    off = 8
+    while raw[off + 4:off + 8] != b"IDAT":
+        off += 12 + struct.unpack(">I", raw[off:off + 4])[0]
+    n = struct.unpack(">I", raw[off:off + 4])[0]
+    raw[off + 8 + n - 40:off + 8 + n - 30] = bytes(10)  # zero ten bytes near the end of the data
+    (tmp_path / "z.png").write_bytes(bytes(raw))
+    with pytest.raises(ScanFormatError, match=r"z\.png.*IDAT.*CRC"):
+        ballistics.read_scan(tmp_path / "z.png")
+    assert ballistics.read_scan(tmp_path / "g.png").shape == (40, 40)
+
+
+def test_pipe_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.x3p")
+    with pytest.raises(ScanReadError, match="not a regular file"):
+        ballistics.read_scan(tmp_path / "fifo.x3p")
+
+
 def test_cli_info_on_damaged_repair_path_file(tmp_path, surface):
     bad = _bad_files(tmp_path, surface)["repair-damaged.x3p"]
     (tmp_path / "bad.x3p").write_bytes(bad)

@@ -1,4 +1,9 @@
-"""``ballistics info FILE``: what a scan file holds and which repairs were applied."""
+"""``ballistics info FILE``: what a scan file holds and which repairs were applied.
+
+A file that cannot be read raises a :class:`~ballistics.errors.BallisticsError` from
+:func:`ballistics.read_scan` (damaged archives, checksums, limits included), which the
+CLI's entry point prints as one line with exit status 2 -- never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from . import emit
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a scan file (shape, spacing, missing data, metadata, fixes)")
-    p.add_argument("file", help="x3p, PNG or TIFF file")
+    p.add_argument("file", help="x3p, al3d, PNG or TIFF file")
     p.add_argument("--spacing", type=float, default=None, help="pixel size in metres for images without one")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

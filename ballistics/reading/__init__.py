@@ -3,9 +3,16 @@
 Formats are recognised by their content, not their file name:
 
 * ISO 25178-72 **x3p** (zip archive) through ``x3pio``, with repairs of the deviations
-  real files carry (see :mod:`ballistics.reading._x3p`);
-* **PNG / TIFF** optical images through Pillow (``kind == "intensity"``);
+  real files carry (see :mod:`ballistics.reading._repair`); the zip CRC-32s and the
+  MD5 checksums of ``main.xml`` and of the point data are verified;
+* **PNG / TIFF** optical images through Pillow (``kind == "intensity"``); PNG chunk
+  CRCs are verified;
 * Alicona **.al3d** depth files (small reader of our own, checked against the vendor's x3p).
+
+Every failure is a :class:`~ballistics.errors.BallisticsError` subclass whose message
+names the file; every scan returned has passed :meth:`~ballistics.Scan.validate`.
+Size limits (zip bombs, huge images, absurd matrix sizes) are in :data:`LIMITS`
+(:class:`Limits`), looked up at call time.
 """
 
 from __future__ import annotations
@@ -13,21 +20,29 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from .._io import atomic_open, sha256_file, sha256_stream
-from ..errors import (BallisticsError, EmptyScanError, ScanFormatError, ScanReadError, ScanTooLargeError,
-                      ScanValidationError, UnitsError)
+from ..errors import (
+    BallisticsError,
+    EmptyScanError,
+    ScanFormatError,
+    ScanReadError,
+    ScanTooLargeError,
+    ScanValidationError,
+    UnitsError,
+)
 from ..scan import Provenance, Scan, _jsonable
 from ._al3d import read_al3d_arrays
 from ._image import read_image_arrays
 from ._limits import LIMITS, Limits, current_limits
 from ._x3p import read_x3p_arrays, write_x3p_file
 
-__all__ = ["read_scan", "write_x3p", "file_sha256", "scan_from_array", "Limits", "LIMITS"]
+__all__ = ["LIMITS", "Limits", "file_sha256", "read_scan", "scan_from_array", "write_x3p"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +126,19 @@ def read_scan(
     """
     lim = current_limits(limits)
     p = Path(path)
-    if not p.exists():
-        raise ScanReadError(f"{p}: no such file.")
-    if p.is_dir():
-        raise ScanReadError(f"{p}: is a directory, not a scan file.")
     try:
-        fh = open(p, "rb")
+        st = p.stat()
+    except FileNotFoundError as exc:
+        raise ScanReadError(f"{p}: no such file.") from exc
+    except (OSError, ValueError) as exc:  # permissions, loops, NUL bytes in the name
+        raise ScanReadError(f"{p}: cannot access the file ({exc}).") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ScanReadError(f"{p}: is a directory, not a scan file.")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+        raise ScanReadError(f"{p}: is not a regular file (a pipe, socket or device); copy the scan "
+                            "to a file first.")
+    try:
+        fh = open(p, "rb")  # noqa: SIM115  (closed by the with-block below)
     except OSError as exc:
         raise ScanReadError(f"{p}: cannot open the file ({exc}).") from exc
     with fh:

@@ -4,8 +4,11 @@ Each case takes a real file, applies one seeded mutation and reads the result wi
 :func:`ballistics.read_scan` in a worker process. The only acceptable outcomes are
 
 * a :class:`~ballistics.Scan` that passes :meth:`~ballistics.Scan.validate` and, for a
-  byte-level mutation of a file whose format carries checksums (x3p), holds exactly
-  the original's values -- anything else is a *silent change*;
+  mutation of a file whose format carries checksums (x3p: zip CRC-32 and MD5; PNG:
+  chunk CRC-32 and zlib Adler-32), holds exactly the original's values -- anything else
+  is a *silent change*, except an edit of main.xml whose MD5 was fixed to match
+  (a self-consistent file). Al3d and TIFF carry no checksum of their values, so a
+  changed value there is counted apart (``ok-changed-no-checksum``), not as a failure;
 * a :class:`~ballistics.errors.BallisticsError`.
 
 Any other exception is an *escape*; a case that runs longer than its time limit is a
@@ -110,9 +113,14 @@ def mutate(raw: bytes, fmt: str, rng: random.Random) -> tuple[bytes, str]:
 
 
 def file_format(path: Path) -> str:
-    """``"x3p"``, ``"al3d"`` or ``"image"`` from the file's first bytes."""
-    head = path.read_bytes()[:16]
-    return "x3p" if head.startswith(b"PK") else "al3d" if head.startswith(b"AliconaImaging") else "image"
+    """``"x3p"``, ``"al3d"``, ``"png"`` or ``"tiff"`` from the file's first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head.startswith(b"PK"):
+        return "x3p"
+    if head.startswith(b"AliconaImaging"):
+        return "al3d"
+    return "png" if head.startswith(b"\x89PNG") else "tiff"
 
 
 # ---------------------------------------------------------------- small real sources
@@ -141,7 +149,7 @@ def make_small_sources(source: Path, dest: Path, size: int = 64) -> list[Path]:
     crop is written as: a standard x3p (``write_x3p``); an x3p whose revision is
     written ``ISO5436-2000`` (the DFSC deviation: revision repair and re-packing); one
     that also stores micrometres (the SR9-J deviation: unit repairs); an 8-bit PNG
-    with a resolution tag; and an Alicona ``.al3d``.
+    with a resolution tag; the same as a deflate-compressed TIFF; and an Alicona ``.al3d``.
     """
     import x3pio
     from PIL import Image
@@ -179,6 +187,8 @@ def make_small_sources(source: Path, dest: Path, size: int = 64) -> list[Path]:
     grey = np.nan_to_num((z - lo) / max(hi - lo, 1e-30) * 255, nan=0).astype(np.uint8)
     Image.fromarray(grey).save(dest / "image.png", dpi=(0.0254 / dx, 0.0254 / dx))
     out.append(dest / "image.png")
+    Image.fromarray(grey).save(dest / "image.tif", dpi=(0.0254 / dx, 0.0254 / dx), compression="tiff_deflate")
+    out.append(dest / "image.tif")
     (dest / "depth.al3d").write_bytes(_al3d_bytes(z, dx))
     out.append(dest / "depth.al3d")
     return out
@@ -207,7 +217,7 @@ def run_case(source: str, seed: int, workdir: str) -> tuple[str, str, str, float
         scan = read_scan(path)
     except BallisticsError as exc:
         return how, type(exc).__name__, str(exc)[:300], time.process_time() - t0
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (counting escapes is the point)
         tb = traceback.format_exc(limit=-3)
         return how, f"escape:{type(exc).__name__}", f"{exc}\n{tb}"[:2000], time.process_time() - t0
     try:
@@ -220,8 +230,8 @@ def run_case(source: str, seed: int, workdir: str) -> tuple[str, str, str, float
         outcome = "ok"
     elif how == "edit+md5":
         outcome = "ok-changed-consistent"  # a self-consistent edit of main.xml reads as edited
-    elif fmt != "x3p":
-        outcome = "ok-changed-no-checksum"  # al3d and most images carry no checksum of their values
+    elif fmt in ("al3d", "tiff"):
+        outcome = "ok-changed-no-checksum"  # these formats carry no checksum of their values
     else:
         outcome = "silent-change"
     return how, outcome, "", time.process_time() - t0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,6 +19,41 @@ from ..errors import ScanFormatError, ScanTooLargeError, UnitsError
 from ._limits import Limits
 
 logger = logging.getLogger(__name__)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_crcs(path: Path, fh: BinaryIO) -> None:
+    """Verify the CRC-32 of every PNG chunk up to ``IEND`` (ISO/IEC 15948:2004, 5.3).
+
+    Pillow checks the CRCs of the header chunks but not of the image data, so a damaged
+    ``IDAT`` can decode to other pixel values without an error; this walk makes any
+    damage an error. ``fh`` is positioned after the signature.
+    """
+    while True:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ScanFormatError(f"{path}: cannot decode the image: the PNG file is truncated "
+                                  "(no IEND chunk).")
+        length = int.from_bytes(head[:4], "big")
+        if length > 0x7FFFFFFF:
+            raise ScanFormatError(f"{path}: PNG chunk {head[4:8]!r} declares {length} bytes; the file is damaged.")
+        crc = zlib.crc32(head[4:8])
+        left = length
+        while left:
+            block = fh.read(min(left, 1 << 20))
+            if not block:
+                raise ScanFormatError(f"{path}: cannot decode the image: the PNG file is truncated "
+                                      f"inside chunk {head[4:8]!r}.")
+            crc = zlib.crc32(block, crc)
+            left -= len(block)
+        stored = fh.read(4)
+        if len(stored) < 4 or int.from_bytes(stored, "big") != crc:
+            raise ScanFormatError(f"{path}: PNG chunk {head[4:8]!r} fails its CRC-32 check; the file was "
+                                  "damaged after it was written.")
+        if head[4:8] == b"IEND":
+            return
 
 
 def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, float] | None,
@@ -51,10 +87,14 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
     fixes: list[str] = []
     max_px = limits.max_image_pixels
     fh.seek(0)
-    try:
-        with warnings.catch_warnings():
-            # Our own limit is checked below from the header; Pillow's warning is noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    if fh.read(8) == _PNG_SIGNATURE:
+        _check_png_crcs(path, fh)
+    fh.seek(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Our own limit is checked from the header; Pillow's bomb warning is noise then.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
             img = Image.open(fh)  # lazy: reads the header only
             w, h = img.size
             if w * h > max_px:
@@ -63,22 +103,21 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
             if w <= 0 or h <= 0:
                 raise ScanFormatError(f"{path}: the image header gives {w} x {h} pixels.")
             img.load()
-    except (ScanTooLargeError, ScanFormatError):
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ScanTooLargeError(f"{path}: image is larger than Pillow's decompression-bomb limit "
-                                f"({exc}); crop it first.") from exc
-    except Exception as exc:  # Pillow raises many types for damaged files
-        raise ScanFormatError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc}); the "
-                              "file is truncated, corrupt or not an image.") from exc
-    try:
-        info = dict(img.info)
-        arr = _to_array(img, fixes, path)
-    except (ScanFormatError, ScanTooLargeError):
-        raise
-    except Exception as exc:  # damaged frames, palettes or tags surface only here
-        raise ScanFormatError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc}); the "
-                              "file is truncated, corrupt or not an image.") from exc
+            info = dict(img.info)
+            arr = _to_array(img, fixes, path)
+        except (ScanTooLargeError, ScanFormatError):
+            raise
+        except Image.DecompressionBombError as exc:
+            raise ScanTooLargeError(f"{path}: image is larger than Pillow's decompression-bomb limit "
+                                    f"({exc}); crop it first.") from exc
+        except Exception as exc:  # Pillow raises many types for damaged files
+            raise ScanFormatError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc}); the "
+                                  "file is truncated, corrupt or not an image.") from exc
+    for w_ in caught:  # damaged tags Pillow skipped: the provenance says so
+        msg = f"Pillow warned while decoding: {w_.message}"
+        if msg not in fixes:
+            fixes.append(msg)
+            logger.warning("%s: %s", path, msg)
     if arr.ndim != 2:
         raise ScanFormatError(f"{path}: expected a 2-D image, got shape {arr.shape}.")
     if spacing is None:

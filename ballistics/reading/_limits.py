@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["Limits", "LIMITS", "current_limits"]
+__all__ = ["LIMITS", "Limits", "current_limits"]
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Limits:
     max_image_pixels: int = 200_000_000
     max_abs_height_m: float = 0.1
 
-    def replace(self, **changes: float) -> "Limits":
+    def replace(self, **changes: float) -> Limits:
         """A copy with some limits changed, e.g. ``LIMITS.replace(max_pixels=10**9)``."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 

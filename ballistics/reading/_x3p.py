@@ -45,8 +45,8 @@ def declared_size(main: bytes, path: Path) -> tuple[int, int, int] | None:
     missing); raises :class:`ScanFormatError` when ``main.xml`` is not well-formed or
     a size is not a non-negative integer.
     """
-    from defusedxml import ElementTree as DefusedET
-    from defusedxml.common import DefusedXmlException
+    from defusedxml import ElementTree as DefusedET  # type: ignore[import-untyped]
+    from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
 
     refuse_dtd(main, str(path))
     try:
