@@ -170,11 +170,13 @@ def test_killed_cli_run_resumes_where_it_stopped(client, serial, tmp_path):
 def test_one_vs_many_in_memory_scans_and_pair_errors(client, serial, tmp_path):
     a, b = (read_scan(p, exhibit_id=p.stem) for p in PATHS[:2])
     coarse = a.derive(a.data, "test: relabel spacing", spacing=(2 * a.spacing[0], 2 * a.spacing[1]))
-    s = one_vs_many(a, [b, coarse], tmp_path / "ovm", params=PARAMS, client=client)
+    s = one_vs_many(a, [b, coarse], tmp_path / "ovm", params=PARAMS, client=client, keep_json=False)
     assert (s.n_pairs, s.pair_errors, s.complete) == (2, 1, True)
     rows = read_results(tmp_path / "ovm").to_pylist()
     assert [(r["i"], r["j"]) for r in rows] == [(0, 1), (0, 2)]
     assert rows[0]["error"] is None and rows[0]["cmc_count"] == serial[(0, 1)].cmc_count
+    assert rows[0]["score"] == pytest.approx(serial[(0, 1)].score, abs=1e-9)
+    assert rows[0]["result_json"] is None  # keep_json=False: flat columns only
     assert rows[1]["cmc_count"] is None and rows[1]["score"] is None
     assert rows[1]["error"].startswith("ComparisonError") and "spacing" in rows[1]["error"]
     # in-memory scans are identified by array, spacing and kind: same heights, other spacing = other scan

@@ -188,6 +188,8 @@ class Manifest:
     n_pairs, n_tiles : int
     pairs : list of [int, int] or None
         The explicit pairs of a ``"pairs"`` run (None: implied by ``kind``).
+    keep_json : bool
+        Whether each row keeps the full result as JSON (``result_json``).
     library_version : str
     created_utc : str
         When the folder's run was first started (not part of the digest).
@@ -200,6 +202,7 @@ class Manifest:
     n_pairs: int
     n_tiles: int
     pairs: list[list[int]] | None = None
+    keep_json: bool = True
     library_version: str = __version__
     created_utc: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
@@ -210,7 +213,7 @@ class Manifest:
             "scans": [[r.name, r.sha256, r.checksum_of] for r in self.scans],
             "pairs_sha256": None if self.pairs is None else _digest(self.pairs),
             "compare": canonical(self.compare), "tile_size": self.tile_size,
-            "library_version": self.library_version,
+            "keep_json": self.keep_json, "library_version": self.library_version,
         }
 
     @property
@@ -226,6 +229,7 @@ class Manifest:
             "compare": canonical(self.compare),
             "tiling": {"tile_size": self.tile_size, "n_tiles": self.n_tiles, "n_pairs": self.n_pairs,
                        "file_pattern": "tile-<row block>-<column block>.parquet"},
+            "keep_json": self.keep_json,
             "scans": [asdict(r) for r in self.scans],
             "pairs": self.pairs,
         }
@@ -239,7 +243,7 @@ class Manifest:
         t = d["tiling"]
         return cls(kind=d["kind"], scans=[ScanRef(**r) for r in d["scans"]], compare=d["compare"],
                    tile_size=int(t["tile_size"]), n_pairs=int(t["n_pairs"]), n_tiles=int(t["n_tiles"]),
-                   pairs=d.get("pairs"), library_version=d["library_version"], created_utc=d["created_utc"])
+                   pairs=d.get("pairs"), keep_json=bool(d.get("keep_json", True)), library_version=d["library_version"], created_utc=d["created_utc"])
 
     def write(self, folder: Path) -> Path:
         """Write ``manifest.json`` atomically into ``folder``."""
@@ -269,5 +273,6 @@ class Manifest:
         diffs = [k for k in a if a[k] != b.get(k)]
         words = {"scans": "the scans (names or checksums, or their order)", "compare": "the comparison parameters",
                  "tile_size": "the tile size", "kind": "the kind of run", "pairs_sha256": "the list of pairs",
-                 "library_version": "the library version", "format": "the file format"}
+                 "library_version": "the library version", "format": "the file format",
+                 "keep_json": "keep_json (whether results keep their full JSON)"}
         return ", ".join(words.get(k, k) for k in diffs) or "nothing"

@@ -217,6 +217,7 @@ def _submit_all(pending: list[Tile], n_pairs: int, refs: dict, objects: dict[int
         def submit(tile: Tile) -> Any:
             fut = c.submit(run_tile, tile.id, list(tile.pairs), {k: refs[k] for k in tile.scan_indices},
                            {k: sent[k] for k in tile.scan_indices if k in sent}, compare_kw, cache,
+                           manifest.keep_json,
                            key=f"ballistics-tile-{tile.id}-{run_id}", pure=False)
             by_future[fut] = tile
             return fut
@@ -251,11 +252,13 @@ def _submit_all(pending: list[Tile], n_pairs: int, refs: dict, objects: dict[int
 
 def _finish(kind: str, refs: list[ScanRef], objects: dict[int, Scan], pair_list: list[list[int]] | None,
             tiles: Iterable[Tile], n_pairs: int, n_tiles: int, tile_size: int, compare_kw: dict, output: Any,
-            **run_kw: Any) -> BatchSummary:
+            keep_json: bool = True, **run_kw: Any) -> BatchSummary:
     params = {k: v for k, v in compare_kw.items() if k not in ("method", "preset")}
+    if not isinstance(keep_json, bool):
+        raise ParameterError(f"keep_json must be True or False, got {keep_json!r}.")
     manifest = Manifest(kind=kind, scans=refs, tile_size=tile_size, n_pairs=n_pairs, n_tiles=n_tiles,
-                        pairs=pair_list, compare={"method": compare_kw["method"], "preset": compare_kw["preset"],
-                                                  "params": params})
+                        pairs=pair_list, keep_json=keep_json,
+                        compare={"method": compare_kw["method"], "preset": compare_kw["preset"], "params": params})
     return _execute(manifest, tiles, objects, output, **run_kw)
 
 
@@ -270,7 +273,8 @@ def _common_checks(tile_size: Any, max_tiles: Any, cache_size: Any, scheduler: A
 def all_pairs(scans: Sequence[ScanInput], output: str | os.PathLike[str], *, method: str = "convergence",
               preset: str = "default", params: dict[str, Any] | None = None, tile_size: int | None = None,
               scheduler: str | None = None, client: Any = None, n_workers: int | None = None,
-              max_tiles: int | None = None, progress: bool = False, cache_size: int | None = None) -> BatchSummary:
+              max_tiles: int | None = None, progress: bool = False, cache_size: int | None = None,
+              keep_json: bool = True) -> BatchSummary:
     """Compare every pair ``i < j`` of ``scans`` on a cluster; results stream to ``output``.
 
     Parameters
@@ -301,6 +305,9 @@ def all_pairs(scans: Sequence[ScanInput], output: str | os.PathLike[str], *, met
         Show a tqdm progress bar (pairs).
     cache_size : int, optional
         Prepared scans kept per worker (default ``2 * tile_size + 2``).
+    keep_json : bool
+        Keep each pair's full result (cells, curves, ...) as JSON in ``result_json``
+        (~4 KB per pair compressed); False keeps only the flat columns, for very large runs.
 
     Returns
     -------
@@ -329,17 +336,38 @@ def all_pairs(scans: Sequence[ScanInput], output: str | os.PathLike[str], *, met
     size = tile_size or auto_tile_size(n)
     return _finish("all_pairs", refs, objects, None, all_pairs_tiles(n, size), n * (n - 1) // 2,
                    count_all_pairs_tiles(n, size), size, kw, output, scheduler=scheduler, client=client,
-                   n_workers=n_workers, max_tiles=max_tiles, progress=progress, cache_size=cache_size)
+                   n_workers=n_workers, max_tiles=max_tiles, progress=progress, cache_size=cache_size,
+                   keep_json=keep_json)
 
 
 def one_vs_many(query: ScanInput, scans: Sequence[ScanInput], output: str | os.PathLike[str], *,
                 method: str = "convergence", preset: str = "default", params: dict[str, Any] | None = None,
                 tile_size: int | None = None, scheduler: str | None = None, client: Any = None,
                 n_workers: int | None = None, max_tiles: int | None = None, progress: bool = False,
-                cache_size: int | None = None) -> BatchSummary:
-    """Compare ``query`` (as ``a``, index 0) with each of ``scans`` (indices 1..n).
+                cache_size: int | None = None, keep_json: bool = True) -> BatchSummary:
+    """Compare ``query`` (as ``a``, index 0) with each of ``scans`` (indices 1..n) on a cluster.
 
-    Parameters and results as :func:`all_pairs`; pairs ``(0, j)`` for ``j = 1..n``.
+    Parameters
+    ----------
+    query : path or Scan
+        The reference surface of every pair.
+    scans : sequence of path or Scan
+        The surfaces it is compared with (``b``); the query must not be among them.
+    output : path
+        Folder of the run (see :func:`all_pairs`).
+    method, preset, params, tile_size, scheduler, client, n_workers, max_tiles, progress, cache_size, keep_json
+        As :func:`all_pairs`; here a tile is the query x a block of ``tile_size`` scans
+        (default :func:`auto_tile_size` of ``len(scans)``).
+
+    Returns
+    -------
+    BatchSummary
+        Pairs ``(0, j)`` for ``j = 1..n``; read them with :func:`read_results`.
+
+    Raises
+    ------
+    ParameterError, ScanReadError
+        As :func:`all_pairs`; also for an empty ``scans``.
     """
     _common_checks(tile_size, max_tiles, cache_size, scheduler, client, n_workers)
     kw = _compare_kw(method, preset, dict(params or {}))
@@ -353,18 +381,39 @@ def one_vs_many(query: ScanInput, scans: Sequence[ScanInput], output: str | os.P
     tiles = listed_tiles(plist, size)
     return _finish("one_vs_many", refs, objects, None, tiles, len(plist), len(tiles), size, kw, output,
                    scheduler=scheduler, client=client, n_workers=n_workers, max_tiles=max_tiles,
-                   progress=progress, cache_size=cache_size)
+                   progress=progress, cache_size=cache_size,
+                   keep_json=keep_json)
 
 
 def pairs(scans: Sequence[ScanInput], index_pairs: Sequence[tuple[int, int]], output: str | os.PathLike[str], *,
           method: str = "convergence", preset: str = "default", params: dict[str, Any] | None = None,
           tile_size: int | None = None, scheduler: str | None = None, client: Any = None,
           n_workers: int | None = None, max_tiles: int | None = None, progress: bool = False,
-          cache_size: int | None = None) -> BatchSummary:
-    """Compare the listed pairs ``(i, j)`` of ``scans`` (``scans[i]`` as ``a``).
+          cache_size: int | None = None, keep_json: bool = True) -> BatchSummary:
+    """Compare the listed pairs ``(i, j)`` of ``scans`` (``scans[i]`` as ``a``) on a cluster.
 
-    Parameters and results as :func:`all_pairs`; ``index_pairs`` are indices into
-    ``scans``, each pair once, ``i != j``.
+    Parameters
+    ----------
+    scans : sequence of path or Scan
+    index_pairs : sequence of (int, int)
+        Indices into ``scans``; each pair once, ``i != j``.  The list is recorded in the
+        manifest (its SHA-256 is part of the run's identity).
+    output : path
+        Folder of the run (see :func:`all_pairs`).
+    method, preset, params, tile_size, scheduler, client, n_workers, max_tiles, progress, cache_size, keep_json
+        As :func:`all_pairs`; pairs are tiled by ``(i // tile_size, j // tile_size)``.
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    ParameterError
+        As :func:`all_pairs`; also for an empty list, indices out of range, a scan
+        paired with itself or a pair listed twice.
+    ScanReadError
+        An input file is missing or unreadable.
     """
     _common_checks(tile_size, max_tiles, cache_size, scheduler, client, n_workers)
     kw = _compare_kw(method, preset, dict(params or {}))
@@ -398,7 +447,8 @@ def pairs(scans: Sequence[ScanInput], index_pairs: Sequence[tuple[int, int]], ou
     tiles = listed_tiles(plist, size)
     return _finish("pairs", refs, objects, [list(p) for p in plist], tiles, len(plist), len(tiles), size, kw,
                    output, scheduler=scheduler, client=client, n_workers=n_workers, max_tiles=max_tiles,
-                   progress=progress, cache_size=cache_size)
+                   progress=progress, cache_size=cache_size,
+                   keep_json=keep_json)
 
 
 @dataclass

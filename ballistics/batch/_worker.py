@@ -99,7 +99,8 @@ def _flat(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_tile(tile_id: str, pairs: list[tuple[int, int]], refs: dict[int, dict[str, Any]],
-             objects: dict[int, Scan], compare_kw: dict[str, Any], cache_size: int) -> list[dict[str, Any]]:
+             objects: dict[int, Scan], compare_kw: dict[str, Any], cache_size: int,
+             keep_json: bool = True) -> list[dict[str, Any]]:
     """Compare every pair of one tile; one row (dict) per pair, in the order of ``pairs``.
 
     Parameters
@@ -115,6 +116,8 @@ def run_tile(tile_id: str, pairs: list[tuple[int, int]], refs: dict[int, dict[st
         ``method``, ``preset`` and parameters for :func:`ballistics.comparison.compare`.
     cache_size : int
         Prepared scans kept per worker process.
+    keep_json : bool
+        Return the full result as JSON (``result_json``); False keeps only the flat columns.
     """
     from ..comparison import compare
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -133,7 +136,8 @@ def run_tile(tile_id: str, pairs: list[tuple[int, int]], refs: dict[int, dict[st
                 raise pb
             res = compare(pa, pb, **compare_kw).to_dict()
             row.update(_flat(res))
-            row["result_json"] = json.dumps(res, separators=(",", ":"))
+            if keep_json:
+                row["result_json"] = json.dumps(res, separators=(",", ":"))
         except Exception as exc:  # noqa: BLE001 - a pair's failure is data, not a crash of the run
             row["error"] = _describe(exc)
             row["elapsed_s"] = time.perf_counter() - t0

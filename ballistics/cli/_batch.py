@@ -35,6 +35,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="scans per block of the pair matrix (default: n/8, at most 64)")
     p.add_argument("--max-tiles", type=int, default=None, metavar="N",
                    help="compute at most N unfinished tiles, then stop (rerun to continue)")
+    p.add_argument("--no-result-json", dest="keep_json", action="store_false",
+                   help="store only the flat result columns, not each pair's full result as JSON (huge runs)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
@@ -83,7 +85,7 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def _kw(args: argparse.Namespace) -> dict[str, Any]:
     return {"output": args.output, "method": args.method, "preset": args.preset, "params": parse_params(args.param),
                 "tile_size": args.tile_size, "scheduler": args.scheduler, "n_workers": args.workers,
-                "max_tiles": args.max_tiles, "progress": args.progress}
+                "max_tiles": args.max_tiles, "progress": args.progress, "keep_json": args.keep_json}
 
 
 def _report(summary: Any, as_json: bool) -> int:
