@@ -41,8 +41,15 @@ from .errors import ParameterError
 from .reading import scan_from_array
 from .scan import Provenance, Scan
 
-__all__ = ["Firearm", "make_firearm", "fire", "make_collection", "surface_statistics",
-           "make_primer", "fill_unmeasured"]
+__all__ = [
+    "Firearm",
+    "fill_unmeasured",
+    "fire",
+    "make_collection",
+    "make_firearm",
+    "make_primer",
+    "surface_statistics",
+]
 
 
 @dataclass(frozen=True)
@@ -159,8 +166,8 @@ def fire(firearm: Firearm, seed: int, *, size_px: int = 560, rotation_deg: float
     # rotate about the canvas centre, then cut a window centred at centre + shift
     rot = ndimage.rotate(firearm.texture, theta, reshape=False, order=1, mode="reflect")
     c = big / 2.0
-    r0 = int(round(c - size_px / 2 + shift[0]))
-    c0 = int(round(c - size_px / 2 + shift[1]))
+    r0 = round(c - size_px / 2 + shift[0])
+    c0 = round(c - size_px / 2 + shift[1])
     surf = strength * rot[r0:r0 + size_px, c0:c0 + size_px]
     surf = surf + noise * firearm.texture.std() * _bandpass_noise(rng, (size_px, size_px), firearm.spacing)
     # primer annulus with the firing-pin hole, slightly off-centre
@@ -287,7 +294,7 @@ def make_primer(seed: int, *, spacing: float = 6.25e-6, size_m: float = 5.0e-3,
     if not 0 < firing_pin_radius_m < primer_radius_m - firing_pin_offset_m:
         raise ParameterError("the firing-pin crater must lie inside the primer")
     rng = np.random.default_rng(seed)
-    n = int(round(size_m / spacing))
+    n = round(size_m / spacing)
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64) * spacing
     c0 = (n - 1) / 2 * spacing
     a = rng.uniform(0, 2 * np.pi)
@@ -370,7 +377,7 @@ def fill_unmeasured(scan: Scan, *, step_m: float = 80e-6, crater_depth_m: float 
     valid = np.isfinite(d)
     if valid.mean() < 0.05:
         raise ParameterError(f"{scan.name!r} holds too little measured data to fill")
-    lab, nl = ndimage.label(~valid)
+    lab, _ = ndimage.label(~valid)
     border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
     border = border[border > 0]
     outside = np.isin(lab, border)

@@ -29,23 +29,23 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_v] = "1"
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import ndimage as ndi  # noqa: E402
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
 
-import ballistics as bl  # noqa: E402
-from ballistics import datasets  # noqa: E402
-from ballistics.features import extract_breech_face, extract_firing_pin, find_regions  # noqa: E402
-from ballistics.features._agreement import surface_agreement  # noqa: E402
-from ballistics.features._plot import plot_regions  # noqa: E402
+import ballistics as bl
+from ballistics import datasets
+from ballistics.features import extract_breech_face, extract_firing_pin, find_regions
+from ballistics.features._agreement import surface_agreement
+from ballistics.features._plot import plot_regions
 
 cv2.setNumThreads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +166,7 @@ def fully_measured_section(repeat: int) -> None:
             rf, _, c = timed(find_regions, full, repeat=repeat)
             iou = _annulus_iou(rf, rm, scan.shape, scan.spacing)
             ious.append(iou)
-            d = lambda p, q: float(np.hypot(p[0] - q[0], p[1] - q[1]) * 1e6)  # noqa: E731
+            d = lambda p, q: float(np.hypot(p[0] - q[0], p[1] - q[1]) * 1e6)
             print(f"{label:30s} {step * 1e6:7.0f} {d(rf.centre_m, rm.centre_m):6.1f} "
                   f"{(rf.primer_radius_m - rm.primer_radius_m) * 1e6:+8.1f} "
                   f"{d(rf.firing_pin_centre_m, rm.firing_pin_centre_m):9.1f} "
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
                 if rp.exists():
                     a = surface_agreement(bf.data, bl.read_scan(rp).data)
                     print(f"{p.stem:12s} {what:28s} {a['iou']:6.3f} {a['correlation']:6.3f} "
-                          f"{a['correlation_interior']:19.3f} {str(a['shift']):>9s}")
+                          f"{a['correlation_interior']:19.3f} {a['shift']!s:>9s}")
 
     # firing pin and 2-D images
     print("\n## Other timings (median of", args.repeat, "runs)")

@@ -244,8 +244,8 @@ def main(argv=None) -> int:
     train_logit = lr.decision_function(sc.transform(x))
     train_auc = float(roc_auc_score(y, train_logit))
 
-    lines = [f"pairs file: {path} (sha256 {sha256(path)}), {len(rows)} pairs used, {len(skipped)} skipped "
-             f"(comparison error)", f"folds: {ev['n_folds']} (one per set of left-out firearms)",
+    lines = [(f"pairs file: {path} (sha256 {sha256(path)}), {len(rows)} pairs used, {len(skipped)} skipped "
+              f"(comparison error)"), f"folds: {ev['n_folds']} (one per set of left-out firearms)",
              f"CMC thresholds chosen on the training folds: {ev['cmc_thresholds_chosen']}", ""]
     hdr = (f"{'set':6s} {'pairs':>5s} {'same':>4s} {'AUC learned':>11s} {'AUC CMC':>7s} "
            f"{'learned FPR/FNR (FP/FN) @logit 0':>33s} {'CMC fold-C FPR/FNR (FP/FN)':>27s} "

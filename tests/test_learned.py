@@ -16,8 +16,14 @@ import pytest
 
 import ballistics as bl
 from ballistics import datasets
-from ballistics.comparison._learned import (FEATURES, LearnedModel, contributions, learned_score,
-                                            load_model, score_features)
+from ballistics.comparison._learned import (
+    FEATURES,
+    LearnedModel,
+    contributions,
+    learned_score,
+    load_model,
+    score_features,
+)
 from ballistics.errors import ParameterError
 
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import shared_path
 
 import ballistics as bl
 from ballistics import datasets, synth
 from ballistics.errors import BallisticsError, ParameterError, RegionNotFoundError
 from ballistics.features import extract_breech_face, find_regions
 from ballistics.reading import scan_from_array
-
-from conftest import shared_path
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -84,7 +83,7 @@ def test_synthetic_breech_face_mask_matches_truth():
 
 
 def test_extraction_of_fully_measured_primer_records_method():
-    scan, t = synth.make_primer(5)
+    scan, _ = synth.make_primer(5)
     bf = extract_breech_face(scan)
     step = bf.provenance.steps[-1]
     assert step["regions"]["method"] == "topography"
@@ -95,7 +94,7 @@ def test_extraction_of_fully_measured_primer_records_method():
 
 
 def test_no_step_and_too_small_step_are_refused():
-    yy, xx = np.mgrid[0:400, 0:400].astype(float)
+    _, xx = np.mgrid[0:400, 0:400].astype(float)
     rng = np.random.default_rng(0)
     flat = scan_from_array(1e-6 * rng.standard_normal((400, 400)) + 1e-7 * xx, 6.25e-6)
     with pytest.raises(RegionNotFoundError, match="measured everywhere|step"):

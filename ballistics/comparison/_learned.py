@@ -33,17 +33,24 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["FEATURES", "LearnedModel", "score_features", "learned_score", "contributions",
-           "load_model"]
+__all__ = [
+    "FEATURES",
+    "LearnedModel",
+    "contributions",
+    "learned_score",
+    "load_model",
+    "score_features",
+]
 
 #: The features, in the model's order, with what each measures.
 FEATURES: dict[str, str] = {
@@ -198,7 +205,7 @@ class LearnedModel:
     meta: dict[str, Any]
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "LearnedModel":
+    def from_dict(cls, d: Mapping[str, Any]) -> LearnedModel:
         """Build from the JSON structure written by ``benchmarks/train_learned_score.py``."""
         try:
             feats = tuple(str(n) for n in d["features"])

@@ -46,7 +46,7 @@ from ._regions_topo import crater_from_depth, fully_measured, topography_foregro
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Regions", "find_regions", "block_nanmean"]
+__all__ = ["Regions", "block_nanmean", "find_regions"]
 
 #: Defaults of :func:`find_regions` (all lengths in metres).
 DEFAULTS: dict[str, Any] = {

@@ -46,7 +46,7 @@ from scipy import ndimage as ndi
 
 from ..errors import RegionNotFoundError
 
-__all__ = ["fully_measured", "TopographyForeground", "topography_foreground", "crater_from_depth"]
+__all__ = ["TopographyForeground", "crater_from_depth", "fully_measured", "topography_foreground"]
 
 #: A height map counts as fully measured when unmeasured pixels connected to the image
 #: border (the area outside the primer of a confocal scan) cover less than this share.
@@ -181,7 +181,7 @@ def topography_foreground(d: np.ndarray, sp: float, name: str, *, min_step_m: fl
     z = _fill(d, max(1.0, 25e-6 / sp))
     zs = cv2.GaussianBlur(z.astype(np.float32), (0, 0), max(1.0, 25e-6 / sp)).astype(np.float64)
     h, w = zs.shape
-    bw = max(2, int(round(0.03 * min(h, w))))
+    bw = max(2, round(0.03 * min(h, w)))
     band = np.zeros(zs.shape, bool)
     band[:bw], band[-bw:], band[:, :bw], band[:, -bw:] = True, True, True, True
     plane, sig, _ = _trimmed_plane(zs, band, low_first=True)
