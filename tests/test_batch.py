@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,6 +65,20 @@ def _stat(path: Path) -> tuple[int, int, str]:
     return st.st_ino, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _kill_a_busy_worker(client, runner: threading.Thread, timeout: float = 300) -> str:
+    """SIGKILL the process of a worker as soon as it is computing a tile; its pid."""
+    deadline = time.monotonic() + timeout
+    while runner.is_alive() and time.monotonic() < deadline:
+        busy = [w for w, keys in client.processing().items() if any("ballistics-tile" in str(k) for k in keys)]
+        if busy:
+            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+            time.sleep(0.5)  # inside the comparison by now
+            os.kill(pid, signal.SIGKILL)
+            return str(pid)
+        time.sleep(0.05)
+    raise AssertionError("no worker was computing a tile")
+
+
 def _check_equal_serial(table, serial) -> None:
     rows = table.to_pylist()
     assert sorted((r["i"], r["j"]) for r in rows) == sorted(ALL)  # every pair exactly once
@@ -88,8 +103,16 @@ def test_tiles_cover_every_pair_once(n, size):
     got = [p for t in tiles for p in t.pairs]
     assert sorted(got) == [(i, j) for i in range(n) for j in range(i + 1, n)]
     assert len(tiles) == count_all_pairs_tiles(n, size)
-    assert all(len(t.scan_indices) <= 2 * size for t in tiles)
+    assert all(len(t.scan_indices) <= 2 * size and t.n_pairs == len(t.pairs) for t in tiles)
+    assert {k for t in tiles for k in t.scan_indices} == set(range(n))
     assert len({t.filename for t in tiles}) == len(tiles)
+
+
+def test_tiles_of_a_large_run_are_counted_without_generating_pairs():
+    n, size = 100_000, 500
+    tiles = all_pairs_tiles(n, size)
+    assert sum(t.n_pairs for t in tiles) == n * (n - 1) // 2 == 4_999_950_000
+    assert count_all_pairs_tiles(n, size) == 200 * 201 // 2
 
 
 def test_listed_tiles_group_by_block():
@@ -111,8 +134,19 @@ def test_all_pairs_equals_serial_and_resumes_without_recomputing(client, serial,
     leftover = out / ".tile-00001-00002.parquet.abc.partial"
     leftover.write_bytes(b"half a parquet file")
 
-    s2 = all_pairs(PATHS, out, params=PARAMS, tile_size=1, client=client)
+    # resume, and kill a worker process while it computes a tile: Dask gives the tile to another
+    result: dict = {}
+    th = threading.Thread(target=lambda: result.update(
+        s=all_pairs(PATHS, out, params=PARAMS, tile_size=1, client=client)))
+    th.start()
+    killed = _kill_a_busy_worker(client, th)
+    th.join()
+    s2 = result["s"]
     assert (s2.tiles_skipped, s2.tiles_computed, s2.pairs_computed, s2.complete) == (1, 2, 2, True)
+    assert s2.tiles_failed == {}
+    first_tile = done[0].stem.removeprefix("tile-")
+    rerun_rows = [r for r in read_results(out).to_pylist() if r["tile"] != first_tile]
+    assert len(rerun_rows) == 2 and killed not in {r["worker"].rsplit(":", 1)[1] for r in rerun_rows}
     assert _stat(done[0]) == before                      # finished tile not rewritten
     assert not leftover.exists()
     table = read_results(out, require_complete=True)

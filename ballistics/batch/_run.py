@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -157,7 +158,7 @@ def _compare_kw(method: str, preset: str, params: dict[str, Any]) -> dict[str, A
     return {"method": method, "preset": preset, **params}
 
 
-def _execute(manifest: Manifest, tiles: Iterable[Tile], objects: dict[int, Scan], output: Any, *,
+def _execute(manifest: Manifest, tiles: Callable[[], Iterable[Tile]], objects: dict[int, Scan], output: Any, *,
              scheduler: str | None, client: Any, n_workers: int | None, max_tiles: int | None,
              progress: bool, cache_size: int | None) -> BatchSummary:
     t0 = time.perf_counter()
@@ -169,7 +170,7 @@ def _execute(manifest: Manifest, tiles: Iterable[Tile], objects: dict[int, Scan]
         lock.release()
 
 
-def _execute_locked(manifest: Manifest, tiles: Iterable[Tile], objects: dict[int, Scan], folder: Path, t0: float,
+def _execute_locked(manifest: Manifest, tiles: Callable[[], Iterable[Tile]], objects: dict[int, Scan], folder: Path, t0: float,
                     *, scheduler: str | None, client: Any, n_workers: int | None, max_tiles: int | None,
                     progress: bool, cache_size: int | None) -> BatchSummary:
     summary = BatchSummary(str(folder), manifest.digest, manifest.n_pairs, manifest.n_tiles)
@@ -178,17 +179,20 @@ def _execute_locked(manifest: Manifest, tiles: Iterable[Tile], objects: dict[int
                       preset=manifest.compare["preset"])
     cache = cache_size or 2 * manifest.tile_size + 2
 
-    pending: list[Tile] = []
-    n_pending_pairs = 0
-    for tile in tiles:
-        if tile_is_done(folder, tile, manifest):
-            summary.tiles_skipped += 1
-        elif max_tiles is None or len(pending) < max_tiles:
-            pending.append(tile)
-            n_pending_pairs += len(tile.pairs)
-    log.info("%s: %d tiles done, %d to compute now (%d pairs)", folder, summary.tiles_skipped, len(pending),
-             n_pending_pairs)
-    if pending:
+    # first pass: which tiles are done (only files present are opened); second pass, lazily: the rest
+    present = {p.name for p in folder.glob("tile-*.parquet")}
+    done: set[str] = set()
+    n_pending = n_pending_pairs = 0
+    for tile in tiles():
+        if tile.filename in present and tile_is_done(folder, tile, manifest):
+            done.add(tile.id)
+        elif max_tiles is None or n_pending < max_tiles:
+            n_pending += 1
+            n_pending_pairs += tile.n_pairs
+    summary.tiles_skipped = len(done)
+    log.info("%s: %d tiles done, %d to compute now (%d pairs)", folder, len(done), n_pending, n_pending_pairs)
+    if n_pending:
+        pending = itertools.islice((t for t in tiles() if t.id not in done), n_pending)
         _submit_all(pending, n_pending_pairs, refs, objects, compare_kw, cache, folder, manifest, summary,
                     scheduler=scheduler, client=client, n_workers=n_workers, progress=progress)
     summary.complete = summary.tiles_skipped + summary.tiles_computed == manifest.n_tiles
@@ -198,7 +202,19 @@ def _execute_locked(manifest: Manifest, tiles: Iterable[Tile], objects: dict[int
     return summary
 
 
-def _submit_all(pending: list[Tile], n_pairs: int, refs: dict, objects: dict[int, Scan], compare_kw: dict,
+def _window(c: Any, per_slot: int) -> int:
+    """Tasks to keep in flight: ``per_slot`` per worker thread of the cluster now, plus one.
+
+    Asked again after every completed task, so a cluster that grows is used.
+    """
+    try:
+        slots = sum(c.nthreads().values())
+    except Exception:  # noqa: BLE001 - a scheduler hiccup only slows submission
+        slots = 1
+    return per_slot * max(1, slots) + 1
+
+
+def _submit_all(pending: Iterator[Tile], n_pairs: int, refs: dict, objects: dict[int, Scan], compare_kw: dict,
                 cache: int, folder: Path, manifest: Manifest, summary: BatchSummary, *, scheduler, client,
                 n_workers, progress: bool) -> None:
     from distributed import as_completed
@@ -207,11 +223,9 @@ def _submit_all(pending: list[Tile], n_pairs: int, refs: dict, objects: dict[int
     from ._worker import run_tile
     run_id = uuid.uuid4().hex[:8]
     with cluster_client(scheduler, client, n_workers) as c:
-        needed = sorted({k for t in pending for k in t.scan_indices if k in objects})
-        sent = c.scatter({k: objects[k] for k in needed}) if needed else {}
-        n_w = max(1, len(c.scheduler_info().get("workers", {})))
-        window = 2 * n_w + 1
-        queue: Iterator[Tile] = iter(pending)
+        # in-memory scans (a few, by nature) are sent to the cluster once
+        sent = c.scatter(dict(objects)) if objects else {}
+        queue: Iterator[Tile] = pending
         by_future: dict[Any, Tile] = {}
 
         def submit(tile: Tile) -> Any:
@@ -222,7 +236,7 @@ def _submit_all(pending: list[Tile], n_pairs: int, refs: dict, objects: dict[int
             by_future[fut] = tile
             return fut
 
-        first = [submit(t) for _, t in zip(range(window), queue)]
+        first = [submit(t) for _, t in zip(range(_window(c, 2)), queue)]
         ac = as_completed(first)
         bar = tqdm(total=n_pairs, unit="pair", desc="comparing", disable=not progress, smoothing=0.1)
         try:
@@ -240,9 +254,8 @@ def _submit_all(pending: list[Tile], n_pairs: int, refs: dict, objects: dict[int
                     summary.pair_errors += sum(r["error"] is not None for r in rows)
                 finally:
                     fut.release()
-                bar.update(len(tile.pairs))
-                nxt = next(queue, None)
-                if nxt is not None:
+                bar.update(tile.n_pairs)
+                for _, nxt in zip(range(_window(c, 2) - len(by_future)), queue):
                     ac.add(submit(nxt))
         finally:
             bar.close()
@@ -251,7 +264,7 @@ def _submit_all(pending: list[Tile], n_pairs: int, refs: dict, objects: dict[int
 
 
 def _finish(kind: str, refs: list[ScanRef], objects: dict[int, Scan], pair_list: list[list[int]] | None,
-            tiles: Iterable[Tile], n_pairs: int, n_tiles: int, tile_size: int, compare_kw: dict, output: Any,
+            tiles: Callable[[], Iterable[Tile]], n_pairs: int, n_tiles: int, tile_size: int, compare_kw: dict, output: Any,
             keep_json: bool = True, **run_kw: Any) -> BatchSummary:
     params = {k: v for k, v in compare_kw.items() if k not in ("method", "preset")}
     if not isinstance(keep_json, bool):
@@ -334,7 +347,7 @@ def all_pairs(scans: Sequence[ScanInput], output: str | os.PathLike[str], *, met
         raise ParameterError(f"all_pairs needs at least 2 scans, got {len(refs)}.")
     n = len(refs)
     size = tile_size or auto_tile_size(n)
-    return _finish("all_pairs", refs, objects, None, all_pairs_tiles(n, size), n * (n - 1) // 2,
+    return _finish("all_pairs", refs, objects, None, lambda: all_pairs_tiles(n, size), n * (n - 1) // 2,
                    count_all_pairs_tiles(n, size), size, kw, output, scheduler=scheduler, client=client,
                    n_workers=n_workers, max_tiles=max_tiles, progress=progress, cache_size=cache_size,
                    keep_json=keep_json)
@@ -379,7 +392,7 @@ def one_vs_many(query: ScanInput, scans: Sequence[ScanInput], output: str | os.P
     size = tile_size or auto_tile_size(len(scans))
     plist = [(0, j) for j in range(1, len(refs))]
     tiles = listed_tiles(plist, size)
-    return _finish("one_vs_many", refs, objects, None, tiles, len(plist), len(tiles), size, kw, output,
+    return _finish("one_vs_many", refs, objects, None, lambda: tiles, len(plist), len(tiles), size, kw, output,
                    scheduler=scheduler, client=client, n_workers=n_workers, max_tiles=max_tiles,
                    progress=progress, cache_size=cache_size,
                    keep_json=keep_json)
@@ -445,7 +458,7 @@ def pairs(scans: Sequence[ScanInput], index_pairs: Sequence[tuple[int, int]], ou
         plist.append((i, j))
     size = tile_size or auto_tile_size(n)
     tiles = listed_tiles(plist, size)
-    return _finish("pairs", refs, objects, [list(p) for p in plist], tiles, len(plist), len(tiles), size, kw,
+    return _finish("pairs", refs, objects, [list(p) for p in plist], lambda: tiles, len(plist), len(tiles), size, kw,
                    output, scheduler=scheduler, client=client, n_workers=n_workers, max_tiles=max_tiles,
                    progress=progress, cache_size=cache_size,
                    keep_json=keep_json)
@@ -537,7 +550,6 @@ def map_scans(func: Callable[[Any], Any], scans: Sequence[ScanInput], *, read: b
     from tqdm.auto import tqdm
     catch = on_error == "record"
     with cluster_client(scheduler, client, n_workers) as c:
-        window = 4 * max(1, len(c.scheduler_info().get("workers", {}))) + 1
         run_id = uuid.uuid4().hex[:8]
         queue = iter(range(len(items)))
         idx_of: dict[Any, int] = {}
@@ -548,7 +560,7 @@ def map_scans(func: Callable[[Any], Any], scans: Sequence[ScanInput], *, read: b
             idx_of[fut] = k
             return fut
 
-        ac = as_completed([submit(k) for _, k in zip(range(window), queue)])
+        ac = as_completed([submit(k) for _, k in zip(range(_window(c, 4)), queue)])
         try:
             with tqdm(total=len(items), unit="scan", disable=not progress) as bar:
                 for fut in ac:
@@ -557,8 +569,7 @@ def map_scans(func: Callable[[Any], Any], scans: Sequence[ScanInput], *, read: b
                     fut.release()
                     out[k] = MapResult(k, names[k], value, err, dt, worker)
                     bar.update(1)
-                    nxt = next(queue, None)
-                    if nxt is not None:
+                    for _, nxt in zip(range(_window(c, 4) - len(idx_of)), queue):
                         ac.add(submit(nxt))
         finally:
             for fut in idx_of:

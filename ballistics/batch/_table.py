@@ -97,7 +97,7 @@ def tile_is_done(folder: Path, tile: Tile, manifest: Manifest) -> bool:
     except Exception as exc:  # noqa: BLE001 - an unreadable file is recomputed
         log.warning("%s is unreadable (%s); it will be recomputed", path, exc)
         return False
-    if meta.get("manifest_digest") != manifest.digest or n != len(tile.pairs):
+    if meta.get("manifest_digest") != manifest.digest or n != tile.n_pairs:
         log.warning("%s does not belong to this run or is incomplete; it will be recomputed", path)
         return False
     return True
