@@ -178,6 +178,12 @@ def fully_measured_section(repeat: int) -> None:
                              title=f"{label}, filled (case head +80 um, crater): method {rf.method}, "
                                    f"conf {rf.confidence:.2f}")
     print(f"IoU over {len(ious)} runs: min {min(ious):.3f}, median {statistics.median(ious):.3f}")
+    print("\nextracted breech faces, filled (80 um step) vs original scan (aligned):")
+    for label, scan in raw:
+        ag = surface_agreement(extract_breech_face(synth.fill_unmeasured(scan)).data,
+                               extract_breech_face(scan).data)
+        print(f"{label:30s} IoU {ag['iou']:.3f}  height correlation {ag['correlation']:.3f} "
+              f"(interior {ag['correlation_interior']:.3f})")
 
     print("\n## Synthetic fully measured primers against their known geometry (um)")
     print(f"{'seed':>4s} {'centre':>6s} {'r - pocket r':>12s} {'fp centre':>9s} {'fp r':>6s} "
