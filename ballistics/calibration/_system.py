@@ -160,11 +160,16 @@ class LRSystem:
         self._boot: list[Calibrator] | None = None
 
     # ------------------------------------------------------------------ evaluation
+    @property
+    def n_scores(self) -> int:
+        """Scores per pair the system combines (only logistic systems take more than one)."""
+        return len(self.state.get("coef", [0])) if self.method == "logistic" else 1
+
     def _x(self, scores: Any) -> np.ndarray:
-        multi = isinstance(self.score_column, (list, tuple)) and len(self.score_column) > 1
+        multi = self.n_scores > 1
         x = as_scores(scores, allow_2d=multi)
         if multi and x.ndim == 1:
-            x = x.reshape(-1, len(self.score_column))
+            x = x.reshape(-1, self.n_scores)
         return x
 
     def llr_unbounded(self, scores: Any) -> np.ndarray:
@@ -186,8 +191,7 @@ class LRSystem:
             log10 LR (same shape as a 1-D input; a float for a scalar).  Positive
             supports the same-source proposition.
         """
-        scalar = np.ndim(scores) == 0 or (np.ndim(scores) == 1 and isinstance(self.score_column, (list, tuple))
-                                          and len(self.score_column) > 1)
+        scalar = np.ndim(scores) == 0 or (np.ndim(scores) == 1 and self.n_scores > 1)
         out = np.clip(self.llr_unbounded(scores), *self.elub)
         return float(out[0]) if scalar else out
 
@@ -229,7 +233,7 @@ class LRSystem:
         """
         if not (isinstance(level, (int, float)) and 0 < level < 1):
             raise ParameterError(f"level must be in (0, 1), got {level!r}")
-        scalar = np.ndim(score) == 0
+        scalar = np.ndim(score) == 0 or (np.ndim(score) == 1 and self.n_scores > 1)
         x = self._x(score)
         if self.bootstrap.get("states"):
             reps = np.stack([c.llr(x) for c in self._replicates()])
@@ -621,7 +625,7 @@ def fit(scores: Any, same_source: Any, groups: Any, method: str = "logistic", *,
 # ---------------------------------------------------------------------------- lookup
 def list_systems() -> list[str]:
     """Names of the LR systems shipped with the package (``get_system(name)``)."""
-    return sorted(p.stem for p in DATA_DIR.glob("*.json") if not p.stem.endswith(".metrics"))
+    return sorted(p.stem for p in DATA_DIR.glob("*.json") if "." not in p.stem)
 
 
 def get_system(name_or_path: str | os.PathLike = "default") -> LRSystem:

@@ -270,7 +270,7 @@ def lr_curve(system: "LRSystem", *, ax: "Axes | None" = None, title: str | None 
     """
     from ..errors import ParameterError
 
-    if isinstance(system.score_column, (list, tuple)) and len(system.score_column) > 1:
+    if system.n_scores > 1:
         raise ParameterError("lr_curve draws one-score systems only")
     if scores is None and system.training:
         scores, same_source = system.training["scores"], system.training["same"]

@@ -131,7 +131,7 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
     failed = [p for p in pairs if p.get("error") is not None]
     llr = np.array([p["llr"] for p in ok], float)
     y = np.array([bool(p["same"]) for p in ok])
-    one_score = not (isinstance(system.score_column, (list, tuple)) and len(system.score_column) > 1)
+    one_score = system.n_scores == 1
     m = system.cv_metrics
     cv = system.cross_validation
     title = title or f"Validation of LR system {system.name}"
