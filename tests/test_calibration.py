@@ -277,6 +277,19 @@ def test_two_score_logistic_and_score_of():
         one.score_of({"score": 3.0})
 
 
+def test_applicability(system):
+    from ballistics.calibration import LRSystem
+
+    d = system.to_dict()
+    d["reference"]["compare_params"] = {"method": "convergence", "corr_threshold": 0.5, "workers": 2}
+    s = LRSystem.from_dict(d)
+    ok = {"score": 10.0, "params": {"method": "convergence", "corr_threshold": 0.5, "workers": 1}}
+    assert s.applicability(ok) == []
+    bad = {"score": 1e4, "params": {"method": "high", "corr_threshold": 0.5}}
+    w = " ".join(s.applicability(bad))
+    assert "method" in w and "outside the reference scores" in w
+
+
 def test_default_system_is_shipped():
     assert cal.DEFAULT_SYSTEM in cal.list_systems()
     s = cal.get_system("default")

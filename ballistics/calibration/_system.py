@@ -271,6 +271,46 @@ class LRSystem:
         vals = [_lookup(d, c) for c in cols]
         return vals[0] if len(vals) == 1 else np.asarray(vals, float)
 
+    def applicability(self, comparison: Any) -> list[str]:
+        """Reasons why this system may not apply to a comparison (empty list: none found).
+
+        Checks that the comparison used the method and parameters of the reference
+        population (``reference["compare_params"]``; thread counts and pixel size are
+        not compared) and that its score lies within the scores the system was fitted
+        on (outside, the LR is an extrapolation held by the ELUB bounds).
+
+        Parameters
+        ----------
+        comparison : Comparison or dict
+
+        Returns
+        -------
+        list of str
+            Plain-language warnings for a report.
+        """
+        d = comparison.to_dict() if hasattr(comparison, "to_dict") else comparison
+        if not isinstance(d, dict):
+            raise ParameterError(f"expected a Comparison or its dict, got {type(comparison).__name__}")
+        out: list[str] = []
+        ref = self.reference.get("compare_params") or {}
+        got = d.get("params") or {}
+        ignore = {"workers", "pixel_spacing_m", "translation_threshold_m"}
+        diff = sorted(k for k in set(ref) | set(got) if k not in ignore and ref.get(k) != got.get(k))
+        if ref and diff:
+            out.append("the comparison's parameters differ from those of the reference population in "
+                       + ", ".join(f"{k} ({got.get(k)!r} vs {ref.get(k)!r})" for k in diff[:6])
+                       + ("" if len(diff) <= 6 else f" and {len(diff) - 6} more"))
+        try:
+            x = np.atleast_1d(np.asarray(self.score_of(d), float))
+        except ParameterError as exc:
+            return out + [str(exc)]
+        if self.training and self.n_scores == 1:
+            tr = np.asarray(self.training["scores"], float)
+            if x[0] < tr.min() or x[0] > tr.max():
+                out.append(f"the score {x[0]:.3g} lies outside the reference scores ({tr.min():.3g} to "
+                           f"{tr.max():.3g}); the LR there is an extrapolation bounded by ELUB")
+        return out
+
     def verbal(self, score: Any) -> str:
         """ENFSI (2015) verbal equivalent of the bounded LR at ``score``."""
         from ._verbal import verbal_scale

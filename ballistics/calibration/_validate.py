@@ -348,7 +348,7 @@ def validate(table: str | os.PathLike, output: str | os.PathLike, *, folder: str
                        f"{len({i['firearm'] for i in items})} firearms",
         "table": str(table), "table_sha256": tsha,
         "scans": [{"file": i["file"], "firearm": i["firearm"]} for i in items],
-        "compare": compare_params, "score_library_version": rows[0].get("library_version") if rows else None,
+        "compare_method": compare_method, "compare_params": compare_params, "score_library_version": rows[0].get("library_version") if rows else None,
     }
     system = fit([p["score"] for p in ok], [p["same"] for p in ok], [(p["a_firearm"], p["b_firearm"]) for p in ok],
                  method, name=name or f"validation-{method}-{tsha[:8]}", score_column=score_column,
