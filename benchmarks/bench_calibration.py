@@ -58,7 +58,8 @@ def run(name: str, lines: list[str]) -> list[dict]:
         for method, label, x in configs:
             t0 = time.perf_counter()
             s = cal.fit(x[tr], y[tr], gtr, method, bootstrap=0, n_folds=10,
-                        score_column=["cmc/n", "log accf"] if x.ndim == 2 else "cmc/n", reference={"description": f"NFI {name} {split} training"})
+                        score_column=["cmc/n", "log accf"] if x.ndim == 2 else "cmc/n",
+                        reference={"description": f"NFI {name} {split} training"})
             llr = s.llr(x[va])
             m = cal.metrics(llr, y[va])
             unb = cal.cllr(s.llr_unbounded(x[va]), y[va])
@@ -66,11 +67,13 @@ def run(name: str, lines: list[str]) -> list[dict]:
                    "n_train": f"{int(y[tr].sum())}/{int((~y[tr]).sum())}",
                    "n_val": f"{m.n_same}/{m.n_different}", "cllr": m.cllr, "cllr_min": m.cllr_min,
                    "cllr_cal": m.cllr_cal, "eer": m.eer, "rmep": m.rmep, "rmed": m.rmed,
-                   "elub": s.elub, "cllr_unbounded": unb, "cv_cllr_train": s.cv_metrics["cllr"], "seconds": time.perf_counter() - t0}
+                   "elub": s.elub, "cllr_unbounded": unb,
+                   "cv_cllr_train": s.cv_metrics["cllr"], "seconds": time.perf_counter() - t0}
             results.append(row)
             lines.append(f"| {name} | {split} | {method} | {label} | {row['n_train']} | {row['n_val']} | "
                          f"**{m.cllr:.3f}** | {m.cllr_min:.3f} | {m.cllr_cal:.3f} | {m.eer:.3f} | {m.rmep:.3f} | "
-                         f"{m.rmed:.3f} | [{s.elub[0]:+.2f}, {s.elub[1]:+.2f}] | {unb:.3f} | {row['cv_cllr_train']:.3f} |")
+                         f"{m.rmed:.3f} | [{s.elub[0]:+.2f}, {s.elub[1]:+.2f}] | {unb:.3f} | "
+                         f"{row['cv_cllr_train']:.3f} |")
             print(lines[-1], flush=True)
     return results
 

@@ -88,7 +88,8 @@ def test_validate_report_and_outputs(tmp_path, fake_pairs):
     assert (res.output / "pairs_llr.csv").read_text().count("\n") == 16
     html = res.report.read_text()
     for text in ("Validation matrix", "performance characteristic", "Tippett", "ECE", "Per firearm",
-                 "Misleading pairs", "could not be compared", "too little overlap", "slide-2", res.system.training_checksum):
+                 "Misleading pairs", "could not be compared", "too little overlap", "slide-2",
+                 res.system.training_checksum):
         assert text in html, text
     assert html.count("data:image/png;base64,") == 5
     assert not re.search(r"(src|href)=['\"]?https?:", html) and "<script" not in html

@@ -40,8 +40,16 @@ from ._calibrators import IsotonicCalibrator, KDECalibrator, LogisticCalibrator,
 from ._elub import elub_bounds
 from ._errors import CalibrationError
 from ._metrics import Metrics, cllr, cllr_cal, cllr_min, ece, eer, metrics, misleading_evidence, pav_llr
-from ._system import (DATA_DIR, DEFAULT_SYSTEM, LRSystem, cross_validate, fit, get_system, list_systems,
-                      training_checksum)
+from ._system import (
+    DATA_DIR,
+    DEFAULT_SYSTEM,
+    LRSystem,
+    cross_validate,
+    fit,
+    get_system,
+    list_systems,
+    training_checksum,
+)
 from ._verbal import VERBAL_SCALE, verbal_scale
 
 __all__ = [

@@ -52,7 +52,7 @@ class Calibrator:
     def __init__(self, **params: Any) -> None:
         self.params = dict(params)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> "Calibrator":
+    def fit(self, x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> Calibrator:
         raise NotImplementedError
 
     def llr(self, x: np.ndarray) -> np.ndarray:
@@ -62,7 +62,7 @@ class Calibrator:
         raise NotImplementedError
 
     @classmethod
-    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> "Calibrator":
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> Calibrator:
         obj = cls(**params)
         obj._set_state(state)
         return obj
@@ -116,7 +116,8 @@ class LogisticCalibrator(Calibrator):
     C : float
         Inverse L2 regularisation strength on the standardised scores (the ``C`` of
         scikit-learn's ``LogisticRegression``, whose objective is minimised here by
-        Newton's method -- two or three parameters need no general solver).  Regularisation keeps the slope finite when the reference data are
+        Newton's method -- two or three parameters need no general solver).
+        Regularisation keeps the slope finite when the reference data are
         perfectly separated (as Fadul's are).
     """
 

@@ -21,9 +21,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -364,7 +365,7 @@ class LRSystem:
         return p
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "dict") -> "LRSystem":
+    def from_dict(cls, d: dict[str, Any], source: str = "dict") -> LRSystem:
         """Rebuild a system from :meth:`to_dict` output, checking format and training checksum."""
         if not isinstance(d, dict) or d.get("format") != SYSTEM_FORMAT:
             raise CalibrationError(f"{source} is not an openbreech LR-system file (no format marker "
@@ -393,7 +394,7 @@ class LRSystem:
             raise CalibrationError(f"{source} is not a valid LR-system file: {type(exc).__name__}: {exc}") from exc
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LRSystem":
+    def load(cls, path: str | os.PathLike) -> LRSystem:
         """Read a system written by :meth:`save` (JSON; never pickle)."""
         p = Path(path)
         try:

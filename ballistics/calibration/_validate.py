@@ -22,11 +22,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Any
 
 from .._version import __version__
 from ..errors import ParameterError, ScanReadError
@@ -93,7 +92,8 @@ class ValidationResult:
         m = self.system.cv_metrics
         n_fail = sum(not c["passed"] for c in self.criteria)
         return (f"{len(self.pairs)} pairs ({m.get('n_same')} same-source, {m.get('n_different')} different-source); "
-                f"cross-validated Cllr {m.get('cllr', float('nan')):.3f}, Cllr_min {m.get('cllr_min', float('nan')):.3f}, "
+                f"cross-validated Cllr {m.get('cllr', float('nan')):.3f}, "
+                f"Cllr_min {m.get('cllr_min', float('nan')):.3f}, "
                 f"EER {m.get('eer', float('nan')):.3f}; "
                 + ("all validation criteria met" if self.passed else f"{n_fail} criteria not met"))
 
@@ -348,7 +348,8 @@ def validate(table: str | os.PathLike, output: str | os.PathLike, *, folder: str
                        f"{len({i['firearm'] for i in items})} firearms",
         "table": str(table), "table_sha256": tsha,
         "scans": [{"file": i["file"], "firearm": i["firearm"]} for i in items],
-        "compare_method": compare_method, "compare_params": compare_params, "score_library_version": rows[0].get("library_version") if rows else None,
+        "compare_method": compare_method, "compare_params": compare_params,
+        "score_library_version": rows[0].get("library_version") if rows else None,
     }
     system = fit([p["score"] for p in ok], [p["same"] for p in ok], [(p["a_firearm"], p["b_firearm"]) for p in ok],
                  method, name=name or f"validation-{method}-{tsha[:8]}", score_column=score_column,

@@ -28,8 +28,9 @@ import json
 import logging
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,8 @@ def read_pairs(paths: Sequence[str | Path], score_column: str) -> tuple[list[dic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ballistics.calibration.fit_default", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m ballistics.calibration.fit_default",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", nargs="+", required=True, help="JSON-lines file(s) of compared pairs")
     ap.add_argument("--score-column", default="score", help="field of the result used as score (dotted paths ok)")
     ap.add_argument("--method", default="logistic", choices=["logistic", "kde", "isotonic"])

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(res.summary())
         emit({k: v for k, v in out.items() if k != "criteria"}, False)
         for c in res.criteria:
-            print(f"  {'pass' if c['passed'] else 'FAIL'}  {c['label']}: {c['result'] if c['result'] is None else round(c['result'], 4)} "
+            val = c["result"] if c["result"] is None else round(c["result"], 4)
+            print(f"  {'pass' if c['passed'] else 'FAIL'}  {c['label']}: {val} "
                   f"(criterion {c['criterion']})")
     return 0 if res.passed else 1

@@ -39,7 +39,7 @@ _BLACK = "#000000"
 _GREEN = "#009E73"
 
 
-def _new_ax(ax: "Axes | None", figsize: tuple[float, float] = (6.0, 4.2)) -> "Axes":
+def _new_ax(ax: Axes | None, figsize: tuple[float, float] = (6.0, 4.2)) -> Axes:
     if ax is not None:
         return ax
     from matplotlib.figure import Figure
@@ -63,8 +63,8 @@ def _finite_range(a: np.ndarray, pad: float = 0.5) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def tippett(llr: Any, same_source: Any, *, ax: "Axes | None" = None, title: str | None = None,
-            elub: tuple[float, float] | None = None) -> "Figure":
+def tippett(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | None = None,
+            elub: tuple[float, float] | None = None) -> Figure:
     """Tippett plot: proportion of pairs with log10 LR above each value, per class.
 
     Parameters
@@ -108,8 +108,8 @@ def tippett(llr: Any, same_source: Any, *, ax: "Axes | None" = None, title: str 
     return ax.figure
 
 
-def ece(llr: Any, same_source: Any, *, ax: "Axes | None" = None, title: str | None = None,
-        prior_log10_odds: Any = None) -> "Figure":
+def ece(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | None = None,
+        prior_log10_odds: Any = None) -> Figure:
     """ECE plot: empirical cross-entropy of the LRs, after PAV, and of LR = 1, across priors.
 
     Parameters
@@ -152,7 +152,7 @@ def ece(llr: Any, same_source: Any, *, ax: "Axes | None" = None, title: str | No
     return ax.figure
 
 
-def pav(llr: Any, same_source: Any, *, ax: "Axes | None" = None, title: str | None = None) -> "Figure":
+def pav(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """PAV plot: the optimally recalibrated log10 LR against the system's log10 LR.
 
     A well-calibrated system lies on the diagonal; PAV values of +-inf (blocks of one
@@ -195,9 +195,9 @@ def pav(llr: Any, same_source: Any, *, ax: "Axes | None" = None, title: str | No
     return ax.figure
 
 
-def score_densities(scores: Any, same_source: Any, system: "LRSystem | None" = None, *,
-                    ax: "Axes | None" = None, title: str | None = None, bins: int = 30,
-                    score_label: str = "score") -> "Figure":
+def score_densities(scores: Any, same_source: Any, system: LRSystem | None = None, *,
+                    ax: Axes | None = None, title: str | None = None, bins: int = 30,
+                    score_label: str = "score") -> Figure:
     """Histograms of the scores of both classes with fitted kernel densities.
 
     Parameters
@@ -245,8 +245,8 @@ def score_densities(scores: Any, same_source: Any, system: "LRSystem | None" = N
     return ax.figure
 
 
-def lr_curve(system: "LRSystem", *, ax: "Axes | None" = None, title: str | None = None, level: float = 0.95,
-             scores: Any = None, same_source: Any = None) -> "Figure":
+def lr_curve(system: LRSystem, *, ax: Axes | None = None, title: str | None = None, level: float = 0.95,
+             scores: Any = None, same_source: Any = None) -> Figure:
     """The system's log10 LR as a function of the score, with ELUB bounds and bootstrap band.
 
     Parameters
@@ -305,7 +305,7 @@ def lr_curve(system: "LRSystem", *, ax: "Axes | None" = None, title: str | None 
     return ax.figure
 
 
-def figure_to_png(fig: "Figure", dpi: int = 100) -> bytes:
+def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
     """PNG bytes of a figure (no pyplot involved)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

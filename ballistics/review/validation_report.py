@@ -32,14 +32,24 @@ from ..errors import ParameterError
 __all__ = ["validation_report", "render_validation_report"]
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f2f2f2}.pass{color:#006d4f;font-weight:bold}.fail{color:#b34700;font-weight:bold}
-.num{text-align:right;font-variant-numeric:tabular-nums}.note{color:#555;font-size:.9em}
-.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;flex:0 1 calc(50% - 0.5em);min-width:420px}.figs img{width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.85em;color:#444}.verdict{padding:.6em 1em;border-radius:4px;margin:1em 0}
-.ok{background:#e6f4ef;border:1px solid #009E73}.bad{background:#fbeee6;border:1px solid #D55E00}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+  margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em;margin-bottom:.2em}
+h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f2f2f2}
+.pass{color:#006d4f;font-weight:bold}
+.fail{color:#b34700;font-weight:bold}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+.note{color:#555;font-size:.9em}
+.figs{display:flex;flex-wrap:wrap;gap:1em}
+.figs figure{margin:0;flex:0 1 calc(50% - 0.5em);min-width:420px}
+.figs img{width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#444}
+.verdict{padding:.6em 1em;border-radius:4px;margin:1em 0}
+.ok{background:#e6f4ef;border:1px solid #009E73}
+.bad{background:#fbeee6;border:1px solid #D55E00}
 code{font-size:.9em}
 """
 
@@ -208,7 +218,8 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
                  f"<td class='num'>{r['n_different']}</td>"
                  f"<td class='num{' fail' if r['misleading_same'] else ''}'>{r['misleading_same']}</td>"
                  f"<td class='num{' fail' if r['misleading_different'] else ''}'>{r['misleading_different']}</td>"
-                 f"<td class='num'>{_f(r.get('min_llr_same'))}</td><td class='num'>{_f(r.get('max_llr_different'))}</td>"
+                 f"<td class='num'>{_f(r.get('min_llr_same'))}</td>"
+                 f"<td class='num'>{_f(r.get('max_llr_different'))}</td>"
                  f"<td class='num'>{_f(r.get('cllr'))}</td></tr>")
     h.append("</table>")
     # failures
