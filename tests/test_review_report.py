@@ -109,7 +109,7 @@ def test_rotation_curve_figure_shows_the_curve(same_pair):
     ax = plot.rotation_curve(cmp)
     lines = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "")]
     assert len(lines) == len(cmp.rotation_curve)
-    for ln, (name, pts) in zip(lines, cmp.rotation_curve.items()):
+    for ln, pts in zip(lines, cmp.rotation_curve.values()):
         arr = np.asarray(pts, float)
         arr = arr[np.argsort(arr[:, 0])]
         np.testing.assert_allclose(ln.get_xdata(), arr[:, 0])

@@ -13,8 +13,7 @@
 from __future__ import annotations
 
 from ._search_report import search_report
-from .reference import (Placement, ReferencePair, ReferenceScores, pair_scores, placement,
-                        reference_scores)
+from .reference import Placement, ReferencePair, ReferenceScores, pair_scores, placement, reference_scores
 
 __all__ = ["search_report", "reference_scores", "pair_scores", "placement", "ReferenceScores",
            "ReferencePair", "Placement"]

@@ -8,7 +8,8 @@ the report select, number and place those rows with the helpers here.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

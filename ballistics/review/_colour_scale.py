@@ -52,7 +52,7 @@ def common_limits(*scans: Scan, percentile: tuple[float, float] = (1.0, 99.0),
     return float(lo), float(hi)
 
 
-def extent_mm(s: Scan) -> list[float]:
+def extent_mm(s: Scan) -> tuple[float, float, float, float]:
     """``imshow`` extent ``[left, right, bottom, top]`` in mm; 0 is the centre of pixel (0, 0).
 
     Positions in the library are measured from the centre of pixel (0, 0), so pixel
@@ -65,9 +65,9 @@ def extent_mm(s: Scan) -> list[float]:
 
     Returns
     -------
-    list of float
+    (float, float, float, float)
         Millimetres, rows growing downwards.
     """
     h, w = s.shape
     dy, dx = s.spacing
-    return [-0.5 * dx * 1e3, (w - 0.5) * dx * 1e3, (h - 0.5) * dy * 1e3, -0.5 * dy * 1e3]
+    return (-0.5 * dx * 1e3, (w - 0.5) * dx * 1e3, (h - 0.5) * dy * 1e3, -0.5 * dy * 1e3)

@@ -9,7 +9,8 @@ Fawcett, T. (2006). An introduction to ROC analysis. Pattern Recognition Letters
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +40,8 @@ def rotation_curve(cmp: Any, ax: Axes | None = None, *, title: str | None = None
     -------
     matplotlib.axes.Axes
     """
+    from matplotlib.ticker import MaxNLocator
+
     d = comparison_dict(cmp)
     curves = d.get("rotation_curve") or {}
     if not curves:
@@ -60,7 +63,7 @@ def rotation_curve(cmp: Any, ax: Axes | None = None, *, title: str | None = None
         ax.axvline(rot, color="black", ls=":", lw=1, label=f"registration {rot:.1f} deg")
     ax.set_xlabel("rotation of the target (degrees)")
     ax.set_ylabel("congruent cells (count)")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     names = f"{d.get('a_name', 'a')} vs {d.get('b_name', 'b')}"
@@ -100,6 +103,8 @@ def score_reference(score: float, same: Iterable[float], different: Iterable[flo
     --------
     ballistics.review.reference.placement : the counts written in the figure.
     """
+    from matplotlib.ticker import MaxNLocator
+
     from .reference import placement
 
     same_a = np.asarray(list(same), float)
@@ -116,9 +121,9 @@ def score_reference(score: float, same: Iterable[float], different: Iterable[flo
         bins = np.arange(np.floor(allv.min()) - 0.5, np.ceil(allv.max()) + 1.5, 1.0)
     else:
         bins = np.histogram_bin_edges(allv, bins=min(30, max(8, allv.size // 3)))
-    ax.hist(diff_a, bins=bins, color=DIFFERENT_COLOUR, alpha=0.65, hatch="//", edgecolor="white",
+    ax.hist(diff_a, bins=bins.tolist(), color=DIFFERENT_COLOUR, alpha=0.65, hatch="//", edgecolor="white",
             label=f"different firearm (n = {diff_a.size})")
-    ax.hist(same_a, bins=bins, color=SAME_COLOUR, alpha=0.65, edgecolor="white",
+    ax.hist(same_a, bins=bins.tolist(), color=SAME_COLOUR, alpha=0.65, edgecolor="white",
             label=f"same firearm (n = {same_a.size})")
     ax.axvline(score, color="black", lw=2.5, label=f"{score_label}: {score:g}")
     ax.text(0.99, 0.97,
@@ -128,7 +133,7 @@ def score_reference(score: float, same: Iterable[float], different: Iterable[flo
             bbox={"fc": "white", "ec": OKABE_ITO["grey"], "alpha": 0.9})
     ax.set_xlabel(score_name)
     ax.set_ylabel("pairs (count)")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="center right", fontsize=8)
     ax.set_title(title if title is not None else f"This score among {source}")
     return ax

@@ -9,7 +9,8 @@ in its own (cropped) frame together with where that frame sits on the raw scan.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -10,7 +10,7 @@ operating characteristic (ROC) curve. Radiology 143(1), 29-36.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .._version import __version__
 from ..errors import BallisticsError
@@ -141,9 +142,9 @@ def _query_processed(db: Any, q: Scan, preprocess: bool) -> Scan:
     """The query surface as the search compared it (breech face extracted when ``preprocess``)."""
     if not preprocess:
         return q
-    ex = (getattr(db, "_extractors", None) or {}).get("breech_face")
-    if ex is None:
-        from ..features import extract_breech_face as ex
+    from ..features import extract_breech_face
+
+    ex = (getattr(db, "_extractors", None) or {}).get("breech_face") or extract_breech_face
     return ex(q)
 
 

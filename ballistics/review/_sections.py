@@ -6,7 +6,8 @@ Each function returns an HTML fragment; figures are made outside pyplot
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ def summary(d: Mapping[str, Any], a: Scan, b: Scan, place: Placement | None, ref
 def result_tables(d: Mapping[str, Any]) -> str:
     """The result (count, score, registration, correlation, time) and the per-direction counts."""
     tr = d.get("translation_m") or (np.nan, np.nan)
-    rows = [["method", d.get("method")], ["congruent matching cells (CMC count)", d.get("cmc_count")],
+    rows: list[list[Any]] = [["method", d.get("method")], ["congruent matching cells (CMC count)", d.get("cmc_count")],
             ["score", d.get("score")], ["registration: rotation (degrees)", d.get("rotation_deg")],
             ["registration: shift dy, dx (um)", [float(tr[0]) * 1e6, float(tr[1]) * 1e6]],
             ["correlation of the aligned surfaces", d.get("correlation")],

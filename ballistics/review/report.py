@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .._version import __version__
 from ..errors import BallisticsError, ComparisonError
