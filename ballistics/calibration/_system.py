@@ -522,7 +522,7 @@ def _bootstrap(x: np.ndarray, y: np.ndarray, g: list[tuple[str, str]], method: s
             rows.append(cal.llr(grid))
     if states:
         out["states"] = states
-    if rows:
+    if rows and grid is not None:
         out["grid"] = [round(float(v), 6) for v in grid]
         out["llr"] = [_round(np.clip(r, -50, 50), 3) for r in rows]
     out["n"] = len(states) + len(rows)

@@ -261,14 +261,14 @@ def evaluate_criteria(system: LRSystem, criteria: dict[str, float] | Sequence[di
                     r["max"] = float(v)
     elif criteria is not None:
         rows = [dict(r) for r in criteria]
-    m = dict(system.cv_metrics)
+    m: dict[str, Any] = dict(system.cv_metrics)
     if system.training_metrics:
         m["cv_minus_training_cllr"] = m.get("cllr", math.nan) - system.training_metrics.get("cllr", math.nan)
     out = []
     for r in rows:
-        v = m.get(r["metric"])
-        ok = v is not None and math.isfinite(v) and v <= r["max"]
-        out.append({**r, "criterion": f"<= {r['max']:g}", "result": v, "passed": bool(ok)})
+        got = m.get(r["metric"])
+        ok = got is not None and math.isfinite(got) and got <= r["max"]
+        out.append({**r, "criterion": f"<= {r['max']:g}", "result": got, "passed": bool(ok)})
     return out
 
 

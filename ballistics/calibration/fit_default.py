@@ -116,14 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     system.save(out / f"{args.name}.json")
 
-    alternatives = {}
+    alternatives: dict[str, dict[str, Any]] = {}
     for m in ("logistic", "kde", "isotonic"):
         if m == args.method:
             continue
         alt = fit(x, y, g, m, strata=strata, bootstrap=0, store_training=False)
         alternatives[m] = {"metrics": alt.cv_metrics, "per_set": alt.cross_validation.get("per_stratum"),
                            "elub": list(alt.elub)}
-    cv = system.cross_validation
+    cv: dict[str, Any] = system.cross_validation
     validation = {
         "system": args.name, "system_version": system.system_version, "library_version": system.library_version,
         "training_checksum": system.training_checksum, "score_column": args.score_column, "method": args.method,

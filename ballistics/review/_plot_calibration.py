@@ -20,7 +20,7 @@ Forensic Science, Wiley (kernel densities of scores).
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -45,6 +45,10 @@ def _new_ax(ax: Axes | None, figsize: tuple[float, float] = (6.0, 4.2)) -> Axes:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _fig(ax: Axes) -> Figure:
+    return cast("Figure", ax.figure)
 
 
 def _prep(llr: Any, same_source: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +109,7 @@ def tippett(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left")
     ax.set_title(title if title is not None else "Tippett plot")
-    return ax.figure
+    return _fig(ax)
 
 
 def ece(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | None = None,
@@ -149,7 +153,7 @@ def ece(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title if title is not None else "ECE plot")
-    return ax.figure
+    return _fig(ax)
 
 
 def pav(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | None = None) -> Figure:
@@ -192,7 +196,7 @@ def pav(llr: Any, same_source: Any, *, ax: Axes | None = None, title: str | None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title if title is not None else "PAV (calibration) plot")
-    return ax.figure
+    return _fig(ax)
 
 
 def score_densities(scores: Any, same_source: Any, system: LRSystem | None = None, *,
@@ -230,11 +234,12 @@ def score_densities(scores: Any, same_source: Any, system: LRSystem | None = Non
     if not isinstance(bins, int) or not 2 <= bins <= 500:
         raise ParameterError(f"bins must be an integer in [2, 500], got {bins!r}")
     kde = system._cal if system is not None and system.method == "kde" else KDECalibrator().fit(x, y)
+    assert isinstance(kde, KDECalibrator)
     ax = _new_ax(ax)
     edges = np.histogram_bin_edges(x, bins=bins)
     grid = np.linspace(edges[0] - 0.05 * np.ptp(x), edges[-1] + 0.05 * np.ptp(x), 400)
     for key, sel, colour, label in (("same", y, _SAME, "same source"), ("different", ~y, _DIFF, "different source")):
-        ax.hist(x[sel], bins=edges, density=True, color=colour, alpha=0.35, label=f"{label}, n = {int(sel.sum())}")
+        ax.hist(x[sel], bins=list(edges), density=True, color=colour, alpha=0.35, label=f"{label}, n = {int(sel.sum())}")
         ax.plot(grid, 10.0 ** kde.log10_density(grid, key), color=colour, lw=2)
     ax.set_yscale("symlog", linthresh=1e-3 * max(1e-12, ax.get_ylim()[1]))
     ax.set_xlabel(score_label)
@@ -242,7 +247,7 @@ def score_densities(scores: Any, same_source: Any, system: LRSystem | None = Non
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_title(title if title is not None else "Scores with kernel densities")
-    return ax.figure
+    return _fig(ax)
 
 
 def lr_curve(system: LRSystem, *, ax: Axes | None = None, title: str | None = None, level: float = 0.95,
@@ -302,7 +307,7 @@ def lr_curve(system: LRSystem, *, ax: Axes | None = None, title: str | None = No
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_title(title if title is not None else f"LR system {system.name}")
-    return ax.figure
+    return _fig(ax)
 
 
 def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
