@@ -239,7 +239,8 @@ def score_densities(scores: Any, same_source: Any, system: LRSystem | None = Non
     edges = np.histogram_bin_edges(x, bins=bins)
     grid = np.linspace(edges[0] - 0.05 * np.ptp(x), edges[-1] + 0.05 * np.ptp(x), 400)
     for key, sel, colour, label in (("same", y, _SAME, "same source"), ("different", ~y, _DIFF, "different source")):
-        ax.hist(x[sel], bins=list(edges), density=True, color=colour, alpha=0.35, label=f"{label}, n = {int(sel.sum())}")
+        ax.hist(x[sel], bins=list(edges), density=True, color=colour, alpha=0.35,
+                label=f"{label}, n = {int(sel.sum())}")
         ax.plot(grid, 10.0 ** kde.log10_density(grid, key), color=colour, lw=2)
     ax.set_yscale("symlog", linthresh=1e-3 * max(1e-12, ax.get_ylim()[1]))
     ax.set_xlabel(score_label)
