@@ -290,6 +290,13 @@ def test_applicability(system):
     assert "method" in w and "outside the reference scores" in w
 
 
+def test_evaluate_a_comparison_dict(system):
+    out = system.evaluate({"score": 18.0, "params": {}})
+    json.dumps(out, allow_nan=False)
+    assert out["llr"] == system.llr(18.0) and out["interval"][0] <= out["llr"] <= out["interval"][1]
+    assert "support" in out["verbal"] and out["system"]["name"] == "toy" and out["system"]["training_checksum"]
+
+
 def test_default_system_is_shipped():
     assert cal.DEFAULT_SYSTEM in cal.list_systems()
     s = cal.get_system("default")

@@ -312,6 +312,43 @@ class LRSystem:
                            f"{tr.max():.3g}); the LR there is an extrapolation bounded by ELUB")
         return out
 
+    def evaluate(self, comparison: Any, level: float = 0.95) -> dict[str, Any]:
+        """Everything a report needs about the LR of one comparison, JSON-able.
+
+        Parameters
+        ----------
+        comparison : Comparison or dict
+            A :class:`~ballistics.comparison.Comparison` or its ``to_dict()``.
+        level : float
+            Coverage of the interval.
+
+        Returns
+        -------
+        dict
+            ``score``, ``llr`` (bounded log10 LR), ``lr``, ``interval`` (log10, firearm
+            bootstrap, or None if the system holds no replicates), ``level``,
+            ``verbal`` (ENFSI 2015), ``elub``, ``warnings`` (:meth:`applicability`),
+            ``system`` (name, version, method, score column, training checksum,
+            reference description, cross-validated Cllr).
+        """
+        from ._verbal import verbal_scale
+
+        score = self.score_of(comparison)
+        llr = self.llr(score)
+        try:
+            interval: list[float] | None = list(self.llr_interval(score, level))
+        except CalibrationError:
+            interval = None
+        return _clean({
+            "score": score, "llr": llr, "lr": 10.0 ** llr, "interval": interval, "level": level,
+            "verbal": verbal_scale(llr), "elub": list(self.elub), "warnings": self.applicability(comparison),
+            "system": {"name": self.name, "version": self.system_version, "method": self.method,
+                       "score_column": self.score_column, "training_checksum": self.training_checksum,
+                       "reference": self.reference.get("description", ""),
+                       "cv_cllr": self.cv_metrics.get("cllr"), "cv_scheme": self.cross_validation.get("scheme"),
+                       "library_version": self.library_version},
+        })
+
     def verbal(self, score: Any) -> str:
         """ENFSI (2015) verbal equivalent of the bounded LR at ``score``."""
         from ._verbal import verbal_scale
