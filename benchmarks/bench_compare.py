@@ -12,6 +12,11 @@ Prints, in one run:
 4. all 780 pairs of the 40 processed Fadul scans (default setting, one prepare() per
    scan): pairs per second, separation of same- and different-firearm scores and the
    gap, and how the counts compare with NIST's (nist_cmc_counts.csv).
+
+``--vs-old DIR`` (issue 13): one-core CPU time per pair of an older checkout of the
+engine (``git worktree add DIR <commit> && ln -s ../kernels DIR/ballistics/kernels``)
+and of this one, in the same run, alternating subprocesses (NUMBA_NUM_THREADS=1, FFT
+workers 1; ``time.process_time``, minimum over repeats), on prepared Fadul scans.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+if "--worker" in sys.argv and sys.argv[sys.argv.index("--worker") + 1]:
+    sys.path.insert(0, sys.argv[sys.argv.index("--worker") + 1])     # the older engine, before any import
+
+import numpy as np  # noqa: E402
 import scipy.ndimage as ndi
 import scipy.signal as sig
 
@@ -253,13 +261,92 @@ def all_pairs(n_limit, out_csv):
                   f"Spearman {spearmanr(x, y)[0]:.3f}, mean difference {np.mean(x - y):+.2f} over {len(nn)} pairs")
 
 
+# --------------------------------------------------------------------------- old vs new
+VS_PAIRS = [("Fadul 1-1", "Fadul 1-2"), ("Fadul 1-1", "Fadul 2-1"), ("Fadul 2-1", "Fadul 2-2"),
+            ("Fadul 1-2", "Fadul 3-1"), ("Fadul 5-1", "Fadul 5-2"), ("Fadul 4-2", "Fadul 9-1")]
+
+
+def _worker(engine: str, configs_json: str, repeat: int) -> None:
+    """Subprocess: time each config on VS_PAIRS with the engine at ``engine`` ("" = this one)."""
+    import json
+    import ballistics
+    from ballistics.comparison import compare as cmp_, prepare as prep_
+    names = sorted({n for pr in VS_PAIRS for n in pr})
+    P = {n: prep_(read_scan(FADUL / "processed" / f"{n}.x3p")) for n in names}
+    configs = json.loads(configs_json)
+    out = {"engine": ballistics.__file__, "configs": {}}
+    for label, kw in configs.items():
+        cmp_(P["Fadul 1-1"], P["Fadul 1-2"], workers=1, **kw)          # compile, per-scan caches
+        per_pair = []
+        for a, b in VS_PAIRS:
+            ts = []
+            for _ in range(repeat):
+                t = time.process_time()
+                r = cmp_(P[a], P[b], workers=1, **kw)
+                ts.append(time.process_time() - t)
+            per_pair.append({"pair": f"{a} vs {b}", "cpu_s": min(ts), "cmc": r.cmc_count,
+                             "method_counts": r.method_counts, "rotation_deg": r.rotation_deg,
+                             "mirrored": bool(getattr(r, "mirrored", False))})
+        out["configs"][label] = per_pair
+    print("RESULT " + json.dumps(out))
+
+
+def vs_old(old_dir: str, repeat: int, rounds: int) -> None:
+    import json
+    import subprocess
+    print(f"\n== 0. Old engine ({old_dir}) vs this one: one-core CPU s per pair (min of {repeat}), "
+          f"{rounds} alternating rounds ==")
+    old_cfg = {"360 deg default": {}, "cmcR preset": {"preset": "cmcr"}}
+    new_cfg = {"360 deg default": {}, "360 deg, as given only": {"handedness": "as_given"},
+               "360 deg, both handedness, fine_factor=1": {"fine_factor": 1},
+               "cmcR preset": {"preset": "cmcr"}}
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
+               OPENBLAS_NUM_THREADS="1")
+    best: dict[tuple[str, str], list] = {}
+    for rnd in range(rounds):
+        for tag, eng, cfg in (("old", old_dir, old_cfg), ("new", "", new_cfg)):
+            cp = subprocess.run([sys.executable, __file__, "--worker", eng, "--configs", json.dumps(cfg),
+                                 "--repeat", str(repeat)], env=env, capture_output=True, text=True, check=True)
+            res = json.loads([ln for ln in cp.stdout.splitlines() if ln.startswith("RESULT ")][-1][7:])
+            for label, rows in res["configs"].items():
+                key = (tag, label)
+                if key not in best:
+                    best[key] = rows
+                else:
+                    for o, n in zip(best[key], rows):
+                        o["cpu_s"] = min(o["cpu_s"], n["cpu_s"])
+    print(f"{'engine':5} {'setting':42} " + " ".join(f"{p[0][6:]}/{p[1][6:]:>5}" for p in VS_PAIRS) + "   mean")
+    for (tag, label), rows in best.items():
+        m = sum(r["cpu_s"] for r in rows) / len(rows)
+        print(f"{tag:5} {label:42} " + " ".join(f"{r['cpu_s']:9.3f}" for r in rows) + f" {m:6.3f}")
+    for (tag, label), rows in best.items():
+        print(f"   counts {tag} {label}: " + ", ".join(
+            f"{r['cmc']}{'m' if r['mirrored'] else ''} ({r['method_counts']['original']}/{r['method_counts']['high']}"
+            f"/{r['method_counts']['convergence']}) {r['rotation_deg']:.0f}deg" for r in rows))
+    for label in ("360 deg default", "cmcR preset"):
+        o = sum(r["cpu_s"] for r in best[("old", label)]) / len(VS_PAIRS)
+        n = sum(r["cpu_s"] for r in best[("new", label)]) / len(VS_PAIRS)
+        print(f"ratio old/new, {label}: {o:.3f} / {n:.3f} = {o / n:.2f}x")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=0, help="limit the all-pairs section to N pairs (0: all)")
     ap.add_argument("--skip-all", action="store_true", help="skip the all-pairs section")
     ap.add_argument("--only-all", action="store_true", help="run only the all-pairs section")
     ap.add_argument("--out", default=None, help="CSV file for the per-pair results")
+    ap.add_argument("--vs-old", default=None, metavar="DIR", help="time an older checkout against this one")
+    ap.add_argument("--rounds", type=int, default=2, help="--vs-old: alternating rounds")
+    ap.add_argument("--repeat", type=int, default=2, help="--vs-old: repeats per pair (minimum kept)")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--configs", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker is not None:
+        _worker(args.worker, args.configs, args.repeat)
+        return 0
+    if args.vs_old:
+        vs_old(args.vs_old, args.repeat, args.rounds)
+        return 0
     if not (FADUL / "processed").exists():
         print(f"Fadul data not found at {FADUL}; set BALLISTICS_SHARED_DATA", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.fft as sfft
 
-from ballistics.kernels._cmc_regions import cut_regions
+from ballistics.kernels._cmc_regions import cut_planes, cut_regions
 from ballistics.kernels._cmc_rotate import rotate_nearest
 from ballistics.kernels._ncc import masked_ncc_direct, ncc_from_sums, pairwise_corr_at
 
@@ -372,3 +372,28 @@ def test_match_cells_float32_production_path_matches_twin(theta):
         assert res["ncc"][k] == pytest.approx(best[0], abs=2e-4)          # float32 FFT sums
         assert (res["dy"][k], res["dx"][k]) == (best[1] - margin + off[k, 0], best[2] - margin + off[k, 1])
     assert checked >= 15
+
+
+@pytest.mark.parametrize("source", ["random", "real"])
+def test_cut_planes_matches_twin(source, real_surface):
+    """The three zero-padded float32 planes (region, its square, mask) the masked FFT
+    correlation transforms, against the NumPy twin at float32 precision."""
+    rng = np.random.default_rng(9)
+    img = random_surface(rng, (60, 70)) if source == "random" else real_surface
+    r0s, c0s = np.array([-5, 0, 20, 50]), np.array([3, -7, 40, 60])
+    planes, frac = cut_planes(img, r0s, c0s, (25, 30), (27, 32))
+    assert planes.shape == (3, 4, 27, 32) and planes.dtype == np.float32
+    for k in range(4):
+        ref = twin_window(img, r0s[k], c0s[k], 25, 30)
+        v = np.isfinite(ref)
+        assert frac[k] == pytest.approx(v.mean())
+        f = np.zeros((27, 32))
+        if v.any():
+            f[:25, :30] = np.where(v, (ref - np.nanmean(ref)) / (np.nanstd(ref) or 1.0), 0.0)
+        m = np.zeros((27, 32))
+        m[:25, :30] = v
+        np.testing.assert_allclose(planes[0, k], f, rtol=0, atol=2e-6)
+        np.testing.assert_allclose(planes[1, k], f * f, rtol=2e-6, atol=2e-6)
+        np.testing.assert_array_equal(planes[2, k], m)
+    with pytest.raises(ValueError):
+        cut_planes(img, r0s, c0s, (25, 30), (20, 32))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from ..kernels._cmc_regions import cut_regions
+from ..kernels._cmc_regions import cut_planes
 from ..kernels._ncc import ncc_from_sums
 from ._cells import Level
 
@@ -81,17 +81,20 @@ def match_cells(ref: Level, tgt: Level, theta: float, margin: int,
     Hr, Wr = h + 2 * margin, w + 2 * margin
     corners, off = region_corners(ref, tgt, margin, prior)
     rot = tgt.rotated(theta, 0, cache)
-    raw, f, m, frac = cut_regions(rot, corners[:, 0], corners[:, 1], (Hr, Wr))
     fshape = (sfft.next_fast_len(Hr, real=True), sfft.next_fast_len(Wr, real=True))
     nsh = (2 * margin + 1, 2 * margin + 1)
     Cc, Cc2, Cm = ref.cell_ffts(fshape, workers)
-    fw = lambda X: sfft.rfft2(X, s=fshape, workers=workers)  # noqa: E731
-    inv = lambda X: sfft.irfft2(X, s=fshape, workers=workers)  # noqa: E731
-    F, F2, FM = fw(f), fw(f * f), fw(m)
-    s_cf, s_c, s_cc = inv(Cc * F), inv(Cc * FM), inv(Cc2 * FM)
-    s_f, s_ff, s_n = inv(Cm * F), inv(Cm * F2), inv(Cm * FM)
+    # the region, its square and its mask for every cell, zero-padded: one batched FFT
+    planes, frac = cut_planes(rot, corners[:, 0], corners[:, 1], (Hr, Wr), fshape)
+    F, F2, FM = sfft.rfft2(planes, workers=workers, overwrite_x=True)
+    prod = np.empty((6,) + F.shape, dtype=F.dtype)
+    for i, (x, y) in enumerate(((Cc, F), (Cc, FM), (Cc2, FM), (Cm, F), (Cm, F2), (Cm, FM))):
+        np.multiply(x, y, out=prod[i])
+    # inverse: columns first, then rows only for the searched shifts (the rest is never read)
+    cols = sfft.ifft(prod, axis=-2, workers=workers, overwrite_x=True)
+    sums = sfft.irfft(cols[..., :nsh[0], :], n=fshape[1], axis=-1, workers=workers)
     min_n = np.maximum(min_overlap * ref.n_valid, 8.0)
-    r, sr, sc, n = ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, nsh, min_n)
+    r, sr, sc, n = ncc_from_sums(*sums, nsh, min_n)
     r = np.where(frac >= min_valid, r, np.nan)
     dy = sr - margin + off[:, 0]
     dx = sc - margin + off[:, 1]
