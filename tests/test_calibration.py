@@ -231,6 +231,16 @@ def test_load_refuses_bad_files(system, tmp_path):
     bad.write_text(json.dumps(d))
     with pytest.raises(CalibrationError, match="altered"):
         cal.LRSystem.load(bad)
+    d = system.to_dict()
+    d["elub"][1] = 12.0                               # "a small reference set never gives LR 10^12"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(CalibrationError, match="altered"):
+        cal.LRSystem.load(bad)
+    d.pop("content_sha256")
+    d["training"]["scores"][0] += 1.0
+    bad.write_text(json.dumps(d))
+    with pytest.raises(CalibrationError, match="altered"):
+        cal.LRSystem.load(bad)
     with pytest.raises(CalibrationError):
         cal.get_system(tmp_path / "missing.json")
     with pytest.raises(CalibrationError, match="no shipped LR system"):
@@ -282,6 +292,7 @@ def test_applicability(system):
 
     d = system.to_dict()
     d["reference"]["compare_params"] = {"method": "convergence", "corr_threshold": 0.5, "workers": 2}
+    d.pop("content_sha256")
     s = LRSystem.from_dict(d)
     ok = {"score": 10.0, "params": {"method": "convergence", "corr_threshold": 0.5, "workers": 1}}
     assert s.applicability(ok) == []

@@ -373,8 +373,12 @@ class LRSystem:
 
     # ------------------------------------------------------------------ storage
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of everything (file format :data:`SYSTEM_FORMAT`)."""
-        return _clean({
+        """JSON-able dict of everything (file format :data:`SYSTEM_FORMAT`).
+
+        ``content_sha256`` is the SHA-256 of all other fields in canonical JSON, so
+        any later edit of the file (fitted state, bounds, metrics) is detected on load.
+        """
+        d = _clean({
             "format": SYSTEM_FORMAT, "format_version": FORMAT_VERSION,
             "name": self.name, "system_version": self.system_version, "library_version": self.library_version,
             "created": self.created, "method": self.method, "params": self.params, "state": self.state,
@@ -382,6 +386,8 @@ class LRSystem:
             "training_checksum": self.training_checksum, "cross_validation": self.cross_validation,
             "training_metrics": self.training_metrics, "bootstrap": self.bootstrap, "training": self.training,
         })
+        d["content_sha256"] = _content_sha256(d)
+        return d
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the system as JSON (atomically: a temporary file renamed over ``path``).
@@ -410,6 +416,9 @@ class LRSystem:
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
             raise CalibrationError(f"{source} has format version {d.get('format_version')}, this library reads "
                                    f"up to {FORMAT_VERSION}; upgrade openbreech")
+        if "content_sha256" in d and _content_sha256(d) != d["content_sha256"]:
+            raise CalibrationError(f"{source}: the content does not match its content_sha256; the file was altered "
+                                   "after it was written (refit or restore the original)")
         try:
             tr = d.get("training")
             if tr and d.get("training_checksum"):
@@ -441,6 +450,12 @@ class LRSystem:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CalibrationError(f"cannot read LR-system file {p}: {exc}") from exc
         return cls.from_dict(d, source=str(p))
+
+
+def _content_sha256(d: dict[str, Any]) -> str:
+    body = {k: v for k, v in d.items() if k != "content_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _lookup(d: dict[str, Any], path: str) -> float:
