@@ -119,6 +119,14 @@ def test_elub_against_lir():
     assert cal.elub_bounds(llr, y) == pytest.approx((math.log10(lo), math.log10(hi)), abs=0.011)
 
 
+def test_cllr_against_lir():
+    lir_metrics = pytest.importorskip("lir.metrics", reason="lir (NFI) needs Python >= 3.12")
+    x, y, _ = toy(6, seed=5)
+    llr = (x - 8) / 4
+    assert cal.cllr(llr, y) == pytest.approx(lir_metrics.cllr(10.0 ** llr, y.astype(int)), rel=1e-9)
+    assert cal.cllr_min(llr, y) == pytest.approx(lir_metrics.cllr_min(10.0 ** llr, y.astype(int)), abs=1e-6)
+
+
 # ---------------------------------------------------------------------------- calibrators
 def test_logistic_matches_scikit_learn():
     from sklearn.linear_model import LogisticRegression
