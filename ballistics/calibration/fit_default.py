@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sets = Counter(r["set"] for r in rows)
     x = np.array([r["score"] for r in rows])
     y = np.array([r["same"] for r in rows])
-    g = [(r["a_firearm"], r["b_firearm"]) for r in rows]
+    # firearm labels are only unique within a set: prefix them with it
+    g = [(f"{r['set']}:{r['a_firearm']}", f"{r['set']}:{r['b_firearm']}") for r in rows]
     strata = [r["set"] for r in rows]
     scans = {s: len({f for r in rows if r["set"] == s for f in (r["a"], r["b"])}) for s in sets}
     firearms = {s: len({f for r in rows if r["set"] == s for f in (r["a_firearm"], r["b_firearm"])}) for s in sets}
