@@ -47,9 +47,13 @@ REFERENCE_DESCRIPTION = {
 
 
 def read_pairs(paths: Sequence[str | Path], score_column: str) -> tuple[list[dict[str, Any]], int, str]:
-    """Pairs with a usable score, the number of pairs left out, and the SHA-256 of the inputs."""
+    """Pairs with a usable score, the number of pairs left out, and the SHA-256 of the inputs.
+
+    A pair listed in several files (by its two file names) is taken once, from the first.
+    """
     h = hashlib.sha256()
     rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
     dropped = 0
     for p in paths:
         data = Path(p).read_bytes()
@@ -61,6 +65,10 @@ def read_pairs(paths: Sequence[str | Path], score_column: str) -> tuple[list[dic
                 d = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ParameterError(f"{p}, line {k}: not JSON ({exc})") from exc
+            key = (str(d["a_file"]), str(d["b_file"]))
+            if key in seen or key[::-1] in seen:
+                continue  # the same pair from another file: the first one counts
+            seen.add(key)
             if d.get("error") or not d.get("result"):
                 dropped += 1
                 continue
