@@ -18,7 +18,9 @@ By default a local cluster of worker processes (one thread each) is started for 
 call; ``scheduler="tcp://host:8786"`` or ``client=`` runs the same call on an existing
 Dask cluster of any number of machines (paths must be readable by the workers).
 :func:`map_scans` runs any per-scan function on the same machinery.  Dask is imported
-only when a cluster is needed; importing this module changes nothing global.
+only when a cluster is needed; importing this module changes nothing global.  The
+local workers are spawned processes: in a script, call these functions under
+``if __name__ == "__main__":`` (not from code piped into ``python -``).
 """
 
 from __future__ import annotations
