@@ -76,12 +76,13 @@ def fix_heights(z: np.ndarray, fixes: list[str], path: str) -> np.ndarray:
     """Detect heights stored in micrometres where x3p mandates metres."""
     finite = z[np.isfinite(z)]
     if finite.size:
-        lo, hi = np.percentile(finite, [0.5, 99.5])
-        span = float(hi - lo)
+        with np.errstate(over="ignore", invalid="ignore"):  # damaged files: span may be inf
+            lo, hi = np.percentile(finite, [0.5, 99.5])
+            span = float(hi - lo) if np.isfinite(lo) and np.isfinite(hi) and hi >= lo else np.inf
         # A cartridge-case primer is a few hundred micrometres deep at most: a central
         # height range above 5 mm cannot be metres, and values between 1e-3 and 1e4 are
         # what micrometres look like.
-        if span > 5e-3:
+        if not span <= 5e-3:  # NaN and inf spans are not metres either
             if span < 1e4:
                 fixes.append(f"height range {span:g} is not plausible in metres; read as micrometres "
                              "and converted to metres")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -61,7 +62,7 @@ def declared_size(main: bytes, path: Path) -> tuple[int, int, int] | None:
         key = _local(el.tag)
         if key in ("SizeX", "SizeY", "SizeZ"):
             text = (el.text or "").strip()
-            if not text.isdigit() or len(text) > 18:
+            if not re.fullmatch(r"[0-9]{1,18}", text):
                 raise ScanFormatError(f"{path}: main.xml gives {key} = {text[:40]!r}, not a matrix size.")
             sizes[key] = int(text)
     if len(sizes) < 3:
