@@ -45,6 +45,9 @@ DATA = ROOT / "ballistics" / "comparison" / "data"
 C_REG = 1.0  # inverse L2 strength (scikit-learn default); not tuned, to keep the evaluation honest
 THRESHOLD = 0.0  # logit threshold, fixed in advance (balanced class weights)
 SONG_C = 6
+#: Ablation: the features that are not CMC counts or outcomes (is there information beyond the count?)
+NON_CMC = ["ncc_mean", "ncc_q90", "ncc_frac_above", "translation_cluster", "rotation_peak_sharpness",
+           "correlation", "overlap"]
 
 
 def load(path: Path) -> tuple[list[dict], list[dict]]:
@@ -90,6 +93,8 @@ def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray) ->
     fa = [(r["a_firearm"], r["b_firearm"]) for r in rows]
     oof = np.full(len(rows), np.nan)
     oof_cmc = np.full(len(rows), np.nan)  # logistic regression on the CMC count alone, same folds
+    oof_non = np.full(len(rows), np.nan)  # ablation: without any CMC feature
+    non = [list(FEATURES).index(n) for n in NON_CMC]
     cmc_thr = np.zeros(len(rows), int)
     cache: dict[frozenset, tuple] = {}
     for i, (a, b) in enumerate(fa):
@@ -101,8 +106,10 @@ def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray) ->
             assert not any(a in fa[j] or b in fa[j] for j in np.flatnonzero(train))
             sc, lr = fit(x[train], y[train])
             sc1, lr1 = fit(x[train][:, :1], y[train])
-            cache[key] = (sc, lr, sc1, lr1, best_cmc_threshold(cmc[train], y[train]))
-        sc, lr, sc1, lr1, t = cache[key]
+            sc2, lr2 = fit(x[train][:, non], y[train])
+            cache[key] = (sc, lr, sc1, lr1, sc2, lr2, best_cmc_threshold(cmc[train], y[train]))
+        sc, lr, sc1, lr1, sc2, lr2, t = cache[key]
+        oof_non[i] = float(lr2.decision_function(sc2.transform(x[i:i + 1, non]))[0])
         oof[i] = float(lr.decision_function(sc.transform(x[i:i + 1]))[0])
         oof_cmc[i] = float(lr1.decision_function(sc1.transform(x[i:i + 1, :1]))[0])
         cmc_thr[i] = t
@@ -117,6 +124,9 @@ def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray) ->
             res["log_loss_bits_learned"] = balanced_log_loss(oof[sel], yy)
             res["log_loss_bits_cmc_only"] = balanced_log_loss(oof_cmc[sel], yy)
             res["cmc_only_at_threshold"] = rates(oof_cmc[sel] >= THRESHOLD, yy)
+            res["auc_without_cmc_features"] = float(roc_auc_score(yy, oof_non[sel]))
+            res["log_loss_bits_without_cmc_features"] = balanced_log_loss(oof_non[sel], yy)
+            res["without_cmc_features_at_threshold"] = rates(oof_non[sel] >= THRESHOLD, yy)
             res["learned_at_threshold"] = rates(oof[sel] >= THRESHOLD, yy)
             res["cmc_at_fold_threshold"] = rates(cmc[sel] >= cmc_thr[sel], yy)
             res["cmc_at_song_c6"] = rates(cmc[sel] >= SONG_C, yy)
@@ -200,6 +210,10 @@ firearms ({cv["n_folds"]} fits). The CMC count alone is evaluated on the same fo
   with the fixed rule C >= 6: FPR {a["cmc_at_song_c6"]["fpr"]:.4f}, FNR {a["cmc_at_song_c6"]["fnr"]:.4f}.
 - Balanced cross-entropy (bits): learned {a["log_loss_bits_learned"]:.3f}, logistic
   regression on the CMC count alone {a["log_loss_bits_cmc_only"]:.3f}.
+- Ablation, a model without any CMC feature (cell correlations, registration cluster,
+  rotation peak, areal correlation, overlap only): AUC {a["auc_without_cmc_features"]:.4f},
+  cross-entropy {a["log_loss_bits_without_cmc_features"]:.3f} bits, FPR
+  {a["without_cmc_features_at_threshold"]["fpr"]:.4f}, FNR {a["without_cmc_features_at_threshold"]["fnr"]:.4f}.
 - On the training data (not an estimate): AUC {model["training_data_auc_not_an_estimate"]:.4f}.
 
 Full table (per set, misclassified pairs):
@@ -268,6 +282,9 @@ def main(argv=None) -> int:
                      f"{r['log_loss_bits_learned']:.3f}, logistic regression on the CMC count alone "
                      f"{r['log_loss_bits_cmc_only']:.3f} (its FPR/FNR at logit 0: "
                      f"{fmt(r['cmc_only_at_threshold'])})")
+        extra.append(f"{name:6s} ablation, model without any CMC feature ({', '.join(NON_CMC)}): AUC "
+                     f"{r['auc_without_cmc_features']:.4f}, cross-entropy {r['log_loss_bits_without_cmc_features']:.3f} "
+                     f"bits, FPR/FNR at logit 0 {fmt(r['without_cmc_features_at_threshold'])}")
     lines += [""] + extra
     lines += ["", f"training data (all pairs, NOT an estimate of performance): AUC {train_auc:.4f}", "",
               "coefficients of the model fitted on all pairs (standardised features):",
