@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from ballistics import BallisticsError, DatabaseError, ScanReadError, datasets
-from ballistics.index import CaseDatabase, SearchHit, prepare_entry
-from ballistics.index import _faiss_index
+from ballistics.index import CaseDatabase, SearchHit, _faiss_index, prepare_entry
 
 
 class FakeComparison:
@@ -61,7 +60,7 @@ def _snapshot(path: Path) -> dict:
 
 def test_add_search_list_stats(db6, sample):
     assert len(db6.list()) == 6
-    hits = db6.search(sample[0], k=3, preprocess=False, rerank=0)
+    hits = db6.search(sample[0], k=3, preprocess=False, rerank=0, verify=False)  # stage 1 only
     assert [h.rank for h in hits] == [1, 2, 3]
     assert all(isinstance(h, SearchHit) for h in hits)
     assert "Fadul 1-1" not in [h.scan_id for h in hits]  # the query itself is left out
@@ -81,7 +80,7 @@ def test_add_search_list_stats(db6, sample):
 
 def test_rerank_with_real_comparison(db6, sample):
     """The real engine re-ranks the head of the list: the same-slide mate has the most CMCs."""
-    hits = db6.search(sample[2], k=4, preprocess=False, rerank=2)
+    hits = db6.search(sample[2], k=4, preprocess=False, rerank=2, rerank_min_inliers=0)
     assert [h.cmc_count is not None for h in hits] == [True, True, False, False]
     assert hits[0].scan_id == "Fadul 2-2"  # measured: 25 CMCs, the different-slide candidates 0
     assert hits[0].cmc_count >= 10 and hits[0].cmc_count > hits[1].cmc_count
@@ -96,7 +95,7 @@ def test_rerank_promotes_mate_beyond_retrieval_rank(tmp_path, sample):
     db = CaseDatabase(tmp_path / "db", compare=inverse_compare, prepare=lambda s: s)
     for s in sample:
         db.add(s, preprocess=False)
-    hits = db.search(sample[0], k=5, preprocess=False, rerank=5)
+    hits = db.search(sample[0], k=5, preprocess=False, rerank=5, verify=False)
     assert [h.cmc_count for h in hits] == sorted([h.cmc_count for h in hits], reverse=True)
     assert hits[0].scan_id == "Fadul 3-2"
 

@@ -80,6 +80,22 @@ def test_readonly_beside_a_live_writer_touches_no_data(db3, sample, entries, tmp
     ro.close()
 
 
+def test_idle_readonly_reader_sees_later_commits(db3, entries, tmp_path):
+    """Opened on an in-memory copy (no writer around), it reads live once a writer commits."""
+    path = tmp_path / "db"
+    db3.close()
+    ro = CaseDatabase(path, readonly=True)
+    assert ro.catalogue._memory is not None  # the copy: nothing on disk is touched
+    assert len(ro.list()) == 3
+    w = CaseDatabase(path)
+    w.add(entries[3], scan_id="Fadul 2-2")
+    assert "Fadul 2-2" in {r["scan_id"] for r in ro.list()}
+    assert ro.catalogue._memory is None
+    assert "Fadul 2-2" in [h.scan_id for h in ro.search(entries[0], k=5, rerank=0)]
+    w.close()
+    ro.close()
+
+
 # ---------------------------------------------------------------- audit chain
 def _edit(path: Path, sql: str) -> None:
     """Change the catalogue behind the library's back (as a forger with SQLite would)."""

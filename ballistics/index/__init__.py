@@ -6,7 +6,10 @@
   IVF above; persistent, incremental adds and removals);
 * :class:`CaseDatabase` -- a directory with an SQLite catalogue, the scans stored by
   content hash and the index; ``add`` / ``search`` / ``remove`` / ``stats``;
-* :class:`SearchHit` -- one candidate of a search.
+* :class:`SearchHit` -- one candidate of a search;
+* exchange bundles -- :meth:`CaseDatabase.export_bundle` / :meth:`CaseDatabase.import_bundle`,
+  :func:`open_bundle` (search a partner's bundle without importing it),
+  :func:`generate_signing_key` (Ed25519), :class:`BundleError` and its subclasses.
 
 >>> from ballistics import datasets                               # doctest: +SKIP
 >>> from ballistics.index import CaseDatabase
@@ -20,6 +23,8 @@
 
 from __future__ import annotations
 
+from ._bundle import (BundleError, BundleFormatError, BundleIntegrityError, BundleModelError, BundleSignatureError,
+                      BundleVersionError, generate_signing_key, open_bundle, read_bundle)
 from ._database import PART_WEIGHTS, PARTS, CaseDatabase, PreparedEntry, SearchHit, prepare_entry
 from ._faiss_index import FLAT_LIMIT, SignatureIndex, choose_kind
 from ._signature import PARAMS as SIGNATURE_PARAMS
@@ -27,4 +32,6 @@ from ._signature import SIGNATURE_VERSION, signature, signature_dim, train_codeb
 
 __all__ = ["CaseDatabase", "SearchHit", "SignatureIndex", "signature", "signature_dim", "prepare_entry",
            "PreparedEntry", "SIGNATURE_VERSION", "SIGNATURE_PARAMS", "PARTS", "PART_WEIGHTS", "FLAT_LIMIT",
-           "choose_kind", "train_codebook"]
+           "choose_kind", "train_codebook", "BundleError", "BundleFormatError", "BundleIntegrityError",
+           "BundleModelError", "BundleSignatureError", "BundleVersionError", "generate_signing_key", "open_bundle",
+           "read_bundle"]

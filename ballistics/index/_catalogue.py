@@ -26,10 +26,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
-import uuid
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -39,7 +40,9 @@ from .._version import __version__
 from ..errors import DatabaseError
 from ..scan import _jsonable
 
-SCHEMA_VERSION = 2
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
 #: Read-only opens copy catalogues up to this size into memory (see :meth:`Catalogue._snapshot`).
 SNAPSHOT_LIMIT = 1 << 30
 
@@ -62,7 +65,8 @@ CREATE TABLE IF NOT EXISTS scans (
     preprocess INTEGER NOT NULL,
     source TEXT, source_sha256 TEXT,
     shape TEXT, spacing TEXT,
-    metadata TEXT, provenance TEXT);
+    metadata TEXT, provenance TEXT,
+    origin_lab TEXT, origin_scan_id TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS scans_live_id ON scans(scan_id) WHERE removed_at IS NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS scans_live_sha ON scans(sha256) WHERE removed_at IS NULL;
 CREATE INDEX IF NOT EXISTS scans_case ON scans(case_id);
@@ -113,6 +117,8 @@ class Catalogue:
         self._all_lock = threading.Lock()
         self._memory: str | None = None
         self._anchor: sqlite3.Connection | None = None
+        self._snap_stat: tuple[int, int] | None = None
+        self._mode = 0  # bumped when a snapshot is replaced by live reading
         if not create and not self.path.exists():
             raise DatabaseError(f"{self.path}: no catalogue; is this a case database? "
                                 "Create one with `ballistics db init PATH`.")
@@ -136,8 +142,16 @@ class Catalogue:
             self.close()
             raise DatabaseError(f"{self.path}: catalogue schema {v!r} is not supported by this version "
                                 f"({SCHEMA_VERSION}); upgrade ballistics.")
-        if not readonly and int(v) < SCHEMA_VERSION:
-            self._migrate(int(v))
+        if int(v) < SCHEMA_VERSION:
+            if not readonly:
+                self._migrate(self.con)
+            elif self._anchor is not None:  # upgrade the private in-memory copy only
+                self._migrate(self._anchor)
+            else:
+                self.close()
+                raise DatabaseError(f"{self.path}: catalogue schema {v} is older than this version's "
+                                    f"({SCHEMA_VERSION}) and a writer has it open; open it once without "
+                                    "readonly=True to upgrade it.")
 
     def _snapshot(self) -> None:
         """Copy a catalogue no process has open into shared memory, so reading writes nothing.
@@ -170,6 +184,7 @@ class Catalogue:
             st2 = self.path.stat()
             if not wal.exists() and (st.st_size, st.st_mtime_ns) == (st2.st_size, st2.st_mtime_ns):
                 self._memory, self._anchor = name, anchor
+                self._snap_stat = (st.st_size, st.st_mtime_ns)
                 return
             anchor.close()
 
@@ -189,24 +204,67 @@ class Catalogue:
         con.execute("PRAGMA foreign_keys=ON")
         return con
 
+    def _snapshot_stale(self) -> bool:
+        """True when a writer has touched the catalogue since the in-memory copy was taken."""
+        if self._memory is None:
+            return False
+        if Path(str(self.path) + "-wal").exists():
+            return True
+        try:
+            st = self.path.stat()
+        except OSError:
+            return True
+        return (st.st_size, st.st_mtime_ns) != self._snap_stat
+
+    def _go_live(self) -> None:
+        """Leave the in-memory copy: later connections read the file live (``mode=ro``)."""
+        with self._all_lock:
+            if self._memory is None:
+                return
+            self._memory = None
+            self._mode += 1
+            if self._anchor is not None:  # other threads' copies live on until they reconnect
+                self._anchor.close()
+                self._anchor = None
+        logger.debug("%s: a writer changed the catalogue; reading it live from now on", self.path)
+
     @property
     def con(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use)."""
+        """This thread's connection (opened on first use).
+
+        A read-only object that started on an in-memory copy switches to reading the
+        file live (between transactions) as soon as a writer changes it, so a
+        long-lived reader sees every later commit.
+        """
         c = getattr(self._local, "con", None)
+        if c is not None and not c.in_transaction:
+            if self._snapshot_stale():
+                self._go_live()
+            if getattr(self._local, "mode", 0) != self._mode:
+                with self._all_lock:
+                    if c in self._all:
+                        self._all.remove(c)
+                c.close()
+                c = None
         if c is None:
             c = self._connect()
             self._local.con = c
+            self._local.mode = self._mode
             with self._all_lock:
                 self._all.append(c)
         return c
 
-    def _migrate(self, version: int) -> None:
+    def _migrate(self, con: sqlite3.Connection) -> None:
         """Bring an older catalogue up to :data:`SCHEMA_VERSION` (adds tables and columns)."""
-        with self.transaction() as con:
+        with Catalogue._Tx(con):
             cols = {r[1] for r in con.execute("PRAGMA table_info(audit)")}
             for c in ("prev_hash", "hash"):
                 if c not in cols:
                     con.execute(f"ALTER TABLE audit ADD COLUMN {c} TEXT")
+            scols = {r[1] for r in con.execute("PRAGMA table_info(scans)")}
+            for c in ("origin_lab", "origin_scan_id"):
+                if c not in scols:
+                    con.execute(f"ALTER TABLE scans ADD COLUMN {c} TEXT")
             con.execute("CREATE TABLE IF NOT EXISTS blobs (num INTEGER NOT NULL REFERENCES scans(num), "
                         "name TEXT NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (num, name))")
             # entries written before the chain existed are sealed into it now, in their order
@@ -220,9 +278,10 @@ class Catalogue:
                 else:
                     prev = r[6]
                 last = r[0]
+            put = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
             if prev != GENESIS:
-                self.set_meta("audit_head", f"{last}:{prev}")
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
+                con.execute(put, ("audit_head", f"{last}:{prev}"))
+            con.execute(put, ("schema_version", str(SCHEMA_VERSION)))
 
     def close(self) -> None:
         """Close every thread's connection."""
@@ -341,7 +400,7 @@ class Catalogue:
 
     def insert_scan(self, row: dict[str, Any]) -> int:
         cols = ["scan_id", "sha256", "case_id", "exhibit_id", "firearm_id", "added", "preprocess", "source",
-                "source_sha256", "shape", "spacing", "metadata", "provenance"]
+                "source_sha256", "shape", "spacing", "metadata", "provenance", "origin_lab", "origin_scan_id"]
         vals = [row.get(c) for c in cols]
         try:
             cur = self.con.execute(f"INSERT INTO scans({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
@@ -388,7 +447,8 @@ class Catalogue:
                          (num, part, version, int(v.size), v.tobytes()))
 
     _SCAN_COLS = ("num", "scan_id", "sha256", "case_id", "exhibit_id", "firearm_id", "added", "removed_at",
-                  "preprocess", "source", "source_sha256", "shape", "spacing", "metadata", "provenance")
+                  "preprocess", "source", "source_sha256", "shape", "spacing", "metadata", "provenance", "origin_lab",
+                  "origin_scan_id")
 
     def _scan_dict(self, r: tuple) -> dict[str, Any]:
         d = dict(zip(self._SCAN_COLS, r))
@@ -405,6 +465,13 @@ class Catalogue:
     def scan_by_sha(self, sha: str) -> dict[str, Any] | None:
         r = self.con.execute(f"SELECT {', '.join(self._SCAN_COLS)} FROM scans WHERE sha256=? AND removed_at IS NULL",
                              (sha,)).fetchone()
+        return None if r is None else self._scan_dict(r)
+
+    def scan_by_origin(self, lab: str, origin_scan_id: str, sha: str) -> dict[str, Any] | None:
+        """The live scan imported from ``lab`` under ``origin_scan_id`` with height hash ``sha``."""
+        r = self.con.execute(f"SELECT {', '.join(self._SCAN_COLS)} FROM scans WHERE origin_lab=? AND "
+                             "origin_scan_id=? AND sha256=? AND removed_at IS NULL",
+                             (lab, origin_scan_id, sha)).fetchone()
         return None if r is None else self._scan_dict(r)
 
     def scans_by_nums(self, nums: Iterable[int]) -> dict[int, dict[str, Any]]:

@@ -164,6 +164,10 @@ class CaseDatabase(StoreMixin, SyncMixin, SearchMixin, VerifyMixin):
         except BallisticsError as exc:  # the catalogue holds everything; the index is repaired on open
             logger.warning("%s: index not flushed on close (%s)", self.path, exc)
         self.catalogue.close()
+        tmp = getattr(self, "_tmpdir", None)
+        if tmp is not None:  # a bundle opened with open_bundle()
+            tmp.cleanup()
+            self._tmpdir = None
 
     def __enter__(self) -> "CaseDatabase":
         return self
@@ -398,12 +402,158 @@ class CaseDatabase(StoreMixin, SyncMixin, SearchMixin, VerifyMixin):
                     self.catalogue.audit("rebuild_blobs", r["scan_id"], {"names": sorted(blobs)})
         return {"scans": len(todo), "blobs": written}
 
+    # ------------------------------------------------------------------ exchange bundles
+    def export_bundle(self, path: str | os.PathLike[str], scan_ids: list[str] | None = None, *,
+                      include_surfaces: bool = False, lab: str, sign_key: Any = None) -> dict[str, Any]:
+        """Write an exchange bundle for a partner lab (one zip file; see :mod:`._bundle`).
+
+        Parameters
+        ----------
+        path : path-like
+            The bundle to write (atomically).
+        scan_ids : list of str, optional
+            Scans to export (default: every live scan).
+        include_surfaces : bool, default False
+            Also ship the extracted surfaces as x3p (lets the partner re-rank with
+            ``compare`` and re-sign under another signature model).  The evidence
+            file is never exported.
+        lab : str
+            Name of the exporting lab; the partner's database files the entries under it.
+        sign_key : path, bytes or Ed25519PrivateKey, optional
+            Sign the manifest (detached Ed25519 signature); see
+            :func:`ballistics.index.generate_signing_key`.
+
+        Returns
+        -------
+        dict
+            The manifest's summary (versions, signature model, counts) and the size in bytes.
+        """
+        from ._bundle import export_bundle
+
+        out = export_bundle(self, path, scan_ids, include_surfaces=include_surfaces, lab=lab, sign_key=sign_key)
+        if not self.readonly:
+            with self._writer(), self.catalogue.transaction():
+                self.catalogue.audit("export_bundle", None, {k: out[k] for k in ("lab", "counts", "path", "bytes",
+                                                                                  "parameters")})
+        return out
+
+    def import_bundle(self, path: str | os.PathLike[str], public_key: Any = None, *,
+                      resign: bool = False) -> dict[str, Any]:
+        """Add a partner lab's bundle; its entries keep their origin lab.
+
+        Imported scans get the id ``"<lab>/<their id>"`` (case, exhibit and firearm ids
+        are prefixed the same way), so ids of two labs never collide and every search
+        hit names the lab that holds the scan.  Importing the same bundle again
+        changes nothing; a scan whose heights are already stored is skipped.
+
+        Parameters
+        ----------
+        path : path-like
+            The bundle.
+        public_key : path, bytes or Ed25519PublicKey, optional
+            The exporting lab's public key; when given, the bundle must be signed with
+            the matching private key.
+        resign : bool, default False
+            If the bundle's signature model differs from this database's, recompute
+            signatures and blobs from its surfaces (needs a bundle exported with
+            surfaces) instead of refusing it.
+
+        Returns
+        -------
+        dict
+            ``lab``, ``imported`` (new scan ids), ``already_present``, ``resigned``.
+
+        Raises
+        ------
+        BundleError
+            Truncated, tampered, wrong-version, wrong-signature or other-model bundle
+            (a subclass says which); the database is left unchanged.
+        """
+        from ._bundle import import_bundle
+
+        if self.readonly:
+            raise DatabaseError(f"{self.path}: opened read-only.")
+        return import_bundle(self, path, public_key, resign=resign)
+
+    def _import_prepared(self, b: Any, prepared: list[tuple[dict[str, Any], dict[str, Scan], dict[str, Any],
+                                                            dict[str, bytes]]],
+                         source: str, resigned: bool) -> dict[str, Any]:
+        """Write validated bundle entries in one transaction (writer lock held)."""
+        from ._bundle import BundleError
+
+        def ns(lab: str, v: str | None) -> str | None:
+            return None if v is None else f"{lab}/{v}"
+
+        with self._writer():
+            self._sync(persist=True)
+            new, present = [], []
+            taken: set[str] = set()
+            for item in prepared:
+                e = item[0]
+                lab, oid = e["lab"], e["scan_id"]
+                row = self.catalogue.scan_by_origin(lab, oid, e["sha256"]) or self.catalogue.scan_by_sha(e["sha256"])
+                if row is not None:
+                    present.append({"scan_id": row["scan_id"], "bundle_id": f"{lab}/{oid}"})
+                    continue
+                sid = f"{lab}/{oid}"
+                if sid in taken or self.catalogue.scan_by_id(sid) is not None:
+                    raise BundleError(f"{source}: scan id {sid!r} is already stored with other heights (the lab "
+                                      "changed a scan it had shared?); remove the stored one first. Nothing was "
+                                      "imported.")
+                taken.add(sid)
+                new.append((sid, item))
+            if new:
+                files: dict[str, dict[str, tuple[str, str]]] = {}
+                for sid, (_e, surfaces, _s, _b) in new:
+                    files[sid] = {role: self._store_file(surf) for role, surf in surfaces.items()}
+                with self.catalogue.transaction():
+                    for sid, (e, _surfaces, sigs, blobs) in new:
+                        lab = e["lab"]
+                        case_id, exhibit_id, firearm_id = (ns(lab, e.get("case_id")), ns(lab, e.get("exhibit_id")),
+                                                           ns(lab, e.get("firearm_id")))
+                        self.catalogue.ensure_entities(case_id, exhibit_id, firearm_id)
+                        num = self.catalogue.insert_scan({
+                            "scan_id": sid, "sha256": e["sha256"], "case_id": case_id, "exhibit_id": exhibit_id,
+                            "firearm_id": firearm_id, "added": now(), "preprocess": 1,
+                            "source": f"bundle:{Path(source).name}", "source_sha256": b.sha256,
+                            "shape": json.dumps(e.get("shape")), "spacing": json.dumps(e.get("spacing_m")),
+                            "metadata": json.dumps(_jsonable({"instrument": e.get("instrument"),
+                                                              "pixel_size_m": e.get("pixel_size_m")})),
+                            "provenance": json.dumps({"bundle": b.sha256, "lab": b.lab,
+                                                      "exported": b.manifest.get("created"),
+                                                      "engine_version": b.manifest.get("engine_version")}),
+                            "origin_lab": lab, "origin_scan_id": e["scan_id"]})
+                        for role, (fsha, rel) in files[sid].items():
+                            self.catalogue.insert_file(num, role, fsha, rel)
+                        for part, vec in sigs.items():
+                            self.catalogue.insert_signature(num, part, SIGNATURE_VERSION, vec)
+                        for name, data in blobs.items():
+                            self.catalogue.put_blob(num, name, data)
+                        self.catalogue.audit("import", sid, {"lab": lab, "bundle_sha256": b.sha256,
+                                                             "sha256": e["sha256"], "resigned": resigned,
+                                                             "surfaces": sorted(files[sid])})
+                    self.catalogue.audit("import_bundle", None, {
+                        "bundle": source, "bundle_sha256": b.sha256, "lab": b.lab, "imported": len(new),
+                        "already_present": len(present), "signed_by": b.signed_by, "resigned": resigned,
+                        "signature_model": b.manifest.get("signature_model"),
+                        "engine_version": b.manifest.get("engine_version")})
+                    self.catalogue.bump_generation()
+                self._sync(persist=True)
+        logger.info("%s: imported %d entries from %s (%d already present)", self.path, len(new), source, len(present))
+        return {"lab": b.lab, "imported": [sid for sid, _ in new], "already_present": present,
+                "resigned": resigned, "signed_by": b.signed_by}
+
     # ------------------------------------------------------------------ queries
     def list(self, case_id: str | None = None, include_removed: bool = False) -> list[dict[str, Any]]:
         """Stored scans (catalogue rows) as dictionaries, oldest first."""
         rows = self.catalogue.list_scans(include_removed=include_removed, case_id=case_id)
-        return [{k: r[k] for k in ("scan_id", "case_id", "exhibit_id", "firearm_id", "sha256", "added",
-                                   "removed_at", "preprocess", "source", "shape", "spacing")} for r in rows]
+        out = []
+        for r in rows:
+            d = {k: r[k] for k in ("scan_id", "case_id", "exhibit_id", "firearm_id", "sha256", "added",
+                                   "removed_at", "preprocess", "source", "shape", "spacing")}
+            d["lab"] = r["origin_lab"]  # None: this lab's own scan
+            out.append(d)
+        return out
 
     def audit_log(self, scan_id: str | None = None) -> list[dict[str, Any]]:
         """Every change (time, action, scan id, parameters, library version), oldest first."""

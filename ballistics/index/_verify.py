@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from .._io import sha256_file
 from ..errors import BallisticsError
 from ._catalogue import check_audit_chain
 from ._entry import PARTS
-from ._store import sha256_bytes, sha256_file
+from ._store import sha256_bytes
 
 logger = logging.getLogger("ballistics.index._database")
 
@@ -68,6 +69,7 @@ class VerifyMixin:
             head = self.catalogue.get_meta("audit_head")
             cat_ids = {p: self.catalogue.live_signature_ids(p) for p in PARTS}
         live = {r["num"]: r["scan_id"] for r in rows}
+        imported = {r["num"] for r in rows if r.get("origin_lab")}  # a partner's entry: surfaces optional
         files: dict[int, dict[str, tuple[str, str]]] = {}
         for num, role, sha, rel in all_files:
             files.setdefault(num, {})[role] = (sha, rel)
@@ -81,7 +83,7 @@ class VerifyMixin:
                 problems.append(f"{live[b[0]]}: stored blob {b[1]!r} was altered")
         for num, scan_id in live.items():
             f = files.get(num, {})
-            if "breech_face" not in f or "original" not in f:
+            if num not in imported and ("breech_face" not in f or "original" not in f):
                 problems.append(f"{scan_id}: missing stored surfaces (has {sorted(f)})")
             for role, (sha, rel) in f.items():
                 p = self.path / rel
