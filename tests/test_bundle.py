@@ -236,3 +236,27 @@ def test_copying_a_bundle_keeps_it_valid(labs, tmp_path):
     bd = read_bundle(cp, public_key=labs["keys"] / "a.pub")
     assert bd.lab == "Lab A" and len(bd.entries) == 4 and bd.manifest["counts"]["entries"] == 4
     assert bd.manifest["signature_model"]["id"] == bd.manifest["parameters"]["signature"]["version"]
+
+
+def test_cli_keygen_export_import_search(labs, queries, tmp_path, capsys):
+    from ballistics.cli import main
+
+    a, keys = str(labs["root"] / "A"), tmp_path / "k"
+    keys.mkdir()
+    assert main(["db", "keygen", str(keys / "a.pem"), str(keys / "a.pub")]) == 0
+    bundle = str(tmp_path / "a.zip")
+    capsys.readouterr()
+    assert main(["db", "export", a, "-o", bundle, "--scans", "Fadul 1-1", "Fadul 1-2", "--with-surfaces",
+                 "--lab", "Lab A", "--sign-key", str(keys / "a.pem"), "--json"]) == 0
+    man = json.loads(capsys.readouterr().out)
+    assert man["counts"]["entries"] == 2 and man["counts"]["surfaces"] == 2 and man["lab"] == "Lab A"
+    query = str(datasets.fadul_paths("processed")[0])
+    assert main(["db", "search", bundle, query, "--no-preprocess", "-k", "1", "--rerank", "0",
+                 "--public-key", str(keys / "a.pub"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hits"][0]["scan_id"] == "Lab A/Fadul 1-2"
+    b = _lab_b(tmp_path, queries)
+    b.close()
+    assert main(["db", "import", str(tmp_path / "B"), bundle, "--public-key", str(keys / "a.pub"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["imported"] == ["Lab A/Fadul 1-1", "Lab A/Fadul 1-2"]
+    assert main(["db", "import", str(tmp_path / "B"), str(labs["signed"]), "--public-key", str(keys / "a.pub")]) == 2
+    assert "does not verify" in capsys.readouterr().err  # signed with another key: one clear line

@@ -175,6 +175,9 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert "4 scan(s)" in capsys.readouterr().out
     assert main(["db", "verify", path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["db", "verify", path, "--deep", "--json"]) == 0  # every evidence file and surface re-hashed
+    v = json.loads(capsys.readouterr().out)
+    assert v["ok"] is True and v["audit_ok"] is True and v["scans"] == 4
     assert main(["db", "stats", path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["scans"] == 4
     assert main(["db", "rebuild", path, "--json"]) == 0

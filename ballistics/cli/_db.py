@@ -1,4 +1,5 @@
-"""``ballistics db ...``: the case database (init, add, search, list, remove, stats, verify, rebuild)."""
+"""``ballistics db ...``: the case database (init, add, search, list, remove, stats, verify, rebuild,
+export, import, keygen)."""
 
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_add)
 
     q = dsub.add_parser("search", help="rank stored scans by similarity to FILE")
-    q.add_argument("path", help="database directory")
+    q.add_argument("path", help="database directory, or an exchange bundle (.zip) searched without importing it")
     q.add_argument("file", help="the query scan")
     q.add_argument("-k", type=int, default=10, help="length of the candidate list (default 10)")
     q.add_argument("--rerank", type=int, default=None, help="candidates re-ranked with compare (default k; 0 = off)")
     q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
                    help="the query is already an extracted breech face")
+    q.add_argument("--public-key", default=None, help="when PATH is a bundle: its lab's public key (PEM)")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=run_search)
 
@@ -68,8 +70,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = dsub.add_parser("rebuild", help="rebuild the FAISS index from the catalogue")
     q.add_argument("path")
     q.add_argument("--index", default=None, choices=["auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"])
+    q.add_argument("--blobs", action="store_true",
+                   help="also compute the search's per-scan blobs that stored scans lack, from their surfaces")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=run_rebuild)
+
+    q = dsub.add_parser("export", help="write an exchange bundle for a partner lab (never the evidence files)")
+    q.add_argument("path", help="database directory")
+    q.add_argument("-o", "--output", required=True, help="the bundle to write (.zip)")
+    q.add_argument("--scans", nargs="+", default=None, help="scan ids to export (default: all)")
+    q.add_argument("--with-surfaces", action="store_true", help="include the extracted surfaces as x3p")
+    q.add_argument("--lab", required=True, help="name of this lab (the partner files the entries under it)")
+    q.add_argument("--sign-key", default=None, help="Ed25519 private key (PEM) to sign the bundle with")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_export)
+
+    q = dsub.add_parser("import", help="add a partner lab's exchange bundle (entries keep their lab)")
+    q.add_argument("path", help="database directory")
+    q.add_argument("bundle", help="the bundle (.zip)")
+    q.add_argument("--public-key", default=None, help="the partner lab's public key (PEM): require its signature")
+    q.add_argument("--resign", action="store_true",
+                   help="recompute signatures from the bundle's surfaces if its signature model differs")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=run_import)
+
+    q = dsub.add_parser("keygen", help="create an Ed25519 key pair for signing bundles")
+    q.add_argument("private", help="private key file to write (keep it private)")
+    q.add_argument("public", help="public key file to write (give it to partner labs)")
+    q.set_defaults(func=run_keygen)
 
     p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
 
@@ -165,7 +193,14 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    db = _open(args.path, readonly=True)
+    from pathlib import Path
+
+    if Path(args.path).is_file():  # an exchange bundle: a temporary read-only database
+        from ..index import open_bundle
+
+        db = open_bundle(args.path, public_key=args.public_key)
+    else:
+        db = _open(args.path, readonly=True)
     try:
         hits = db.search(args.file, k=args.k, preprocess=args.preprocess, rerank=args.rerank)
     finally:
@@ -233,5 +268,31 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_rebuild(args: argparse.Namespace) -> int:
-    _call(args, lambda db: db.rebuild_index(kind=args.index), readonly=False)
+    def act(db: Any) -> dict[str, Any]:
+        out = {"index": db.rebuild_index(kind=args.index)}
+        if args.blobs:
+            out["blobs"] = db.rebuild_blobs()
+        return out
+
+    _call(args, act, readonly=False)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    _call(args, lambda db: db.export_bundle(args.output, args.scans, include_surfaces=args.with_surfaces,
+                                            lab=args.lab, sign_key=args.sign_key), readonly=False)
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    _call(args, lambda db: db.import_bundle(args.bundle, public_key=args.public_key, resign=args.resign),
+          readonly=False)
+    return 0
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    from ..index import generate_signing_key
+
+    fp = generate_signing_key(args.private, args.public)
+    print(f"wrote {args.private} (private: keep it) and {args.public} (public: share it); fingerprint {fp}")
     return 0
