@@ -31,8 +31,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_open", "atomic_write_bytes", "fsync_dir", "sha256_stream", "sha256_file",
-           "default_file_mode"]
+__all__ = [
+    "atomic_open",
+    "atomic_write_bytes",
+    "default_file_mode",
+    "fsync_dir",
+    "sha256_file",
+    "sha256_stream",
+]
 
 _CHUNK = 1 << 20
 
@@ -68,7 +74,7 @@ def _umask() -> int:
     """The process umask, read without changing it (Linux ``/proc``; 0o022 elsewhere)."""
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            m = re.search(r"^Umask:\s*([0-7]+)", fh.read(), re.M)
+            m = re.search(r"^Umask:\s*([0-7]+)", fh.read(), re.MULTILINE)
         if m:
             return int(m.group(1), 8)
     except OSError:

@@ -376,7 +376,8 @@ def run_fuzz(sources: Sequence[Path], n: int, seed: int = 0, *, timeout: float =
                             msg = s.conn.recv()
                         except (EOFError, OSError):
                             if s.case is not None:
-                                record(s.case, mutation_name(*s.case[1:]), "crash", f"worker exit code {s.proc.exitcode}")
+                                record(s.case, mutation_name(*s.case[1:]), "crash",
+                                       f"worker exit code {s.proc.exitcode}")
                             s.kill()
                             s.start()
                             continue
