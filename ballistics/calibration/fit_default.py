@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(DATA_DIR), help="output folder (default: the package's data folder)")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--dpi", type=int, default=60, help="resolution of the PNG figures (kept small)")
+    ap.add_argument("--note", default="", help="free text stored in the reference description (how the pairs were made)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compare_method": rows[0]["method"], "compare_params": rows[0]["params"],
         "score_library_version": rows[0]["library_version"],
     }
+    if args.note:
+        reference["note"] = args.note
     system = fit(x, y, g, args.method, name=args.name, score_column=args.score_column, reference=reference,
                  strata=strata, bootstrap=args.bootstrap, system_version=args.version)
     out = Path(args.out)
