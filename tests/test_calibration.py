@@ -109,6 +109,8 @@ def test_elub_hand_computed():
     # (log10 -1.707 -> first grid point above it -1.70)
     y = np.r_[np.ones(50), np.zeros(700)]
     assert cal.elub_bounds(np.r_[np.full(50, 10.0), np.full(700, -10.0)], y) == (-1.70, 2.83)
+    # without misleading pseudo-LRs nothing fails on separated data: bounded by the LLRs observed
+    assert cal.elub_bounds([0.5, 0.7, -0.4, -0.2], [1, 1, 0, 0], add_misleading=0) == (-0.4, 0.7)
 
 
 def test_elub_against_lir():

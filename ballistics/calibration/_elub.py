@@ -14,8 +14,10 @@ weighted ``T``, i.e. prior odds ``1/T``) is::
     C_ref(T) = min(1, T)                           # the neutral system
 
 with ``a = add_misleading``.  The upper bound is the largest ``T >= 1`` below the first
-``T`` where ``C_sys > C_ref``; the lower bound mirrors it below 1.  Thresholds are
-scanned on a grid of 0.01 in log10 (as in the NFI's ``lir`` package).
+``T`` where ``C_sys > C_ref``; the lower bound mirrors it below 1; without such a
+``T`` the bound is the most extreme LLR observed.  This is the computation of the NFI's
+``lir`` package (``lir.bounding.elub``), except that thresholds are scanned on a grid of
+0.01 in log10 (``lir``: 0.01 in natural log).
 
 References
 ----------
@@ -87,6 +89,9 @@ def elub_bounds(llr: Any, same_source: Any, add_misleading: int = 1) -> tuple[fl
     worse = c_sys > c_ref * (1 + 1e-12)
     up = (grid > 0) & worse
     dn = (grid < 0) & worse
-    upper = float(grid[np.argmax(up)] - STEP) if up.any() else float(grid[-1])
-    lower = float(grid[len(grid) - 1 - np.argmax(dn[::-1])] + STEP) if dn.any() else float(grid[0])
+    # no threshold where the system does worse: bound at the most extreme LLR observed
+    # (as lir does); with add_misleading >= 1 this cannot happen on a side with data
+    upper = float(grid[np.argmax(up)] - STEP) if up.any() else (float(finite.max()) if finite.size else 0.0)
+    lower = float(grid[len(grid) - 1 - np.argmax(dn[::-1])] + STEP) if dn.any() else (
+        float(finite.min()) if finite.size else 0.0)
     return round(min(lower, 0.0), 2), round(max(upper, 0.0), 2)
