@@ -102,6 +102,10 @@ def test_cli_validate(tmp_path, fake_pairs, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == (0 if out["passed"] else 1)
     assert out["pairs"] == 15 and out["report"].endswith("validation_report.html")
+    # a criterion nobody meets: exit status 1, the failing line named
+    rc = main(["validate", str(table), "-o", str(tmp_path / "o2"), "--bootstrap", "0", "--criterion", "cllr=0"])
+    text = capsys.readouterr().out
+    assert rc == 1 and "FAIL  Cllr (bits)" in text and "criteria not met" in text
     assert main(["validate", str(table), "-o", str(tmp_path / "o"), "--criterion", "nonsense=1"]) == 2
     assert "unknown criterion" in capsys.readouterr().err
 
