@@ -49,6 +49,16 @@ def _firearms() -> dict[str, str]:
         return {Path(r["file"]).stem: r["firearm"] for r in csv.DictReader(fh)}
 
 
+def _code_state() -> str:
+    """Digest of the comparison engine's and kernels' source files (to detect edits mid-run)."""
+    import hashlib
+    h = hashlib.sha256()
+    for p in sorted([*(ROOT / "ballistics" / "comparison").glob("*.py"), *(ROOT / "kernels").glob("*.py")]):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -76,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     n = len(paths)
     n_pairs = n * (n - 1) // 2
     truth = _firearms()
-    out: dict = {"n_scans": n, "pairs": n_pairs, "workers": args.workers, "cpu_count": os.cpu_count()}
+    out: dict = {"n_scans": n, "pairs": n_pairs, "workers": args.workers, "cpu_count": os.cpu_count(),
+                 "code_before": _code_state()}
     print(f"{n} scans, {n_pairs} pairs; load average {_load()}")
 
     serial: dict[tuple[int, int], tuple] = {}
@@ -86,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         prep = [prepare(read_scan(p, exhibit_id=p.stem)) for p in paths]
         for i, j in itertools.combinations(range(n), 2):
             r = compare(prep[i], prep[j])
-            serial[(i, j)] = (r.cmc_count, round(r.score, 9), r.rotation_deg, r.translation_m)
+            serial[(i, j)] = (r.cmc_count, r.rotation_deg, tuple(r.translation_m), r.score)
         out["serial_s"] = time.perf_counter() - t0
         print(f"serial: {out['serial_s']:.1f} s = {out['serial_s'] / n_pairs:.2f} s per pair")
 
@@ -118,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     if serial:
         out["speedup"] = out["serial_s"] / out["dask_s"]
         out["speedup_with_startup"] = out["serial_s"] / out["dask_with_startup_s"]
-        same = sum(serial[(r["i"], r["j"])][:3] == (r["cmc_count"], round(r["score"], 9), r["rotation_deg"])
-                   for r in rows)
-        out["pairs_equal_to_serial"] = same
+        same = sum(serial[(r["i"], r["j"])][:3] == (r["cmc_count"], r["rotation_deg"],
+                                                     (r["translation_dy_m"], r["translation_dx_m"])) for r in rows)
+        dscore = max(abs(serial[(r["i"], r["j"])][3] - r["score"]) for r in rows)
+        out["pairs_same_count_and_registration"] = same
+        out["max_score_difference"] = dscore
         print(f"speed-up {out['speedup']:.2f}x ({out['speedup_with_startup']:.2f}x with cluster start); "
-              f"{same} of {n_pairs} pairs identical to serial")
+              f"{same} of {n_pairs} pairs with the same CMC count and registration as serial, "
+              f"largest score difference {dscore:.2g}")
 
     def firearm(name: str) -> str:
         return truth.get(name, "?")
@@ -134,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"same-firearm {len(km)} pairs, min score {min(km):.2f}; different-firearm {len(knm)}, "
               f"max score {max(knm):.2f}")
 
+    out["code_after"] = _code_state()
+    if out["code_after"] != out["code_before"]:
+        print("WARNING: the comparison code changed during the benchmark (another checkout/agent): "
+              f"{out['code_before']} -> {out['code_after']}; serial and Dask may have run different code")
     measured = out["worker_s_per_pair"]
     out["projection"] = [projection(ns, spp, m, c) for ns in (1_000, 100_000) for spp in (measured, 1.5, 0.5)
                          for m, c in ((1, 2), (10, 32), (100, 32))]
