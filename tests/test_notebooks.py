@@ -29,7 +29,7 @@ def test_notebook_runs(path, tmp_path):
     # committed without outputs, so the repository stays small
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         f"{path.name} is committed with outputs; clear them"
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+    client = nbclient.NotebookClient(nb, timeout=1200, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     t0 = time.perf_counter()
     client.execute()  # raises CellExecutionError with the failing cell's traceback
