@@ -55,6 +55,7 @@ def test_self_comparison_all_cells_congruent(fadul, pa):
     assert res.cmc_count == n_cells
     assert res.correlation == pytest.approx(1.0)
     assert res.mirrored is False and res.warnings == []
+    assert res.handedness["as_given"]["coarse_max_cmc"] > res.handedness["mirrored"]["coarse_max_cmc"]
 
 
 @pytest.mark.parametrize("phi, shift", [(30.0, (6.0, -9.0)), (-117.0, (-4.0, 3.0))])
@@ -187,7 +188,8 @@ def test_parameters_are_range_checked(fadul, bad, match):
 
 def test_params_are_a_frozen_validated_dataclass():
     p = PRESETS["default"]
-    assert isinstance(p, CompareParams) and p.coarse_step == 6.0
+    assert isinstance(p, CompareParams) and p.handedness == "both" and p.coarse_step == 6.0
+    assert p.fine_factor == 2 and PRESETS["cmcr"].coarse_step is None
     with pytest.raises(AttributeError):
         p.corr_threshold = 0.9          # frozen
     q = p.replace(corr_threshold=0.6, rotation_range=[-30, 30])

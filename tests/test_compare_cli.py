@@ -50,3 +50,20 @@ def test_cli_compare_raw_extracts_first(capsys):
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert d["cmc_count"] >= 5         # same slide: clearly more than a different-slide pair (<= 2)
+
+
+def test_cli_compare_reports_a_mirrored_match(tmp_path, capsys):
+    import numpy as np
+    from ballistics import scan_from_array, write_x3p
+    a, b = datasets.fadul("processed")[:2]
+    flipped = tmp_path / "b flipped.x3p"
+    write_x3p(scan_from_array(np.ascontiguousarray(b.data[::-1]), b.spacing, name="flipped"), flipped)
+    pa = str(datasets.fadul_paths("processed")[0])
+    rc = main(["compare", pa, str(flipped), "--no-extract", "--param", "rotation_range=(-30,-18)",
+               "--param", "coarse_step=None"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "WARNING" in out and "provenance" in out and "mirrored" in out
+    rc = main(["compare", pa, str(flipped), "--no-extract", "--handedness", "as_given", "--json",
+               "--param", "rotation_range=(-30,-18)", "--param", "coarse_step=None"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["mirrored"] is False and d["warnings"] == [] and d["params"]["handedness"] == "as_given"

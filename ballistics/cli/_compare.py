@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decision rule: convergence (Chen 2017, default), high (Tong 2015), original (Song 2013)")
     p.add_argument("--preset", default="default", choices=["default", "cmcr"],
                    help="default: full-circle coarse-to-fine search; cmcr: cmcR 0.1.11's settings (-30..30 by 3 deg)")
+    p.add_argument("--handedness", default=None, choices=["both", "as_given"],
+                   help="both (default): also try b mirrored (rows reversed) and report which matched; "
+                        "as_given: compare the files as they are")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter, e.g. --param corr_threshold=0.6 --param rotation_range=(-30,30)")
     g = p.add_mutually_exclusive_group()
@@ -87,7 +90,12 @@ def run(args: argparse.Namespace) -> int:
         if do:
             scan = _extract(scan)
         scans.append(scan)
-    res = compare(scans[0], scans[1], args.method, preset=args.preset, **_parse_params(args.param))
+    params = _parse_params(args.param)
+    if args.handedness is not None:
+        params["handedness"] = args.handedness
+    res = compare(scans[0], scans[1], args.method, preset=args.preset, **params)
+    for w in res.warnings:
+        log.warning("%s", w)
     if args.json:
         d = res.to_dict()
         if not args.cells:
@@ -95,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         emit(d, True)
         return 0
     print(res.summary())
+    for w in res.warnings:
+        print(f"  WARNING: {w}")
     for name, d in res.directions.items():
         passed = "" if d["passed"] is None else ("  passed" if d["passed"] else "  failed")
         print(f"  {name}: {d['cmc_count']} CMCs of {d['n_cells']} cells, rotation {d['rotation_deg']:.1f} deg, "

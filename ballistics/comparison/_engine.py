@@ -297,8 +297,8 @@ def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "c
     params_out = p.to_dict()
     params_out.update(method=method, preset=preset if isinstance(preset, str) else "custom",
                       translation_threshold_m=p.translation_threshold_px * sx, pixel_spacing_m=[sy, sx])
-    warnings = [MIRROR_WARNING] if srch.mirrored else []
-    if srch.mirrored:
+    warnings = [MIRROR_WARNING] if (srch.mirrored and cmc > 0) else []
+    if warnings:
         log.warning("%s vs %s: %s", pa.name, pb.name, MIRROR_WARNING)
     return Comparison(
         method=method, cmc_count=int(cmc), score=score, rotation_deg=float(rot),

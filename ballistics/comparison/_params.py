@@ -76,7 +76,7 @@ class CompareParams:
     coarse_factor: int = 4
     n_candidates: int = 2
     fine_margin_px: int | None = None
-    fine_factor: int = 1
+    fine_factor: int = 2
     refine_px: int = 2
     high_fallback: str = "none"
     require_consistency: bool = True
@@ -84,7 +84,7 @@ class CompareParams:
     spacing_tolerance: float = 0.01
     workers: int | None = None
     pipeline: str = "native"
-    handedness: str = "as_given"
+    handedness: str = "both"
 
     def __post_init__(self) -> None:
         s = object.__setattr__

@@ -80,13 +80,14 @@ class Comparison:
         Shapes of ``a`` and ``b`` (for :func:`~ballistics.comparison.align`), whether ``b``
         was mirrored, and the convention in words.
     mirrored : bool
-        True if ``b`` matched as a mirror image (its rows reversed, x3ptools'
-        ``x3p_flip_y``): the registration, the cells' target positions and the areal
-        correlation then refer to ``b.data[::-1]`` (:func:`~ballistics.comparison.align`
-        applies the flip).  Opposite handedness means the files came through different
-        conversion routes: the examiner must check their provenance.
+        True if ``b`` was refined and is reported mirrored (its rows reversed, x3ptools'
+        ``x3p_flip_y``), because its mirror image gave the stronger coarse evidence: the
+        registration, the cells' target positions and the areal correlation then refer
+        to ``b.data[::-1]`` (:func:`~ballistics.comparison.align` applies the flip).
     warnings : list of str
-        Plain-language warnings for the examiner (a mirrored match).
+        Plain-language warnings for the examiner: a mirrored *match* (``mirrored`` and
+        ``cmc_count > 0``) means the two files have opposite handedness (different
+        conversion routes); the examiner must check their provenance.
     handedness : dict
         ``"as_given"`` (and ``"mirrored"`` when both were searched) -> the coarse
         stage's evidence of direction a_to_b: ``coarse_max_cmc`` (peak of the coarse
@@ -152,7 +153,7 @@ class Comparison:
         dirs = ", ".join(f"{k} {v['cmc_count']}" + ("" if v.get("passed") is None else
                                                    (" passed" if v["passed"] else " failed"))
                          for k, v in self.directions.items())
-        mir = " (b mirrored: check provenance)" if self.mirrored else ""
+        mir = " (b mirrored: check provenance)" if (self.mirrored and self.cmc_count > 0) else ""
         return (f"{self.a_name} vs {self.b_name}{mir}: {self.method} CMC = {self.cmc_count} ({dirs}), "
                 f"score {self.score:.3f}, rotation {self.rotation_deg:.1f} deg, translation "
                 f"({self.translation_m[0] * 1e6:.1f}, {self.translation_m[1] * 1e6:.1f}) um, "

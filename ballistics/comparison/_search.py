@@ -8,8 +8,8 @@ Native pipeline, coarse-to-fine (default):
    rotations and their consensus translation.
 2. **Handedness** (``handedness="both"``): the coarse stage of direction a->b also runs
    against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``); the handedness
-   with the higher coarse CMC peak (ties: as given) is the one refined, in both
-   directions.
+   with the higher coarse CMC peak (equal peaks: as given) is the one refined, in both
+   directions (one extra coarse sweep: the mirrored pair is never refined).
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
    +-coarse_step / 2; every cell searched over the whole region at ``fine_factor``
    (default 2), then at full resolution within +-``refine_px`` of that optimum (masked
@@ -197,8 +197,9 @@ def _fine(ref: PreparedScan, tgt: PreparedScan, cands, p: CompareParams) -> Feat
 
 
 def _better(ev_m: dict, ev_g: dict) -> bool:
-    """True if the mirrored coarse evidence beats the as-given one (ties: as given)."""
-    return (ev_m["coarse_max_cmc"], ev_m["coarse_ncc_sum"]) > (ev_g["coarse_max_cmc"], ev_g["coarse_ncc_sum"])
+    """True if the mirrored coarse CMC peak is higher than the as-given one (equal peaks:
+    as given, the files' own handedness is the default)."""
+    return ev_m["coarse_max_cmc"] > ev_g["coarse_max_cmc"]
 
 
 def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:

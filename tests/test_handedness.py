@@ -1,0 +1,79 @@
+"""Handedness (issue 11): compare() also searches b mirrored, reports it, warns, and the
+extra search raises no different-firearm count (bundled Fadul sample)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from ballistics import ParameterError, datasets, scan_from_array
+from ballistics.comparison import Comparison, align, aligned_pair, compare, prepare
+
+
+@pytest.fixture(scope="module")
+def fadul():
+    return datasets.fadul("processed")
+
+
+@pytest.fixture(scope="module")
+def prepared(fadul):
+    return [prepare(s) for s in fadul]
+
+
+def mirror(scan):
+    """b's rows reversed (x3ptools' x3p_flip_y), as a differently converted file would be."""
+    return scan_from_array(np.ascontiguousarray(scan.data[::-1]), scan.spacing, name=scan.name + " (y-flipped)")
+
+
+def test_mirrored_copy_matches_its_partner_with_the_same_count(fadul, prepared):
+    a, b = prepared[0], fadul[1]                        # Fadul 1-1, 1-2: same slide
+    plain = compare(a, b)
+    flipped = compare(a, mirror(b))
+    assert plain.mirrored is False and plain.warnings == []
+    assert flipped.mirrored is True
+    assert flipped.cmc_count == plain.cmc_count >= 10
+    assert flipped.method_counts == plain.method_counts
+    assert flipped.rotation_deg == plain.rotation_deg
+    assert len(flipped.warnings) == 1 and "provenance" in flipped.warnings[0]
+    assert "mirrored" in flipped.summary()
+    # the coarse evidence of both handedness is reported, and decided the choice
+    ev = flipped.handedness
+    assert ev["mirrored"]["coarse_max_cmc"] > ev["as_given"]["coarse_max_cmc"]
+    assert ev["mirrored"]["coarse_max_cmc"] == plain.handedness["as_given"]["coarse_max_cmc"]
+    # the registration refers to the flipped-back copy: align() overlays it on a
+    al = align(mirror(b), flipped)
+    m = al.mask & fadul[0].mask
+    assert np.corrcoef(al.data[m], fadul[0].data[m])[0, 1] == pytest.approx(flipped.correlation)
+    a_arr, b_al = aligned_pair(fadul[0], mirror(b), flipped)
+    np.testing.assert_array_equal(np.isfinite(b_al), al.mask)
+    # JSON round trip keeps the handedness fields
+    back = Comparison.from_dict(flipped.to_dict())
+    assert back.mirrored is True and back.warnings == flipped.warnings and back.handedness == flipped.handedness
+
+
+def test_as_given_only_misses_a_mirrored_match(fadul, prepared):
+    res = compare(prepared[0], mirror(fadul[1]), handedness="as_given")
+    assert res.mirrored is False and set(res.handedness) == {"as_given"}
+    assert res.cmc_count <= 2 and res.warnings == []
+    with pytest.raises(ParameterError, match="handedness"):
+        compare(prepared[0], fadul[1], handedness="mirror")
+
+
+@pytest.mark.slow
+def test_both_handedness_raises_no_different_firearm_count(fadul, prepared):
+    """Every different-firearm pair of the bundled sample (slides 1, 2, 3: 12 pairs): the
+    count with both handedness searched is no higher than with the files as given, and
+    a mirrored choice never comes with a warning unless it has CMCs."""
+    firearm = [s.name.split()[-1].split("-")[0] for s in fadul]
+    pairs = [(i, j) for i, j in itertools.combinations(range(len(fadul)), 2) if firearm[i] != firearm[j]]
+    assert len(pairs) == 12
+    for i, j in pairs:
+        both = compare(prepared[i], prepared[j])
+        given = compare(prepared[i], prepared[j], handedness="as_given")
+        what = f"{fadul[i].name} vs {fadul[j].name}"
+        assert set(both.handedness) == {"as_given", "mirrored"}, what
+        assert both.cmc_count <= given.cmc_count, what
+        assert both.cmc_count <= 2, what
+        assert bool(both.warnings) == (both.mirrored and both.cmc_count > 0), what
