@@ -90,7 +90,8 @@ def scan_identity(scan: Scan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def resolve_scans(scans: Sequence[str | os.PathLike[str] | Scan], what: str = "scans") -> tuple[list[ScanRef], dict[int, Scan]]:
+def resolve_scans(scans: Sequence[str | os.PathLike[str] | Scan],
+                  what: str = "scans") -> tuple[list[ScanRef], dict[int, Scan]]:
     """Checksum the inputs and give each an index.
 
     Parameters
@@ -193,6 +194,8 @@ class Manifest:
     library_version : str
     created_utc : str
         When the folder's run was first started (not part of the digest).
+    recorded_digest : str or None
+        The digest as written in a loaded ``manifest.json``.
     """
 
     kind: str
@@ -205,6 +208,12 @@ class Manifest:
     keep_json: bool = True
     library_version: str = __version__
     created_utc: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    recorded_digest: str | None = field(default=None, compare=False)
+
+    @property
+    def run_digest(self) -> str:
+        """The digest written in ``manifest.json`` (what the tile files carry), else :attr:`digest`."""
+        return self.recorded_digest or self.digest
 
     def identity(self) -> dict[str, Any]:
         """The part of the manifest that determines the results (paths and dates excluded)."""
@@ -243,7 +252,9 @@ class Manifest:
         t = d["tiling"]
         return cls(kind=d["kind"], scans=[ScanRef(**r) for r in d["scans"]], compare=d["compare"],
                    tile_size=int(t["tile_size"]), n_pairs=int(t["n_pairs"]), n_tiles=int(t["n_tiles"]),
-                   pairs=d.get("pairs"), keep_json=bool(d.get("keep_json", True)), library_version=d["library_version"], created_utc=d["created_utc"])
+                   pairs=d.get("pairs"), keep_json=bool(d.get("keep_json", True)),
+                   library_version=d["library_version"], created_utc=d["created_utc"],
+                   recorded_digest=d.get("digest"))
 
     def write(self, folder: Path) -> Path:
         """Write ``manifest.json`` atomically into ``folder``."""
@@ -275,4 +286,4 @@ class Manifest:
                  "tile_size": "the tile size", "kind": "the kind of run", "pairs_sha256": "the list of pairs",
                  "library_version": "the library version", "format": "the file format",
                  "keep_json": "keep_json (whether results keep their full JSON)"}
-        return ", ".join(words.get(k, k) for k in diffs) or "nothing"
+        return ", ".join(words.get(k, k) for k in diffs) or "how the run was recorded (another version of the engine)"

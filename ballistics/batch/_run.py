@@ -118,7 +118,7 @@ def _open_output(output: Any, manifest: Manifest) -> tuple[Path, Any]:
         if not (folder / MANIFEST_NAME).exists():
             return False
         old = Manifest.load(folder)
-        if old.digest != manifest.digest:
+        if old.run_digest != manifest.digest:
             raise ParameterError(
                 f"{str(output)!r} holds another batch run (it differs in {old.explain_difference(manifest)}); "
                 "use a new output folder, or rerun with the same scans and parameters to resume it.")
@@ -170,9 +170,9 @@ def _execute(manifest: Manifest, tiles: Callable[[], Iterable[Tile]], objects: d
         lock.release()
 
 
-def _execute_locked(manifest: Manifest, tiles: Callable[[], Iterable[Tile]], objects: dict[int, Scan], folder: Path, t0: float,
-                    *, scheduler: str | None, client: Any, n_workers: int | None, max_tiles: int | None,
-                    progress: bool, cache_size: int | None) -> BatchSummary:
+def _execute_locked(manifest: Manifest, tiles: Callable[[], Iterable[Tile]], objects: dict[int, Scan],
+                    folder: Path, t0: float, *, scheduler: str | None, client: Any, n_workers: int | None,
+                    max_tiles: int | None, progress: bool, cache_size: int | None) -> BatchSummary:
     summary = BatchSummary(str(folder), manifest.digest, manifest.n_pairs, manifest.n_tiles)
     refs = {r.index: asdict(r) for r in manifest.scans}
     compare_kw = dict(manifest.compare["params"], method=manifest.compare["method"],
@@ -264,7 +264,8 @@ def _submit_all(pending: Iterator[Tile], n_pairs: int, refs: dict, objects: dict
 
 
 def _finish(kind: str, refs: list[ScanRef], objects: dict[int, Scan], pair_list: list[list[int]] | None,
-            tiles: Callable[[], Iterable[Tile]], n_pairs: int, n_tiles: int, tile_size: int, compare_kw: dict, output: Any,
+            tiles: Callable[[], Iterable[Tile]], n_pairs: int, n_tiles: int, tile_size: int, compare_kw: dict,
+            output: Any,
             keep_json: bool = True, **run_kw: Any) -> BatchSummary:
     params = {k: v for k, v in compare_kw.items() if k not in ("method", "preset")}
     if not isinstance(keep_json, bool):

@@ -152,7 +152,7 @@ def read_results(output: str | os.PathLike[str], *, require_complete: bool = Fal
             raise ParameterError(f"{path} is not a readable tile file ({exc}); delete it and rerun to "
                                  "recompute it.") from exc
         meta = {k.decode(): v.decode() for k, v in (t.schema.metadata or {}).items()}
-        if meta.get(f"{META_PREFIX}manifest_digest") != manifest.digest:
+        if meta.get(f"{META_PREFIX}manifest_digest") != manifest.run_digest:
             raise ParameterError(f"{path} belongs to another run than {folder / MANIFEST_NAME}; "
                                  "remove it or rerun to recompute it.")
         tables.append(t.replace_schema_metadata(None))
@@ -167,7 +167,7 @@ def read_results(output: str | os.PathLike[str], *, require_complete: bool = Fal
         raise ParameterError(f"{folder}: {table.num_rows} of {manifest.n_pairs} pairs are computed; rerun the "
                              "same command to finish the run.")
     return table.replace_schema_metadata({
-        f"{META_PREFIX}manifest_digest": manifest.digest, f"{META_PREFIX}kind": manifest.kind,
+        f"{META_PREFIX}manifest_digest": manifest.run_digest, f"{META_PREFIX}kind": manifest.kind,
         f"{META_PREFIX}compare": json.dumps(canonical(manifest.compare), sort_keys=True),
         f"{META_PREFIX}library_version": manifest.library_version,
         f"{META_PREFIX}n_pairs_expected": str(manifest.n_pairs)})
