@@ -3,8 +3,10 @@
 Run (repository root, venv active, ``../shared/data`` present)::
 
     python benchmarks/bench_search.py features   # signatures + key points of real and synthetic scans (cached)
+    python benchmarks/bench_search.py decoys-real  # augmented copies of the real scans, as harder decoys
     python benchmarks/bench_search.py fadul      # leave-one-out over the 40 processed Fadul scans
     python benchmarks/bench_search.py scale      # Fadul + DFSC queries among 10 k / 100 k synthetic decoys
+    python benchmarks/bench_search.py stage1     # stage-1 signature variants: recall per byte among decoys
     python benchmarks/bench_search.py index      # stage-1 latency and memory up to 1 M entries
 
 Nothing learned is trained on a queried firearm: the stage-1 codebook used here is
@@ -121,6 +123,31 @@ def cmd_features(a: argparse.Namespace) -> None:
     print(f"features cached in {CACHE}")
 
 
+def cmd_decoys_real(a: argparse.Namespace) -> None:
+    """Harder decoys: augmented copies of the real scans (rotation, mirror, noise, masks, resampling).
+
+    A query never sees decoys derived from its own firearm (they are removed from its
+    search), so every decoy it meets is real texture of another firearm.
+    """
+    from ballistics.index._signature import signature
+    from ballistics.index._verify_sift import keypoints
+    _cv1()
+    feats = _load()
+    scans, names, firearms, _ = real_scans()
+    rng = np.random.default_rng(11)
+    sig, blobs, base_fa = [], [], []
+    for s, f in zip(scans, firearms):
+        for _ in range(a.copies):
+            t = augment(s, rng)
+            sig.append(signature(t, codebook=feats["codebook_synth"]))
+            blobs.append(keypoints(t).to_bytes())
+            base_fa.append(f)
+    feats["decoy_real"] = {"sig_synth": np.array(sig), "blobs": blobs, "firearm": base_fa}
+    with open(CACHE, "wb") as fh:
+        pickle.dump(feats, fh)
+    print(f"{len(sig)} real-derived decoys cached")
+
+
 def _load() -> dict:
     with open(CACHE, "rb") as f:
         return pickle.load(f)
@@ -133,21 +160,30 @@ def _mates_recall(order: list[int], mates: set[int], k: int) -> float:
 class PairCompare:
     """compare() of real pairs, cached on disk (a pair's result does not depend on the database)."""
 
-    def __init__(self, scans: list) -> None:
+    def __init__(self, scans: list, shard: str = "", compute: bool = True) -> None:
+        self.compute = compute
         from ballistics.comparison import compare, prepare
         self.compare, self.prepare, self.scans = compare, prepare, scans
-        self.cache: dict = pickle.load(open(CMP_CACHE, "rb")) if CMP_CACHE.exists() else {}
+        self.cache: dict = {}
+        for f in sorted(OUT.glob(CMP_CACHE.stem + "*.pkl")):
+            with open(f, "rb") as fh:
+                self.cache.update(pickle.load(fh))
+        self.file = OUT / f"{CMP_CACHE.stem}{shard}.pkl"
+        self.mine: dict = {}
         self.prepared: dict = {}
 
     def __call__(self, i: int, j: int) -> tuple[int, float, float, float]:
         if (i, j) not in self.cache:
+            if not self.compute:
+                raise KeyError((i, j))
             if i not in self.prepared:
                 self.prepared = {i: self.prepare(self.scans[i])}
             w, c = time.perf_counter(), time.process_time()
             r = self.compare(self.prepared[i], self.scans[j])
-            self.cache[(i, j)] = (int(r.cmc_count), float(r.score), time.process_time() - c, time.perf_counter() - w)
-            with open(CMP_CACHE, "wb") as f:
-                pickle.dump(self.cache, f)
+            self.cache[(i, j)] = self.mine[(i, j)] = (int(r.cmc_count), float(r.score), time.process_time() - c,
+                                                      time.perf_counter() - w)
+            with open(self.file, "wb") as f:
+                pickle.dump(self.mine, f)
         return self.cache[(i, j)]
 
 
@@ -163,8 +199,9 @@ def cmd_fadul(a: argparse.Namespace) -> None:
     scans, *_ = real_scans()
     scans = [scans[i] for i in fad]
     kps = [Keypoints.from_bytes(feats["real"]["blobs"][i]) for i in fad]
-    pc = PairCompare(scans)
+    pc = PairCompare(scans, f"-{a.shard.replace('/', 'of')}" if a.shard else "", compute=not a.cached_only)
     n = len(fad)
+    sh, nsh = (int(x) for x in a.shard.split("/")) if a.shard else (0, 1)
     depths = [10, 50, 200, 1000]
     rows = []
     for sigkey in ("sig_synth", "sig_shipped"):
@@ -181,7 +218,7 @@ def cmd_fadul(a: argparse.Namespace) -> None:
                 res["s1"][d].append(_mates_recall(order1, mates, 10 if d >= 10 else d) if d == 10 else
                                     len(set(order1[:d]) & mates) / len(mates))
             res["h1_s1"].append(order1[0] in mates)
-            if sigkey != "sig_synth":
+            if sigkey != "sig_synth" or qi % nsh != sh:
                 continue
             c0, w0 = time.process_time(), time.perf_counter()
             qkp = query_keypoints(scans[qi])
@@ -198,12 +235,16 @@ def cmd_fadul(a: argparse.Namespace) -> None:
                     for j in o2]
             t3 = 0.0
             n3 = 0
-            for h in hits[: a.rerank]:
-                if h.stage2_inliers >= a.min_inliers:
-                    cmc, sc, cpu, _ = pc(qi, h.key)
-                    h.cmc_count, h.compare_score = cmc, sc
-                    t3 += cpu
-                    n3 += 1
+            try:
+                for h in hits[: a.rerank]:
+                    if h.stage2_inliers >= a.min_inliers:
+                        cmc, sc, cpu, _ = pc(qi, h.key)
+                        h.cmc_count, h.compare_score = cmc, sc
+                        t3 += cpu
+                        n3 += 1
+            except KeyError:
+                log.info("query %d: stage-3 comparisons not in the cache (--cached-only): stage 3 skipped", qi)
+                continue
             hits.sort(key=lambda h: h.sort_key())
             final = [h.key for h in hits]
             full["recall10"].append(_mates_recall(final, mates, 10))
@@ -228,7 +269,7 @@ def cmd_fadul(a: argparse.Namespace) -> None:
         if res["s12"][10]:
             print(f"{sigkey:<12}{'1+2':<10}" + "".join(f"{np.mean(res['s12'][d]):9.3f}" for d in depths)
                   + f"{np.mean(res['h1_s12']):8.3f}")
-            print(f"{sigkey:<12}{'1+2+3':<10} mate recall@10 {np.mean(full['recall10']):.3f}, "
+            print(f"{sigkey:<12}{'1+2+3':<10} ({len(full['hit1'])} queries) mate recall@10 {np.mean(full['recall10']):.3f}, "
                   f"hit@1 {np.mean(full['hit1']):.3f}")
             print(f"  query time (CPU s, extracted query): stages 1+2 median {statistics.median(full['t12']):.3f} "
                   f"(max {max(full['t12']):.3f}); stage 3 median {statistics.median(full['t_s3']):.2f} "
@@ -236,15 +277,39 @@ def cmd_fadul(a: argparse.Namespace) -> None:
                   f"end to end median {statistics.median(full['t']):.2f} s, max {max(full['t']):.2f} s")
 
 
-def _decoy_pool(feats: dict, n: int, sigkey: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n decoy signatures from the base synthetic ones: replicas with small noise (base index kept)."""
-    base = feats["decoy"][sigkey].astype(np.float32)
+def _decoy_bases(feats: dict, which: str) -> tuple[np.ndarray, list, list]:
+    """Base decoys: (signatures, stage-2 blobs, firearm each was derived from or None for synthetic)."""
+    sig, blobs, fa = [], [], []
+    if which in ("synth", "both"):
+        sig.append(feats["decoy"]["sig_synth"])
+        blobs += feats["decoy"]["blobs"]
+        fa += [None] * len(feats["decoy"]["blobs"])
+    if which in ("real", "both") and "decoy_real" in feats:
+        sig.append(feats["decoy_real"]["sig_synth"])
+        blobs += feats["decoy_real"]["blobs"]
+        fa += feats["decoy_real"]["firearm"]
+    return np.vstack(sig).astype(np.float32), blobs, fa
+
+
+def _decoy_pool(feats: dict, n: int, which: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n decoy signatures: the base decoys once, then replicas with small noise (base index kept)."""
+    base, _, _ = _decoy_bases(feats, which)
     b = rng.integers(0, len(base), n)
+    m = min(n, len(base))
+    b[:m] = np.arange(m)
     X = base[b] + rng.normal(0, 0.02, (n, base.shape[1])).astype(np.float32)
+    X[:m] = base[:m]
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    X[: min(n, len(base))] = base[: min(n, len(base))]
-    b[: min(n, len(base))] = np.arange(min(n, len(base)))
-    return X, b
+    return X.astype(np.float32), b
+
+
+def _search_excluding(idx, q: np.ndarray, depth: int, banned: np.ndarray):
+    """FAISS search leaving out ``banned`` ids (decoys derived from the query's own firearm)."""
+    import faiss
+    if len(banned) == 0:
+        return idx.search(q, depth)
+    sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(banned.astype(np.int64)))
+    return idx.search(q, depth, params=faiss.SearchParameters(sel=sel))
 
 
 def cmd_scale(a: argparse.Namespace) -> None:
@@ -259,13 +324,15 @@ def cmd_scale(a: argparse.Namespace) -> None:
     nreal = len(R)
     scans, *_ = real_scans()
     kps = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
-    dk = [Keypoints.from_bytes(b) for b in feats["decoy"]["blobs"]]
     pc = PairCompare(scans)
     depths = [10, 50, 200, 1000]
     qkps = {}
     for size in a.sizes:
         rng = np.random.default_rng(size)
-        Xd, base = _decoy_pool(feats, size - nreal, "sig_synth", rng)
+        Xd, base = _decoy_pool(feats, size - nreal, a.decoys, rng)
+        _, dblobs, dfa = _decoy_bases(feats, a.decoys)
+        dk = [Keypoints.from_bytes(b) for b in dblobs]
+        dfa_arr = np.array([str(x) for x in dfa])
         X = np.vstack([R, Xd])
         idx = faiss.IndexFlatIP(X.shape[1])
         idx.add(X)
@@ -281,8 +348,10 @@ def cmd_scale(a: argparse.Namespace) -> None:
             if qi not in qkps:
                 qkps[qi] = (query_keypoints(scans[qi]), time.process_time() - c0)
             qkp, tq = qkps[qi]
+            timed = qi % a.time_every == 0
             c1 = time.process_time()
-            D, I = idx.search(R[qi:qi + 1], max(depths) + 1)
+            banned = nreal + np.flatnonzero(dfa_arr[base] == fa[qi])
+            D, I = _search_excluding(idx, R[qi:qi + 1], max(depths) + 1, banned)
             t1 = time.process_time() - c1
             order = [j for j in I[0].tolist() if j != qi]
             c2 = time.process_time()
@@ -295,7 +364,7 @@ def cmd_scale(a: argparse.Namespace) -> None:
                     # replicas of one synthetic decoy share its key points: verify once, time per call
                     if key not in dec_scores:
                         dec_scores[key] = verify(qkp, dk[key[1]]).inliers
-                    else:
+                    elif timed:
                         verify(qkp, dk[key[1]])
                     sc[j] = dec_scores[key]
             t2 = time.process_time() - c2
@@ -323,9 +392,10 @@ def cmd_scale(a: argparse.Namespace) -> None:
             final = [h.key for h in hits]
             s123.append(_mates_recall(final, mates, 10))
             h1.append(final[0] in mates)
-            t1s.append(t1)
-            t12s.append(tq + t1 + t2)
-            tends.append(tq + t1 + t2 + t3)
+            if timed:
+                t1s.append(t1)
+                t12s.append(tq + t1 + t2)
+                tends.append(tq + t1 + t2 + t3)
         print(f"\n## {size:,} entries ({nreal} real Fadul+DFSC, {size - nreal:,} synthetic decoys from "
               f"{feats['n_decoys']} synthetic surfaces); {len(s123)} queries; stage-2 shortlist={a.shortlist}")
         print(f"{'stage':<8}" + "".join(f"{'d=' + str(d):>9}" for d in depths) + "   (mate recall@10, or @depth for stage 1)")
@@ -333,9 +403,130 @@ def cmd_scale(a: argparse.Namespace) -> None:
         print(f"{'1+2':<8}" + "".join(f"{np.mean(s12[d]):9.3f}" for d in depths))
         print(f"1+2+3 (shortlist {a.shortlist}, rerank {a.rerank}): mate recall@10 {np.mean(s123):.3f}, "
               f"hit@1 {np.mean(h1):.3f}")
-        print(f"CPU s per query: stage 1 (exact flat, 1 query) median {1e3 * statistics.median(t1s):.1f} ms; "
+        print(f"CPU s per query ({len(t1s)} timed queries; replicas of a decoy verified again for timing): stage 1 (exact flat, 1 query) median {1e3 * statistics.median(t1s):.1f} ms; "
               f"query features + stages 1+2 median {statistics.median(t12s):.2f} s; end to end (with stage-3 "
               f"compare CPU time of the same pairs) median {statistics.median(tends):.2f} s, max {max(tends):.2f} s")
+
+
+def _variants(X: np.ndarray) -> dict[str, tuple[np.ndarray, str, int]]:
+    """Stage-1 signature variants from the cached 640-d vectors: name -> (vectors, storage, bytes/entry)."""
+    def unit(v: np.ndarray) -> np.ndarray:
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    vl, po = unit(X[:, :512]), unit(X[:, 512:])
+    return {"fused-640 f32": (X, "flat", 2560), "fused-640 SQ8": (X, "sq8", 640),
+            "VLAD-512 f32": (vl, "flat", 2048), "VLAD-512 SQ8": (vl, "sq8", 512),
+            "polar-128 f32": (po, "flat", 512), "polar-128 SQ8": (po, "sq8", 128)}
+
+
+def cmd_stage1(a: argparse.Namespace) -> None:
+    """Stage-1 variants: mate recall at depth vs bytes per entry, real queries among decoys."""
+    import faiss
+    feats = _load()
+    fa = feats["firearms"]
+    nreal = len(fa)
+    depths = [10, 50, 200, 1000]
+    for size in a.sizes:
+        rng = np.random.default_rng(size)
+        Xd, base = _decoy_pool(feats, size - nreal, a.decoys, rng)
+        dfa_arr = np.array([str(x) for x in _decoy_bases(feats, a.decoys)[2]])
+        X = np.vstack([feats["real"]["sig_synth"].astype(np.float32), Xd])
+        print(f"\n## stage-1 variants at {size:,} entries ({nreal} real + decoys: {a.decoys}); mate recall within depth")
+        print(f"{'variant':<16}{'B/entry':>8}" + "".join(f"{'d=' + str(d):>8}" for d in depths))
+        for name, (V, kind, nb) in _variants(X).items():
+            if kind == "flat":
+                idx = faiss.IndexFlatIP(V.shape[1])
+            else:
+                idx = faiss.IndexScalarQuantizer(V.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+                idx.train(V)
+            idx.add(V)
+            rec = {d: [] for d in depths}
+            for qi in range(nreal):
+                mates = {j for j in range(nreal) if j != qi and fa[j] == fa[qi]}
+                if not mates:
+                    continue
+                banned = nreal + np.flatnonzero(dfa_arr[base] == fa[qi])
+                _, I = _search_excluding(idx, V[qi:qi + 1], max(depths) + 1, banned)
+                order = [j for j in I[0].tolist() if j != qi]
+                for d in depths:
+                    rec[d].append(len(set(order[:d]) & mates) / len(mates))
+            print(f"{name:<16}{nb:>8}" + "".join(f"{np.mean(rec[d]):8.3f}" for d in depths))
+
+
+def cmd_vlad(a: argparse.Namespace) -> None:
+    """Larger VLAD (synth-trained PCA-64 x 64 words = 4096 values) vs the 640-d signature, among decoys."""
+    import faiss
+    from ballistics.index._signature import PARAMS, _standardise, polar_spectrum, sift_descriptors, vlad, _centre_px
+    _cv1()
+    feats = _load()
+    p = dict(PARAMS)
+
+    def desc(s):
+        z, m, sc = _standardise(s, p["spacing_m"])
+        return sift_descriptors(z, m, p)[1], polar_spectrum(z, m, _centre_px(s, m, sc), p)
+
+    rng = np.random.default_rng(7)
+    train = synth_scans(20, 3, seed=1001)
+    train = train + [augment(s, rng) for s in train]
+    Xt = np.vstack([desc(s)[0] for s in train]).astype(np.float64)
+    mean = Xt.mean(0)
+    _, _, vt = np.linalg.svd(Xt - mean, full_matrices=False)
+    cbs = {}
+    for dim, words in ((64, 64), (32, 16)):
+        basis = vt[:dim].T
+        km = faiss.Kmeans(dim, words, niter=25, seed=1)
+        km.train(((Xt - mean) @ basis).astype(np.float32))
+        cbs[f"VLAD pca{dim}x{words}"] = (basis, km.centroids.astype(np.float64))
+    scans, *_ = real_scans()
+    rng = np.random.default_rng(11)
+    aug = [augment(s, rng) for s in scans for _ in range(a.copies)]
+    groups = {"real": scans, "decoy": synth_scans(a.decoy_firearms, 2, seed=5000), "decoy_real": aug}
+    D = {g: [desc(s) for s in ss] for g, ss in groups.items()}
+    log.info("descriptors of %d surfaces done", sum(len(v) for v in D.values()))
+
+    def sig(g, name, polar_w):
+        basis, cent = cbs[name]
+        out = []
+        for d, pol in D[g]:
+            v = vlad(d, mean, basis, cent)
+            v = v / max(np.linalg.norm(v), 1e-12)
+            if polar_w:
+                pv = pol / max(np.linalg.norm(pol), 1e-12)
+                v = np.concatenate([v, polar_w * pv])
+                v = v / np.linalg.norm(v)
+            out.append(v)
+        return np.array(out, np.float32)
+
+    fa = feats["firearms"]
+    nreal = len(fa)
+    depths = [10, 50, 200, 1000]
+    dfa = np.array([str(x) for x in [None] * len(D["decoy"]) + feats["decoy_real"]["firearm"]])
+    for name in cbs:
+        for pw in (0.0, 0.5):
+            R = sig("real", name, pw)
+            B = np.vstack([sig("decoy", name, pw), sig("decoy_real", name, pw)])
+            for size in a.sizes:
+                rng2 = np.random.default_rng(size)
+                n = size - nreal
+                b = rng2.integers(0, len(B), n)
+                b[: min(n, len(B))] = np.arange(min(n, len(B)))
+                X = B[b] + rng2.normal(0, 0.02 * np.sqrt(640 / B.shape[1]), (n, B.shape[1])).astype(np.float32)
+                X[: min(n, len(B))] = B[: min(n, len(B))]
+                X /= np.linalg.norm(X, axis=1, keepdims=True)
+                idx = faiss.IndexScalarQuantizer(B.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+                idx.train(X[:20000])
+                idx.add(np.vstack([R, X]))
+                rec = {d: [] for d in depths}
+                for qi in range(nreal):
+                    mates = {j for j in range(nreal) if j != qi and fa[j] == fa[qi]}
+                    if not mates:
+                        continue
+                    banned = nreal + np.flatnonzero(dfa[b] == fa[qi])
+                    _, I = _search_excluding(idx, R[qi:qi + 1], max(depths) + 1, banned)
+                    order = [j for j in I[0].tolist() if j != qi]
+                    for d in depths:
+                        rec[d].append(len(set(order[:d]) & mates) / len(mates))
+                print(f"{name + (' +polar' if pw else ''):<24}{B.shape[1]:>6} B/entry(SQ8) {size:>8,}"
+                      + "".join(f"{np.mean(rec[d]):8.3f}" for d in depths), flush=True)
 
 
 def cmd_index(a: argparse.Namespace) -> None:
@@ -348,7 +539,7 @@ def cmd_index(a: argparse.Namespace) -> None:
     Q = R[:40]
     for size in a.sizes:
         rng = np.random.default_rng(size)
-        Xd, _ = _decoy_pool(feats, size - len(R), "sig_synth", rng)
+        Xd, _ = _decoy_pool(feats, size - len(R), a.decoys, rng)
         X = np.vstack([R, Xd])
         del Xd
         for kind in a.kinds:
@@ -371,8 +562,14 @@ def cmd_index(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "fadul", "scale", "index"])
+    ap.add_argument("what", choices=["features", "decoys-real", "fadul", "scale", "stage1", "vlad", "index"])
     ap.add_argument("--decoy-firearms", type=int, default=150)
+    ap.add_argument("--copies", type=int, default=6)
+    ap.add_argument("--time-every", type=int, default=4, help="scale: time every n-th query")
+    ap.add_argument("--cached-only", action="store_true", help="stage 3 only where the comparisons are cached")
+    ap.add_argument("--shard", default="", help="i/n: run stage 3 of every n-th query only (parallel shards share "
+                    "the compare cache; a last run without --shard reports all)")
+    ap.add_argument("--decoys", choices=["synth", "real", "both"], default="both")
     ap.add_argument("--shortlist", type=int, default=1000)
     ap.add_argument("--rerank", type=int, default=10)
     ap.add_argument("--min-inliers", type=int, default=6)
@@ -380,7 +577,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kinds", nargs="+", default=["flat", "ivf", "ivfsq"])
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    {"features": cmd_features, "fadul": cmd_fadul, "scale": cmd_scale, "index": cmd_index}[a.what](a)
+    {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale, "stage1": cmd_stage1, "vlad": cmd_vlad,
+     "index": cmd_index}[a.what](a)
 
 
 if __name__ == "__main__":
