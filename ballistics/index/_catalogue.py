@@ -407,7 +407,7 @@ class Catalogue:
                                    vals)
         except sqlite3.IntegrityError as exc:
             raise DatabaseError(f"scan {row.get('scan_id')!r} cannot be stored: {exc}") from exc
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def insert_file(self, num: int, role: str, sha256: str, path: str) -> None:
         self.con.execute("INSERT INTO files(num, role, sha256, path) VALUES(?, ?, ?, ?)", (num, role, sha256, path))

@@ -29,9 +29,11 @@ stored signatures.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -118,6 +120,7 @@ class CaseDatabase(StoreMixin, SyncMixin, SearchMixin, VerifyMixin):
         self.readonly = readonly
         self.lock_timeout = float(lock_timeout)
         self._lock = WriterLock(self.path, self.lock_timeout)
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None  # set by open_bundle()
         self._extractors = extractors
         self._compare = compare
         self._prepare = prepare
@@ -164,7 +167,7 @@ class CaseDatabase(StoreMixin, SyncMixin, SearchMixin, VerifyMixin):
         except BallisticsError as exc:  # the catalogue holds everything; the index is repaired on open
             logger.warning("%s: index not flushed on close (%s)", self.path, exc)
         self.catalogue.close()
-        tmp = getattr(self, "_tmpdir", None)
+        tmp = self._tmpdir
         if tmp is not None:  # a bundle opened with open_bundle()
             tmp.cleanup()
             self._tmpdir = None
@@ -555,7 +558,7 @@ class CaseDatabase(StoreMixin, SyncMixin, SearchMixin, VerifyMixin):
             out.append(d)
         return out
 
-    def audit_log(self, scan_id: str | None = None) -> list[dict[str, Any]]:
+    def audit_log(self, scan_id: str | None = None) -> builtins.list[dict[str, Any]]:
         """Every change (time, action, scan id, parameters, library version), oldest first."""
         return self.catalogue.audit_log(scan_id)
 
