@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..errors import ParameterError
 from ..scan import Scan
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BatchSummary", "MapResult", "all_pairs", "auto_tile_size", "map_scans", "one_vs_many", "pairs"]
 
-ScanInput = "str | os.PathLike[str] | Scan"
+#: A scan given to the batch functions: a file path (read by the workers) or an in-memory Scan.
+ScanInput: TypeAlias = "str | os.PathLike[str] | Scan"
 
 
 @dataclass
