@@ -141,7 +141,7 @@ def atomic_open(path: str | os.PathLike[str], *, mode: int | None = None) -> Ite
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), bits)
-            yield fh  # type: ignore[misc]
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)

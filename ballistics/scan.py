@@ -157,7 +157,7 @@ class Scan:
     @property
     def shape(self) -> tuple[int, int]:
         """``(rows, columns)`` in pixels."""
-        return self.data.shape  # type: ignore[return-value]
+        return self.data.shape
 
     @property
     def mask(self) -> np.ndarray:

@@ -46,8 +46,8 @@ def declared_size(main: bytes, path: Path) -> tuple[int, int, int] | None:
     missing); raises :class:`ScanFormatError` when ``main.xml`` is not well-formed or
     a size is not a non-negative integer.
     """
-    from defusedxml import ElementTree as DefusedET  # type: ignore[import-untyped]
-    from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
+    from defusedxml import ElementTree as DefusedET
+    from defusedxml.common import DefusedXmlException
 
     refuse_dtd(main, str(path))
     try:
@@ -141,7 +141,7 @@ def read_x3p_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]:
     if size is not None and z.shape != (size[1], size[0]):
         raise ScanFormatError(f"{path}: the surface has {z.shape[0]} x {z.shape[1]} points, main.xml "
                               f"declares {size[1]} x {size[0]}.")
-    sx, sy = layer.spacing  # x3pio gives (x, y)
+    sx, sy = layer.spacing  # type: ignore[attr-defined]  # x3pio gives (x, y)
     spacing = fix_spacing((abs(float(sy)), abs(float(sx))), fixes, str(path))
     if b'"kind":"intensity"' not in original:  # images stored by write_x3p are not heights
         z = fix_heights(z, fixes, str(path))
