@@ -32,6 +32,20 @@ def test_public_plot_module_is_review_plot():
     assert ballistics.plot is plot
 
 
+def test_facade_exports_every_figure_family():
+    """The façade lists what it has, including every calibration figure that module lists."""
+    from ballistics.review import _plot_calibration
+
+    for name in plot.__all__:
+        assert hasattr(plot, name), name
+    for name in _plot_calibration.__all__:
+        assert name in plot.__all__ and getattr(plot, name) is getattr(_plot_calibration, name), name
+    for name in ("scan", "virtual_light", "regions", "cells", "comparison", "rotation_curve", "agreement",
+                 "score_reference", "roc", "roc_curve", "roc_auc", "hillshade", "local_correlation",
+                 "common_limits", "aligned_pair", "figure_to_png"):
+        assert name in plot.__all__, name
+
+
 # --------------------------------------------------------------------- hill-shading
 def test_hillshade_lights_the_slope_facing_the_light():
     # a ridge: left flank faces west, right flank faces east
