@@ -296,7 +296,10 @@ class FuzzReport:
 
     def format(self) -> str:
         """Plain-text table of the counts."""
-        lines = [f"{self.n} cases, {self.cpu_seconds:.1f} s CPU in the workers"]
+        escapes = sum(v for k, v in self.counts.items() if k.startswith("escape:"))
+        lines = [f"{self.n} cases, {self.cpu_seconds:.1f} s CPU in the workers",
+                 f"failures: escapes {escapes}, hangs {self.counts['hang']}, crashes {self.counts['crash']}, "
+                 f"invalid {self.counts['invalid']}, silent changes {self.counts['silent-change']}"]
         for k, v in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"  {k:<28} {v:>7}")
         return "\n".join(lines)
