@@ -42,6 +42,7 @@ def labs(tmp_path_factory, sample, queries):
     keys = root / "keys"
     keys.mkdir()
     fp = generate_signing_key(keys / "a.pem", keys / "a.pub")
+    assert (keys / "a.pem").stat().st_mode & 0o077 == 0  # the private key is the owner's only
     generate_signing_key(keys / "other.pem", keys / "other.pub")
     plain = root / "a.zip"
     a.export_bundle(plain, EXPORTED, lab="Lab A")

@@ -113,6 +113,14 @@ def _check_lab(lab: str) -> str:
 
 
 # ---------------------------------------------------------------------- keys
+def _need_crypto() -> None:
+    try:
+        import cryptography  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise BundleSignatureError("signing and checking bundles needs the optional dependency 'cryptography': "
+                                   "pip install 'openbreech[sign]'.") from exc
+
+
 def generate_signing_key(private_path: str | os.PathLike[str], public_path: str | os.PathLike[str]) -> str:
     """Write a new Ed25519 key pair as PEM files; returns the public key's SHA-256 fingerprint.
 
@@ -122,6 +130,7 @@ def generate_signing_key(private_path: str | os.PathLike[str], public_path: str 
         Where to write the private key (PKCS#8, unencrypted: keep it private) and the
         public key (SubjectPublicKeyInfo) to give to partner labs.
     """
+    _need_crypto()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -129,8 +138,7 @@ def generate_signing_key(private_path: str | os.PathLike[str], public_path: str 
     priv = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    atomic_write_bytes(Path(private_path), priv)
-    os.chmod(private_path, 0o600)
+    atomic_write_bytes(Path(private_path), priv, mode=0o600)  # never readable by others, not even briefly
     atomic_write_bytes(Path(public_path), pub)
     return _fingerprint(key.public_key())
 
@@ -143,6 +151,7 @@ def _fingerprint(public_key: Any) -> str:
 
 
 def _load_private(key: Any) -> Any:
+    _need_crypto()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -159,6 +168,7 @@ def _load_private(key: Any) -> Any:
 
 
 def _load_public(key: Any) -> Any:
+    _need_crypto()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -385,9 +395,9 @@ def read_bundle(path: str | os.PathLike[str], public_key: Any = None) -> Bundle:
     sig = data.pop(SIGNATURE, None)
     signed_by = None
     if public_key is not None:
+        key = _load_public(public_key)
         from cryptography.exceptions import InvalidSignature
 
-        key = _load_public(public_key)
         if sig is None:
             raise BundleSignatureError(f"{p}: the bundle is not signed, but a public key was given to check it.")
         try:

@@ -21,10 +21,13 @@ from ..errors import BallisticsError, DatabaseError
 from ..scan import Scan
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably, creating its directory."""
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically and durably, creating its directory.
+
+    ``mode``: permission bits of the new file (default: as :func:`ballistics._io.atomic_write_bytes`).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, data)
+    _atomic_write_bytes(path, data, mode=mode)
     fsync_dir(path.parent)
 
 
