@@ -359,6 +359,7 @@ def run_fuzz(sources: Sequence[Path], n: int, seed: int = 0, *, timeout: float =
         if outcome in FAILURES or outcome.startswith("escape:"):
             report.failures.append((case[0], case[1], case[2], how, outcome, detail))
 
+    startup_failures = 0
     with tempfile.TemporaryDirectory(prefix="ballistics-fuzz-") as tmp:
         for k in range(max(1, workers)):
             (Path(tmp) / f"w{k}").mkdir()
@@ -381,6 +382,11 @@ def run_fuzz(sources: Sequence[Path], n: int, seed: int = 0, *, timeout: float =
                             if s.case is not None:
                                 record(s.case, mutation_name(*s.case[1:]), "crash",
                                        f"worker exit code {s.proc.exitcode}")
+                            elif not s.ready:
+                                startup_failures += 1
+                                if startup_failures >= 3:
+                                    raise RuntimeError("fuzz workers die while starting (import error?); "
+                                                       f"exit code {s.proc.exitcode}") from None
                             s.kill()
                             s.start()
                             continue
@@ -393,6 +399,10 @@ def run_fuzz(sources: Sequence[Path], n: int, seed: int = 0, *, timeout: float =
                         record(s.case, how, outcome, detail)  # type: ignore[arg-type]
                         s.case, s.deadline = None, float("inf")
                     elif time.monotonic() > s.deadline:
+                        if s.case is None and not s.ready:
+                            startup_failures += 1
+                            if startup_failures >= 3:
+                                raise RuntimeError("fuzz workers do not start within 300 s")
                         if s.case is not None:
                             record(s.case, mutation_name(*s.case[1:]), "hang", f"no answer within {timeout} s")
                         s.kill()
