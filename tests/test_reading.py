@@ -8,16 +8,20 @@ import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import ballistics
 from ballistics import datasets, reading
-from ballistics.errors import (BallisticsError, EmptyScanError, ScanFormatError, ScanReadError,
-                               ScanTooLargeError, UnitsError)
-from conftest import shared_path
+from ballistics.errors import (
+    BallisticsError,
+    EmptyScanError,
+    ScanFormatError,
+    ScanReadError,
+    ScanTooLargeError,
+    UnitsError,
+)
 
 
 # ---------------------------------------------------------------- helpers
