@@ -514,7 +514,74 @@ def import_bundle(db: CaseDatabase, path: str | os.PathLike[str], public_key: An
             sigs = {part: b.signatures[part][int(row)] for part, row in e["rows"].items()}
             blobs = {name: b.members[m] for name, m in e.get("blobs", {}).items()}
         prepared.append((e, surfaces, sigs, blobs))
-    return db._import_prepared(b, prepared, str(path), resigned)
+    return _write_entries(db, b, prepared, str(path), resigned)
+
+
+def _write_entries(db: CaseDatabase, b: Bundle, prepared: list[tuple[dict[str, Any], dict[str, Any],
+                                                                  dict[str, Any], dict[str, bytes]]],
+               source: str, resigned: bool) -> dict[str, Any]:
+    """Write validated bundle entries into ``db`` in one transaction (writer lock held)."""
+    def ns(lab: str, v: str | None) -> str | None:
+        return None if v is None else f"{lab}/{v}"
+
+    with db._writer():
+        db._sync(persist=True)
+        new, present = [], []
+        taken: set[str] = set()
+        for item in prepared:
+            e = item[0]
+            lab, oid = e["lab"], e["scan_id"]
+            row = db.catalogue.scan_by_origin(lab, oid, e["sha256"]) or db.catalogue.scan_by_sha(e["sha256"])
+            if row is not None:
+                present.append({"scan_id": row["scan_id"], "bundle_id": f"{lab}/{oid}"})
+                continue
+            sid = f"{lab}/{oid}"
+            if sid in taken or db.catalogue.scan_by_id(sid) is not None:
+                raise BundleError(f"{source}: scan id {sid!r} is already stored with other heights (the lab "
+                                  "changed a scan it had shared?); remove the stored one first. Nothing was "
+                                  "imported.")
+            taken.add(sid)
+            new.append((sid, item))
+        if new:
+            files: dict[str, dict[str, tuple[str, str]]] = {}
+            for sid, (_e, surfaces, _s, _b) in new:
+                files[sid] = {role: db._store_file(surf) for role, surf in surfaces.items()}
+            with db.catalogue.transaction():
+                for sid, (e, _surfaces, sigs, blobs) in new:
+                    lab = e["lab"]
+                    case_id, exhibit_id, firearm_id = (ns(lab, e.get("case_id")), ns(lab, e.get("exhibit_id")),
+                                                       ns(lab, e.get("firearm_id")))
+                    db.catalogue.ensure_entities(case_id, exhibit_id, firearm_id)
+                    num = db.catalogue.insert_scan({
+                        "scan_id": sid, "sha256": e["sha256"], "case_id": case_id, "exhibit_id": exhibit_id,
+                        "firearm_id": firearm_id, "added": now(), "preprocess": 1,
+                        "source": f"bundle:{Path(source).name}", "source_sha256": b.sha256,
+                        "shape": json.dumps(e.get("shape")), "spacing": json.dumps(e.get("spacing_m")),
+                        "metadata": json.dumps(_jsonable({"instrument": e.get("instrument"),
+                                                          "pixel_size_m": e.get("pixel_size_m")})),
+                        "provenance": json.dumps({"bundle": b.sha256, "lab": b.lab,
+                                                  "exported": b.manifest.get("created"),
+                                                  "engine_version": b.manifest.get("engine_version")}),
+                        "origin_lab": lab, "origin_scan_id": e["scan_id"]})
+                    for role, (fsha, rel) in files[sid].items():
+                        db.catalogue.insert_file(num, role, fsha, rel)
+                    for part, vec in sigs.items():
+                        db.catalogue.insert_signature(num, part, SIGNATURE_VERSION, vec)
+                    for name, data in blobs.items():
+                        db.catalogue.put_blob(num, name, data)
+                    db.catalogue.audit("import", sid, {"lab": lab, "bundle_sha256": b.sha256,
+                                                         "sha256": e["sha256"], "resigned": resigned,
+                                                         "surfaces": sorted(files[sid])})
+                db.catalogue.audit("import_bundle", None, {
+                    "bundle": source, "bundle_sha256": b.sha256, "lab": b.lab, "imported": len(new),
+                    "already_present": len(present), "signed_by": b.signed_by, "resigned": resigned,
+                    "signature_model": b.manifest.get("signature_model"),
+                    "engine_version": b.manifest.get("engine_version")})
+                db.catalogue.bump_generation()
+            db._sync(persist=True)
+    logger.info("%s: imported %d entries from %s (%d already present)", db.path, len(new), source, len(present))
+    return {"lab": b.lab, "imported": [sid for sid, _ in new], "already_present": present,
+            "resigned": resigned, "signed_by": b.signed_by}
 
 
 def open_bundle(path: str | os.PathLike[str], public_key: Any = None, **kw: Any) -> CaseDatabase:
