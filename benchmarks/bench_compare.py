@@ -329,6 +329,66 @@ def vs_old(old_dir: str, repeat: int, rounds: int) -> None:
         print(f"ratio old/new, {label}: {o:.3f} / {n:.3f} = {o / n:.2f}x")
 
 
+# --------------------------------------------------------------------------- handedness (issue 11)
+def handedness_check(out_jsonl: str, sets: str, limit: int) -> None:
+    """Every pair of the labelled real scans (Fadul processed, DFSC), default settings (both
+    handedness); where the mirrored handedness was refined, the same pair as given too, so
+    that the effect of the extra search on each count is known.  Writes one JSON line per
+    pair and prints the summary (separation, mirrored choices, counts raised)."""
+    import json
+    items = []
+    if "fadul" in sets:
+        for row in csv.DictReader(open(FADUL / "ground_truth.csv")):
+            if row["file"].startswith("processed/"):
+                items.append(("fadul", FADUL / row["file"], row["firearm"]))
+    if "dfsc" in sets:
+        for row in csv.DictReader(open(SHARED / "dfsc" / "ground_truth.csv")):
+            items.append(("dfsc", SHARED / "dfsc" / row["file"], row["firearm"]))
+    done = set()
+    if os.path.exists(out_jsonl):
+        done = {(d["a"], d["b"]) for d in map(json.loads, open(out_jsonl))}
+    prep = {}
+
+    def P(path):
+        if path not in prep:
+            prep[path] = prepare(read_scan(path))
+        return prep[path]
+    pairs = [(x, y) for x, y in itertools.combinations(items, 2) if x[0] == y[0]][: limit or None]
+    with open(out_jsonl, "a") as fh:
+        for (sa, pa, fa), (_, pb, fb) in pairs:
+            if (str(pa), str(pb)) in done:
+                continue
+            t = time.process_time()
+            r = compare(P(pa), P(pb))
+            cpu = time.process_time() - t
+            g = compare(P(pa), P(pb), handedness="as_given") if r.mirrored else r
+            fh.write(json.dumps({"set": sa, "a": str(pa), "b": str(pb), "same": fa == fb, "cmc": r.cmc_count,
+                                 "score": r.score, "method_counts": r.method_counts, "mirrored": r.mirrored,
+                                 "warnings": r.warnings, "handedness": r.handedness, "cmc_as_given": g.cmc_count,
+                                 "score_as_given": g.score, "cpu_s": cpu}) + "\n")
+            fh.flush()
+    rows = [json.loads(x) for x in open(out_jsonl)]
+    for st in sorted({r["set"] for r in rows}):
+        rs = [r for r in rows if r["set"] == st]
+        km, knm = [r for r in rs if r["same"]], [r for r in rs if not r["same"]]
+        print(f"\n{st}: {len(rs)} pairs ({len(km)} same firearm, {len(knm)} different); mean CPU "
+              f"{statistics.mean(r['cpu_s'] for r in rs):.3f} s/pair (both handedness)")
+        if km:
+            print(f"   same firearm: CMC {min(r['cmc'] for r in km)}..{max(r['cmc'] for r in km)}, score min "
+                  f"{min(r['score'] for r in km):.3f}; mirrored chosen {sum(r['mirrored'] for r in km)}")
+        if knm:
+            up = [r for r in knm if r["cmc"] > r["cmc_as_given"]]
+            print(f"   different firearm: CMC {min(r['cmc'] for r in knm)}..{max(r['cmc'] for r in knm)}, score max "
+                  f"{max(r['score'] for r in knm):.3f}; mirrored refined {sum(r['mirrored'] for r in knm)}, of them "
+                  f"with a warning (CMCs > 0) {sum(bool(r['warnings']) for r in knm)}; counts raised by the "
+                  f"mirrored search: {len(up)}" + (": " + ", ".join(f"{Path(r['a']).stem}/{Path(r['b']).stem} "
+                                                                     f"{r['cmc_as_given']}->{r['cmc']}" for r in up)
+                                                   if up else ""))
+        if km and knm:
+            gap = min(r["score"] for r in km) - max(r["score"] for r in knm)
+            print(f"   separation {'COMPLETE' if gap > 0 else 'NOT complete'}, gap {gap:.3f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=0, help="limit the all-pairs section to N pairs (0: all)")
@@ -338,6 +398,9 @@ def main(argv=None):
     ap.add_argument("--vs-old", default=None, metavar="DIR", help="time an older checkout against this one")
     ap.add_argument("--rounds", type=int, default=2, help="--vs-old: alternating rounds")
     ap.add_argument("--repeat", type=int, default=2, help="--vs-old: repeats per pair (minimum kept)")
+    ap.add_argument("--handedness", default=None, metavar="OUT.jsonl",
+                    help="all Fadul + DFSC pairs with both handedness (resumable JSON lines)")
+    ap.add_argument("--sets", default="fadul,dfsc", help="--handedness: data sets")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--configs", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -346,6 +409,9 @@ def main(argv=None):
         return 0
     if args.vs_old:
         vs_old(args.vs_old, args.repeat, args.rounds)
+        return 0
+    if args.handedness:
+        handedness_check(args.handedness, args.sets, args.pairs)
         return 0
     if not (FADUL / "processed").exists():
         print(f"Fadul data not found at {FADUL}; set BALLISTICS_SHARED_DATA", file=sys.stderr)
