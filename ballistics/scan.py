@@ -63,6 +63,20 @@ class Provenance:
     steps : list of dict
         Processing history: one dict per step with its ``"step"`` name, the parameters
         and the library version.
+    library_version : str
+        Version of this library that made the record.
+    writer : dict
+        Who produced the data, as the source file says (a
+        :class:`ballistics.reading.WriterInfo`): always ``"format"``, ``"creator"``,
+        ``"date"``, ``"software"`` and ``"instrument"`` (None when the file does not
+        say), plus whatever else the file records (``"calibration_date"``,
+        ``"probing_system"``, ``"comment"``, ``"converted_from"``, ...). For a file
+        written by :func:`ballistics.write_x3p` it is the writer of the file the data was
+        first read from, so it survives the round trip. Empty for in-memory scans.
+    handedness_hint : str or None
+        A warning when the writer matches a conversion route known to write mirrored
+        (y-flipped) surfaces, e.g. ``"possibly y-flipped: converted by ... on
+        2020-12-27; ..."``; None otherwise, which does not prove the handedness.
     """
 
     source: str = ""
@@ -71,6 +85,8 @@ class Provenance:
     fixes: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     library_version: str = __version__
+    writer: dict[str, Any] = field(default_factory=dict)
+    handedness_hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dictionary."""
@@ -81,10 +97,12 @@ class Provenance:
             "fixes": list(self.fixes),
             "steps": [dict(s) for s in self.steps],
             "library_version": self.library_version,
+            "writer": dict(self.writer),
+            "handedness_hint": self.handedness_hint,
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Provenance":
+    def from_dict(cls, d: dict[str, Any]) -> Provenance:
         """Inverse of :meth:`to_dict`."""
         return cls(
             source=d.get("source", ""),
@@ -93,6 +111,8 @@ class Provenance:
             fixes=list(d.get("fixes", [])),
             steps=[dict(s) for s in d.get("steps", [])],
             library_version=d.get("library_version", __version__),
+            writer=dict(d.get("writer") or {}),
+            handedness_hint=d.get("handedness_hint"),
         )
 
 
@@ -188,7 +208,7 @@ class Scan:
         return src.rsplit("/", 1)[-1] if src else "scan"
 
     # ------------------------------------------------------------------ invariants
-    def validate(self, max_abs_height_m: float | None = None) -> "Scan":
+    def validate(self, max_abs_height_m: float | None = None) -> Scan:
         """Check the invariants of the scan model; every reader calls this.
 
         Checked: ``data`` is a 2-D, non-empty float64 array whose values are finite or
@@ -279,7 +299,7 @@ class Scan:
         spacing: tuple[float, float] | None = None,
         region: dict[str, Any] | None = None,
         kind: Kind | None = None,
-    ) -> "Scan":
+    ) -> Scan:
         """New scan from processed data, with the step appended to the provenance.
 
         Parameters

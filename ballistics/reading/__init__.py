@@ -40,13 +40,14 @@ from ..scan import Provenance, Scan, _jsonable
 from ._al3d import read_al3d_arrays
 from ._image import read_image_arrays
 from ._limits import LIMITS, Limits, current_limits
+from ._provenance import MARKER as _MARKER
+from ._provenance import WriterInfo, clean_writer, handedness_hint
 from ._x3p import read_x3p_arrays, write_x3p_file
 
-__all__ = ["LIMITS", "Limits", "file_sha256", "read_scan", "scan_from_array", "write_x3p"]
+__all__ = ["LIMITS", "Limits", "WriterInfo", "file_sha256", "handedness_hint", "read_scan", "scan_from_array",
+           "write_x3p"]
 
 logger = logging.getLogger(__name__)
-
-_MARKER = "ballistics-provenance:"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -166,7 +167,9 @@ def read_scan(
         raise ScanFormatError(f"{p}: the file holds infinite values; missing points must be NaN "
                               "(or invalid), so the file is damaged.")
     meta = parts["metadata"]
-    prov = Provenance(source=p.name, sha256=sha, reader=parts["reader"], fixes=parts["fixes"])
+    file_writer = dict(parts.get("writer") or {})
+    prov = Provenance(source=p.name, sha256=sha, reader=parts["reader"], fixes=parts["fixes"],
+                      writer=file_writer, handedness_hint=handedness_hint(file_writer))
     region = None
     comment = meta.get("comment") or ""
     if _MARKER in comment:  # written by write_x3p: restore identifiers and history
@@ -178,8 +181,20 @@ def read_scan(
                 raise ValueError("history entries of the wrong type")
             prov.steps = steps
             prov.fixes = fixes + prov.fixes
-            prov.steps.append({"step": "read", "source_of_history": saved.get("source", ""),
-                               "source_sha256_of_history": saved.get("sha256", "")})
+            read_step: dict[str, Any] = {"step": "read", "source_of_history": saved.get("source", ""),
+                                         "source_sha256_of_history": saved.get("sha256", "")}
+            origin = clean_writer(saved.get("writer"))
+            if origin is not None:  # the writer of the file the data was first read from
+                prov.writer = dict(origin)
+                read_step["file_written_by"] = file_writer.get("software") or file_writer.get("creator")
+                read_step["file_written_on"] = file_writer.get("date")
+            elif "writer" in saved and saved.get("writer"):
+                logger.warning("%s: ignoring an unreadable writer record in the ballistics provenance", p)
+            hint = saved.get("handedness_hint", ...)
+            if hint is ... or not (hint is None or isinstance(hint, str)):
+                hint = handedness_hint(prov.writer)
+            prov.handedness_hint = hint
+            prov.steps.append(read_step)
             case_id = case_id or _text_or_none(saved.get("case_id"))
             exhibit_id = exhibit_id or _text_or_none(saved.get("exhibit_id"))
             region = saved.get("region") if isinstance(saved.get("region"), dict) else None
@@ -187,6 +202,8 @@ def read_scan(
                 kind = "intensity"
         except (ValueError, AttributeError, TypeError):
             logger.warning("%s: ignoring an unreadable ballistics provenance record", p)
+    if prov.handedness_hint:
+        logger.info("%s: %s", p, prov.handedness_hint)
     try:
         scan = Scan(data=parts["data"], spacing=parts["spacing"], kind=kind,  # type: ignore[arg-type]
                     metadata=meta, case_id=case_id, exhibit_id=exhibit_id or p.stem, provenance=prov,
@@ -211,8 +228,9 @@ def write_x3p(scan: Scan, path: str | os.PathLike[str], *, dtype: str = "float64
     """Write a scan to an ISO 25178-72 x3p file, atomically and durably.
 
     Heights are written in metres with NaN for missing points; identifiers, the region
-    geometry and the whole provenance are kept in ``Record2/Comment`` as JSON so that
-    :func:`read_scan` restores them. The file is written to a temporary file beside
+    geometry and the whole provenance (the source's writer record and handedness hint
+    included) are kept in ``Record2/Comment`` as JSON so that :func:`read_scan`
+    restores them. The file is written to a temporary file beside
     ``path``, fsync-ed and renamed (:func:`ballistics._io.atomic_open`), so an existing
     file is never left half-written; the process umask is never changed.
 
@@ -237,7 +255,7 @@ def write_x3p(scan: Scan, path: str | os.PathLike[str], *, dtype: str = "float64
               "region": scan.region, **scan.provenance.to_dict()}
     comment = f"Written by ballistics. {_MARKER}" + json.dumps(_jsonable(record), separators=(",", ":"))
     with atomic_open(p) as fh:
-        write_x3p_file(scan.data, scan.spacing, scan.metadata, comment, fh, dtype)
+        write_x3p_file(scan.data, scan.spacing, scan.metadata, comment, fh, dtype, writer=scan.provenance.writer)
     return p
 
 

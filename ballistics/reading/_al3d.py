@@ -19,6 +19,12 @@ import numpy as np
 
 from ..errors import ScanFormatError, ScanTooLargeError
 from ._limits import Limits
+from ._provenance import empty_writer
+
+#: Header tags that describe the image layout, not who wrote it.
+_LAYOUT_TAGS = frozenset({"Version", "TagCount", "Cols", "Rows", "IconOffset", "DepthImageOffset",
+                          "TextureImageOffset", "InvalidPixelValue", "PixelSizeXMeter", "PixelSizeYMeter",
+                          "NumberOfPlanes", "TexturePtr", "DepthImageOffsetHigh", "TextureImageOffsetHigh"})
 
 _MAGIC = b"AliconaImaging"
 _TAG = 52
@@ -42,7 +48,8 @@ def read_al3d_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]
     -------
     dict
         ``data`` (metres, NaN missing), ``spacing`` ``(dy, dx)`` metres, ``metadata``,
-        ``fixes``, ``reader``.
+        ``fixes``, ``reader``, ``writer`` (the header's ``Version`` and any tag that is not
+        part of the image layout; the format names no software, creator or date).
     """
     max_pixels = limits.max_pixels
     file_size = fh.seek(0, 2)
@@ -96,5 +103,12 @@ def read_al3d_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]
     z[bad] = np.nan
     meta = {"instrument": "Alicona", "al3d_version": tags.get("Version"),
             "texture_present": tags.get("TextureImageOffset", "0") != "0"}
+    writer = empty_writer("al3d")
+    writer["instrument"] = "Alicona"  # the format is Alicona's own; the header names no instrument
+    if tags.get("Version"):
+        writer["format_version"] = tags["Version"][:40]
+    other = {k: v for k, v in tags.items() if k not in _LAYOUT_TAGS and v}
+    if other:
+        writer["header_tags"] = "; ".join(f"{k}={v}" for k, v in sorted(other.items()))[:2000]
     return {"data": z, "spacing": (dy, dx), "metadata": meta, "fixes": fixes,
-            "reader": "ballistics al3d reader"}
+            "reader": "ballistics al3d reader", "writer": writer}

@@ -24,13 +24,16 @@ logger = logging.getLogger(__name__)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _check_png_crcs(path: Path, fh: BinaryIO) -> None:
+def _check_png_crcs(path: Path, fh: BinaryIO) -> str | None:
     """Verify the CRC-32 of every PNG chunk up to ``IEND`` (ISO/IEC 15948:2004, 5.3).
 
     Pillow checks the CRCs of the header chunks but not of the image data, so a damaged
     ``IDAT`` can decode to other pixel values without an error; this walk makes any
-    damage an error. ``fh`` is positioned after the signature.
+    damage an error. ``fh`` is positioned after the signature. Returns the ``tIME``
+    chunk (time of the last modification, UTC) as ISO text, or None (no such chunk or
+    impossible values); Pillow does not read it.
     """
+    modified: str | None = None
     while True:
         head = fh.read(8)
         if len(head) < 8:
@@ -41,6 +44,7 @@ def _check_png_crcs(path: Path, fh: BinaryIO) -> None:
             raise ScanFormatError(f"{path}: PNG chunk {head[4:8]!r} declares {length} bytes; the file is damaged.")
         crc = zlib.crc32(head[4:8])
         left = length
+        first = b""
         while left:
             block = fh.read(min(left, 1 << 20))
             if not block:
@@ -48,12 +52,62 @@ def _check_png_crcs(path: Path, fh: BinaryIO) -> None:
                                       f"inside chunk {head[4:8]!r}.")
             crc = zlib.crc32(block, crc)
             left -= len(block)
+            first = first or block[:7]
         stored = fh.read(4)
         if len(stored) < 4 or int.from_bytes(stored, "big") != crc:
             raise ScanFormatError(f"{path}: PNG chunk {head[4:8]!r} fails its CRC-32 check; the file was "
                                   "damaged after it was written.")
+        if head[4:8] == b"tIME" and length == 7:
+            modified = _png_time(first)
         if head[4:8] == b"IEND":
-            return
+            return modified
+
+
+def _png_time(b: bytes) -> str | None:
+    """ISO text of a ``tIME`` chunk's 7 bytes, None if the values are impossible."""
+    y, mo, d, h, mi, s = int.from_bytes(b[:2], "big"), b[2], b[3], b[4], b[5], b[6]
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h <= 23 and mi <= 59 and s <= 60):
+        return None
+    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}+00:00"
+
+
+#: PNG text keys (ISO/IEC 15948 11.3.4.2) and TIFF tags (TIFF 6.0) naming the writer.
+_PNG_KEYS = {"Software": "software", "Author": "creator", "Creation Time": "date",
+             "Source": "instrument", "Comment": "comment", "Description": "comment", "Title": "title"}
+_TIFF_TAGS = {305: "software", 306: "date", 315: "creator", 271: "instrument_manufacturer",
+              272: "instrument_model", 270: "comment", 33432: "copyright"}
+
+
+def _image_writer(img: Any, fmt: str, png_time: str | None) -> dict[str, Any]:
+    """Writer record of a PNG (text chunks, ``tIME``) or TIFF (tags) image."""
+    from ._provenance import clean_text, empty_writer, join_instrument
+
+    w: dict[str, Any] = dict(empty_writer(fmt))
+    if fmt == "png":
+        text = getattr(img, "text", None) or {}
+        for key, name in _PNG_KEYS.items():
+            val = clean_text(text.get(key)) if isinstance(text.get(key), str) else None
+            if val and not w.get(name):
+                w[name] = val
+        if png_time:
+            w["modified"] = png_time
+            if not w.get("date"):
+                w["date"] = png_time
+    else:
+        tags = getattr(img, "tag_v2", None)
+        for tag, name in _TIFF_TAGS.items():
+            try:
+                val = tags.get(tag) if tags is not None else None
+            except Exception:  # noqa: BLE001  (a damaged tag: nothing to record)
+                val = None
+            if isinstance(val, bytes):
+                val = val.decode("latin-1", "replace")
+            val = clean_text(val) if isinstance(val, str) else None
+            if val:
+                w[name] = val
+        if w.get("instrument_manufacturer") or w.get("instrument_model"):
+            w["instrument"] = join_instrument(w.get("instrument_manufacturer"), w.get("instrument_model"))
+    return w
 
 
 def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, float] | None,
@@ -79,7 +133,9 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
     Returns
     -------
     dict
-        ``data``, ``spacing`` ``(dy, dx)`` metres, ``metadata``, ``fixes``, ``reader``.
+        ``data``, ``spacing`` ``(dy, dx)`` metres, ``metadata``, ``fixes``, ``reader``,
+        ``writer`` (PNG text chunks and ``tIME``; TIFF Software, DateTime, Artist, Make,
+        Model, ImageDescription tags).
     """
     import PIL
     from PIL import Image
@@ -87,8 +143,9 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
     fixes: list[str] = []
     max_px = limits.max_image_pixels
     fh.seek(0)
+    png_time = None
     if fh.read(8) == _PNG_SIGNATURE:
-        _check_png_crcs(path, fh)
+        png_time = _check_png_crcs(path, fh)
     fh.seek(0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -104,6 +161,8 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
                 raise ScanFormatError(f"{path}: the image header gives {w} x {h} pixels.")
             img.load()
             info = dict(img.info)
+            fmt = str(img.format or "image").lower()
+            writer = _image_writer(img, fmt, png_time)
             arr = _to_array(img, fixes, path)
         except (ScanTooLargeError, ScanFormatError):
             raise
@@ -139,8 +198,10 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
         spacing_t = (float(spacing[0]), float(spacing[1]))  # type: ignore[index]
     metadata = {"format": img.format, "mode": img.mode,
                 "software": info.get("Software") or info.get("software")}
+    if not metadata["software"] and writer.get("software"):
+        metadata["software"] = writer["software"]
     return {"data": arr, "spacing": spacing_t, "metadata": metadata, "fixes": fixes,
-            "reader": f"Pillow {PIL.__version__}"}
+            "reader": f"Pillow {PIL.__version__}", "writer": writer}
 
 
 def _to_array(img: Any, fixes: list[str], path: Path) -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import ScanFormatError, ScanTooLargeError
 from ._archive import ZIP_ERRORS, member_name, open_archive, read_member, repack
 from ._limits import Limits
+from ._provenance import MARKER, join_instrument, x3p_writer
 from ._repair import fix_heights, fix_spacing, refuse_dtd, repair_main
 
 logger = logging.getLogger(__name__)
@@ -39,21 +40,30 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
 
 
-def declared_size(main: bytes, path: Path) -> tuple[int, int, int] | None:
-    """``(SizeX, SizeY, SizeZ)`` of ``Record3/MatrixDimension`` from a safe XML parse.
+def parse_main(main: bytes, path: Path) -> Any:
+    """Root element of ``main.xml`` from a safe parse (defusedxml, no DOCTYPE or entities).
 
-    Returns None when the file has no matrix dimension (x3pio then reports what is
-    missing); raises :class:`ScanFormatError` when ``main.xml`` is not well-formed or
-    a size is not a non-negative integer.
+    Raises :class:`ScanFormatError` when ``main.xml`` is not well-formed.
     """
     from defusedxml import ElementTree as DefusedET
     from defusedxml.common import DefusedXmlException
 
     refuse_dtd(main, str(path))
     try:
-        root = DefusedET.fromstring(main, forbid_dtd=True)
+        return DefusedET.fromstring(main, forbid_dtd=True)
     except (DefusedXmlException, SyntaxError, ValueError) as exc:  # ParseError is a SyntaxError
         raise ScanFormatError(f"{path}: main.xml is not well-formed XML ({exc}); the file is damaged.") from exc
+
+
+def declared_size(main: bytes | Any, path: Path) -> tuple[int, int, int] | None:
+    """``(SizeX, SizeY, SizeZ)`` of ``Record3/MatrixDimension`` from a safe XML parse.
+
+    ``main`` is the bytes of ``main.xml`` or its root element from :func:`parse_main`.
+    Returns None when the file has no matrix dimension (x3pio then reports what is
+    missing); raises :class:`ScanFormatError` when ``main.xml`` is not well-formed or
+    a size is not a non-negative integer.
+    """
+    root = parse_main(main, path) if isinstance(main, bytes) else main
     dims = next((el for el in root.iter() if _local(el.tag) == "MatrixDimension"), None)
     if dims is None:
         return None
@@ -87,7 +97,8 @@ def read_x3p_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]:
     -------
     dict
         ``data`` (2-D float64, metres, NaN missing), ``spacing`` ``(dy, dx)`` in metres,
-        ``metadata`` dict, ``fixes`` list of str, ``reader`` str.
+        ``metadata`` dict, ``fixes`` list of str, ``reader`` str, ``writer``
+        (:class:`~ballistics.reading.WriterInfo` from ``Record2`` and the zip directory).
     """
     import x3pio
 
@@ -101,7 +112,9 @@ def read_x3p_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]:
     if main_name is None:
         raise ScanFormatError(f"{path}: the archive holds no main.xml, so it is not an x3p file.")
     original = read_member(path, zf, main_name, max_bytes=limits.max_xml_bytes)
-    size = declared_size(original, path)
+    root = parse_main(original, path)
+    size = declared_size(root, path)
+    writer = x3p_writer(root, zf.infolist(), MARKER)
     if size is not None:
         nx, ny, nz = size
         if nx * ny * max(nz, 1) > limits.max_pixels:
@@ -151,37 +164,61 @@ def read_x3p_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]:
         metadata = {
             "date": md.date.isoformat() if md.date else None,
             "creator": md.creator,
-            "instrument": " ".join(filter(None, [md.instrument.manufacturer, md.instrument.model]))
+            "instrument": join_instrument(md.instrument.manufacturer, md.instrument.model)
             if md.instrument else None,
             "instrument_serial": md.instrument.serial if md.instrument else None,
             "instrument_version": md.instrument.version if md.instrument else None,
             "comment": md.comment,
         }
+    for key in ("calibration_date", "probing_system"):
+        if writer.get(key):
+            metadata[key] = writer.get(key)
     for fix in fixes:
         logger.info("%s: %s", path, fix)
     return {"data": z, "spacing": spacing, "metadata": metadata, "fixes": fixes,
-            "reader": f"x3pio {x3pio.__version__}"}
+            "reader": f"x3pio {x3pio.__version__}", "writer": writer}
 
 
 def write_x3p_file(data: np.ndarray, spacing: tuple[float, float], metadata: dict[str, Any],
-                   comment: str, fh: BinaryIO, dtype: str = "float64") -> None:
-    """Write heights (metres, NaN missing) with spacing ``(dy, dx)`` in metres to ``fh``."""
+                   comment: str, fh: BinaryIO, dtype: str = "float64",
+                   writer: dict[str, Any] | None = None) -> None:
+    """Write heights (metres, NaN missing) with spacing ``(dy, dx)`` in metres to ``fh``.
+
+    ``Record2`` names the creator, the instrument (manufacturer and model kept apart
+    when ``writer`` knows them) and its calibration date as the scan's ``metadata`` and
+    ``writer`` give them; its Date is the time of writing and its ProbingSystem says
+    the surface was written by this library (Type ``Software``). The source's own
+    writer record travels in full in the JSON of ``comment``.
+    """
     import datetime as _dt
 
     import x3pio
 
     from .._version import __version__
 
+    w = writer or {}
     z_type = {"float64": x3pio.DataType.FLOAT64, "float32": x3pio.DataType.FLOAT32}[dtype]
     surface = x3pio.Surface.from_array(np.asarray(data, dtype=np.float64), x_scale=float(spacing[1]),
                                        y_scale=float(spacing[0]), z_type=z_type)
-    instrument = str(metadata.get("instrument") or "")
+    instrument = str(metadata.get("instrument") or w.get("instrument") or "")
+    man = str(w.get("instrument_manufacturer") or "")
+    mod = str(w.get("instrument_model") or "")
+    if join_instrument(man, mod) != (instrument or None):  # the metadata was edited: it wins
+        man, mod = instrument, ""
+    cal = None
+    cal_text = str(metadata.get("calibration_date") or w.get("calibration_date") or "")
+    if cal_text:
+        try:
+            cal = _dt.datetime.fromisoformat(cal_text.replace("Z", "+00:00"))
+        except ValueError:
+            cal = None
     surface.metadata = x3pio.Metadata(
         date=_dt.datetime.now(_dt.timezone.utc),
-        creator=str(metadata.get("creator") or "ballistics"),
-        instrument=x3pio.Instrument(manufacturer=instrument or "ballistics", model=instrument or "ballistics",
+        creator=str(metadata.get("creator") or w.get("creator") or "ballistics"),
+        instrument=x3pio.Instrument(manufacturer=man or "ballistics", model=mod or man or "ballistics",
                                     serial=str(metadata.get("instrument_serial") or ""),
                                     version=str(metadata.get("instrument_version") or __version__)),
+        calibration_date=cal,
         probing_system=x3pio.ProbingSystem(type=x3pio.ProbingType.SOFTWARE,
                                            identification=f"ballistics {__version__}"),
         comment=comment,
