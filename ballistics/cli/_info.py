@@ -43,6 +43,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{key + ':':<18} {val}")
         print(f"sha256:            {scan.provenance.sha256}")
         print(f"reader:            {scan.provenance.reader}")
+        w = scan.provenance.writer
+        if w:
+            who = ", ".join(f"{k} {w[k]}" for k in ("creator", "date", "software", "instrument") if w.get(k))
+            print(f"writer:            {w.get('format')}: {who or 'not recorded in the file'}")
+            if w.get("converted_from"):
+                print(f"converted from:    {w['converted_from']}")
+        if scan.provenance.handedness_hint:
+            print(f"handedness:        {scan.provenance.handedness_hint}")
         if scan.provenance.fixes:
             print("fixes applied:")
             for fix in scan.provenance.fixes:
