@@ -329,6 +329,44 @@ def vs_old(old_dir: str, repeat: int, rounds: int) -> None:
         print(f"ratio old/new, {label}: {o:.3f} / {n:.3f} = {o / n:.2f}x")
 
 
+# --------------------------------------------------------------------------- profile, one vs many
+def profile(kw_json: str) -> None:
+    """cProfile of 3 comparisons of Fadul 1-1 vs 1-2 (prepared, one FFT worker)."""
+    import cProfile
+    import json
+    import pstats
+    kw = json.loads(kw_json)
+    a = prepare(read_scan(FADUL / "processed" / "Fadul 1-1.x3p"))
+    b = prepare(read_scan(FADUL / "processed" / "Fadul 1-2.x3p"))
+    compare(a, b, workers=1, **kw)
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(3):
+        compare(a, b, workers=1, **kw)
+    pr.disable()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(16)
+
+
+def one_vs_many() -> None:
+    """One prepared query against fresh candidates: the per-candidate constant."""
+    names = ["Fadul 1-1", "Fadul 1-2", "Fadul 2-1", "Fadul 2-2"]
+    scans = [read_scan(FADUL / "processed" / f"{n}.x3p") for n in names]
+    q = prepare(scans[0])
+    compare(q, scans[1], workers=1)
+    for c in scans[1:]:
+        t = time.process_time()
+        pc = prepare(c)
+        tp = time.process_time() - t
+        t = time.process_time()
+        compare(q, pc, workers=1)
+        t1 = time.process_time() - t
+        t = time.process_time()
+        compare(q, pc, workers=1)
+        t2 = time.process_time() - t
+        print(f"{c.name}: prepare {tp:.3f} s, first comparison {t1:.3f} s, repeated {t2:.3f} s -> "
+              f"per-candidate constant {tp + t1 - t2:.3f} s")
+
+
 # --------------------------------------------------------------------------- handedness (issue 11)
 def handedness_check(out_jsonl: str, sets: str, limit: int) -> None:
     """Every pair of the labelled real scans (Fadul processed, DFSC), default settings (both
@@ -401,6 +439,8 @@ def main(argv=None):
     ap.add_argument("--handedness", default=None, metavar="OUT.jsonl",
                     help="all Fadul + DFSC pairs with both handedness (resumable JSON lines)")
     ap.add_argument("--sets", default="fadul,dfsc", help="--handedness: data sets")
+    ap.add_argument("--profile", default=None, metavar="JSON", help="cProfile 3 comparisons with these params")
+    ap.add_argument("--one-vs-many", action="store_true", help="per-candidate constant of one-against-many")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--configs", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -412,6 +452,12 @@ def main(argv=None):
         return 0
     if args.handedness:
         handedness_check(args.handedness, args.sets, args.pairs)
+        return 0
+    if args.profile is not None:
+        profile(args.profile)
+        return 0
+    if args.one_vs_many:
+        one_vs_many()
         return 0
     if not (FADUL / "processed").exists():
         print(f"Fadul data not found at {FADUL}; set BALLISTICS_SHARED_DATA", file=sys.stderr)
