@@ -80,13 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.endswith(name):
-                continue  # stage not built in this version
-            raise
-        mod.register(sub)
+        importlib.import_module(f".{name}", __name__).register(sub)
     return parser
 
 
