@@ -408,6 +408,35 @@ def cmd_scale(a: argparse.Namespace) -> None:
               f"compare CPU time of the same pairs) median {statistics.median(tends):.2f} s, max {max(tends):.2f} s")
 
 
+def cmd_stage2(a: argparse.Namespace) -> None:
+    """Stage 2 alone on all ordered pairs of the 40 processed Fadul scans."""
+    from ballistics.index._verify_sift import query_keypoints, verify
+    _cv1()
+    scans, names, firearms, source = real_scans()
+    fad = [i for i, s in enumerate(source) if s == "fadul"]
+    params = {"n_features": a.n_features}
+    K = [query_keypoints(scans[i], params) for i in fad]
+    fa = np.array([firearms[i] for i in fad])
+    n = len(fad)
+    S = np.zeros((n, n))
+    c = time.process_time()
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                S[i, j] = verify(K[i], K[j][0], params).inliers
+    ms = 1e3 * (time.process_time() - c) / (n * (n - 1))
+    h1, rec = 0, []
+    for i in range(n):
+        o = [j for j in np.argsort(-S[i], kind="stable") if j != i]
+        m = fa[o] == fa[i]
+        h1 += bool(m[0])
+        rec.append(m[:10].sum() / m.sum())
+    same = (fa[:, None] == fa[None, :]) & ~np.eye(n, dtype=bool)
+    diff = fa[:, None] != fa[None, :]
+    print(f"n_features {a.n_features}: {ms:.1f} ms CPU/pair, hit@1 {h1 / n:.3f}, mate recall@10 {np.mean(rec):.3f}, "
+          f"fewest mate inliers {S[same].min():.0f}, most non-mate inliers {S[diff].max():.0f}")
+
+
 def _variants(X: np.ndarray) -> dict[str, tuple[np.ndarray, str, int]]:
     """Stage-1 signature variants from the cached 640-d vectors: name -> (vectors, storage, bytes/entry)."""
     def unit(v: np.ndarray) -> np.ndarray:
@@ -562,9 +591,10 @@ def cmd_index(a: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "decoys-real", "fadul", "scale", "stage1", "vlad", "index"])
+    ap.add_argument("what", choices=["features", "decoys-real", "fadul", "scale", "stage1", "stage2", "vlad", "index"])
     ap.add_argument("--decoy-firearms", type=int, default=150)
     ap.add_argument("--copies", type=int, default=6)
+    ap.add_argument("--n-features", type=int, default=500, help="stage2: SIFT key points kept")
     ap.add_argument("--time-every", type=int, default=4, help="scale: time every n-th query")
     ap.add_argument("--cached-only", action="store_true", help="stage 3 only where the comparisons are cached")
     ap.add_argument("--shard", default="", help="i/n: run stage 3 of every n-th query only (parallel shards share "
@@ -577,7 +607,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kinds", nargs="+", default=["flat", "ivf", "ivfsq"])
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale, "stage1": cmd_stage1, "vlad": cmd_vlad,
+    {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale, "stage1": cmd_stage1, "stage2": cmd_stage2, "vlad": cmd_vlad,
      "index": cmd_index}[a.what](a)
 
 
