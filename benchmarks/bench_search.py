@@ -396,8 +396,8 @@ def cmd_scale(a: argparse.Namespace) -> None:
                 t1s.append(t1)
                 t12s.append(tq + t1 + t2)
                 tends.append(tq + t1 + t2 + t3)
-        print(f"\n## {size:,} entries ({nreal} real Fadul+DFSC, {size - nreal:,} synthetic decoys from "
-              f"{feats['n_decoys']} synthetic surfaces); {len(s123)} queries; stage-2 shortlist={a.shortlist}")
+        print(f"\n## {size:,} entries ({nreal} real Fadul+DFSC, {size - nreal:,} decoys ({a.decoys}) from "
+              f"{len(dk)} base surfaces); {len(s123)} queries; stage-2 shortlist={a.shortlist}")
         print(f"{'stage':<8}" + "".join(f"{'d=' + str(d):>9}" for d in depths) + "   (mate recall@10, or @depth for stage 1)")
         print(f"{'1':<8}" + "".join(f"{np.mean(s1[d]):9.3f}" for d in depths))
         print(f"{'1+2':<8}" + "".join(f"{np.mean(s12[d]):9.3f}" for d in depths))

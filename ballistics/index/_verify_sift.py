@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -221,25 +221,46 @@ def keypoints(scan: Scan, params: dict[str, Any] | None = None, *, mirror: bool 
 
 
 # ----------------------------------------------------------------------------- matching
-def _match(q: Keypoints, c: Keypoints, ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (iq, ic) of mutual nearest neighbours passing the ratio test."""
-    import cv2
+def _match_all(qs: Sequence[Keypoints], c: Keypoints, ratio: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query key-point set, indices (iq, ic) of one-to-one nearest neighbours passing the ratio test.
 
-    if len(q) < 2 or len(c) < 2:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    bf = cv2.BFMatcher(cv2.NORM_L2)
-    knn = bf.knnMatch(q.desc_f32, c.desc_f32, k=2)
-    iq, ic, best = [], [], {}
-    for m in knn:
-        if len(m) == 2 and m[0].distance < ratio * m[1].distance:
-            t = m[0].trainIdx
-            # keep, per candidate key point, the closest query key point (one-to-one)
-            if t not in best or m[0].distance < best[t][1]:
-                best[t] = (m[0].queryIdx, m[0].distance)
-    for t, (qi, _) in best.items():
-        iq.append(qi)
-        ic.append(t)
-    return np.asarray(iq, np.intp), np.asarray(ic, np.intp)
+    One matrix product for all query sets at once (the query and its mirror image):
+    squared L2 distances ``|q|^2 - 2 q.c + |c|^2``, the two nearest candidates per query
+    key point, Lowe's ratio test on distances, then per candidate key point only the
+    closest query key point.
+    """
+    sizes = [len(q) for q in qs]
+    if len(c) < 2 or sum(sizes) == 0:
+        return [(np.zeros(0, np.intp), np.zeros(0, np.intp)) for _ in qs]
+    Q = np.vstack([q.desc_f32 for q in qs]) if len(qs) > 1 else qs[0].desc_f32
+    C = c.desc_f32
+    d2 = Q @ C.T
+    d2 *= -2.0
+    d2 += (C * C).sum(1)[None, :]
+    d2 += (Q * Q).sum(1)[:, None]
+    two = np.argpartition(d2, 1, axis=1)[:, :2]
+    rows = np.arange(len(Q))
+    a, b = d2[rows, two[:, 0]], d2[rows, two[:, 1]]
+    first = np.where(a <= b, two[:, 0], two[:, 1])
+    d1, dsec = np.minimum(a, b), np.maximum(a, b)
+    ok = np.maximum(d1, 0) < (ratio * ratio) * np.maximum(dsec, 0)
+    out = []
+    start = 0
+    for n in sizes:
+        sl = slice(start, start + n)
+        start += n
+        iq = np.flatnonzero(ok[sl])
+        if len(iq) == 0:
+            out.append((iq, iq))
+            continue
+        ic = first[sl][iq]
+        dist = d1[sl][iq]
+        order = np.lexsort((dist, ic))          # by candidate key point, closest first
+        ic_s, iq_s = ic[order], iq[order]
+        keep = np.ones(len(order), bool)
+        keep[1:] = ic_s[1:] != ic_s[:-1]
+        out.append((iq_s[keep].astype(np.intp), ic_s[keep].astype(np.intp)))
+    return out
 
 
 def rigid_ransac(a: np.ndarray, b: np.ndarray, tol: float, n_hyp: int, rng: np.random.Generator
@@ -330,8 +351,7 @@ def verify(query: Keypoints | tuple[Keypoints, Keypoints], candidate: Keypoints,
     if any(abs(q.spacing_m - candidate.spacing_m) > 1e-3 * candidate.spacing_m for q in qs):
         raise BallisticsError("query and candidate key points were computed at different pixel sizes.")
     best = Verification(0, 0)
-    for mirrored, q in enumerate(qs):
-        iq, ic = _match(q, candidate, float(p["ratio"]))
+    for mirrored, (q, (iq, ic)) in enumerate(zip(qs, _match_all(qs, candidate, float(p["ratio"])))):
         if len(iq) < 2:
             if len(iq) > best.matches and best.inliers == 0:
                 best = Verification(0, int(len(iq)), mirrored=bool(mirrored))
