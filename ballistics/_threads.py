@@ -21,7 +21,7 @@ does, and programs can export it themselves.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import ParameterError
 

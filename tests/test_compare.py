@@ -11,10 +11,19 @@ import numpy as np
 import pytest
 
 from ballistics import ComparisonError, EmptyScanError, ParameterError, datasets, scan_from_array
-from ballistics.comparison import (METHODS, PRESETS, CompareParams, Comparison, PreparedScan, align,
-                                   aligned_pair, compare, prepare)
-from ballistics.comparison._registration import rotation_matrix
+from ballistics.comparison import (
+    METHODS,
+    PRESETS,
+    CompareParams,
+    Comparison,
+    PreparedScan,
+    align,
+    aligned_pair,
+    compare,
+    prepare,
+)
 from ballistics.comparison._features import circ_median, circ_span
+from ballistics.comparison._registration import rotation_matrix
 
 FAST = {"rotation_range": (-12, 12), "coarse_step": None, "handedness": "as_given"}   # a small full grid
 

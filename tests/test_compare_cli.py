@@ -54,6 +54,7 @@ def test_cli_compare_raw_extracts_first(capsys):
 
 def test_cli_compare_reports_a_mirrored_match(tmp_path, capsys):
     import numpy as np
+
     from ballistics import scan_from_array, write_x3p
     a, b = datasets.fadul("processed")[:2]
     flipped = tmp_path / "b flipped.x3p"

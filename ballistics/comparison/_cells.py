@@ -26,8 +26,8 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..errors import ComparisonError, EmptyScanError
-from ..scan import Scan
 from ..kernels._cmc_rotate import rotate_nearest
+from ..scan import Scan
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,9 @@ class PreparedScan:
     levels: dict[int, Level] = field(default_factory=dict)
     _checksum: str | None = field(default=None, repr=False)
     _cmcr: Any = field(default=None, repr=False)
-    _mirror: "PreparedScan | None" = field(default=None, repr=False)
+    _mirror: PreparedScan | None = field(default=None, repr=False)
 
-    def mirrored(self) -> "PreparedScan":
+    def mirrored(self) -> PreparedScan:
         """The scan mirrored (rows reversed, x3ptools' ``x3p_flip_y``), prepared with the
         same settings; built once and cached (``handedness="both"``)."""
         with _LOCK:
@@ -215,7 +215,7 @@ class PreparedScan:
                 "cell_shape_px": list(lv.cell_shape)}
 
 
-def prepare(scan: "Scan | PreparedScan", cell_grid: tuple[int, int] = (8, 8),
+def prepare(scan: Scan | PreparedScan, cell_grid: tuple[int, int] = (8, 8),
             min_valid: float = 0.15) -> PreparedScan:
     """Precompute the per-scan part of the cell comparison (reusable across comparisons).
 

@@ -14,10 +14,10 @@ from .._version import __version__
 from ..errors import ComparisonError, EmptyScanError
 from ..scan import Scan
 from ._cells import PreparedScan, prepare
-from ._cmcr import cmcr_features, native_translation, rotation_centre
 from ._cmc_convergence import classify_convergence
 from ._cmc_high import classify_high, cmc_theta_distribution, combine_directions
 from ._cmc_original import classify_original
+from ._cmcr import cmcr_features, native_translation, rotation_centre
 from ._features import Features, wrap
 from ._params import METHODS, PRESETS, CompareParams, resolve
 from ._registration import align_array, areal_correlation, rotation_matrix
@@ -119,8 +119,8 @@ def _check_pair(a: Scan, b: Scan, tol: float) -> None:
                 f"(more than {100 * tol:g} %); resample one scan to the other's spacing first.")
 
 
-def compare(a: "Scan | PreparedScan", b: "Scan | PreparedScan", method: str = "convergence", *,
-            preset: "str | CompareParams" = "default", **params: Any) -> Comparison:
+def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "convergence", *,
+            preset: str | CompareParams = "default", **params: Any) -> Comparison:
     """Compare two extracted surfaces with the Congruent Matching Cells method.
 
     Parameters

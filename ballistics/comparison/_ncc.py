@@ -17,7 +17,6 @@ Padfield, D. (2012). Masked object registration in the Fourier domain. IEEE TIP 
 
 from __future__ import annotations
 
-
 import numpy as np
 import scipy.fft as sfft
 
@@ -76,7 +75,6 @@ def match_cells(ref: Level, tgt: Level, theta: float, margin: int,
         position ``c_t + (p - c_r)``), ``n`` (overlap pixels); arrays of length K,
         ``ncc`` NaN where the region holds too little data.
     """
-    K = len(ref.rc)
     h, w = ref.cell_shape
     Hr, Wr = h + 2 * margin, w + 2 * margin
     corners, off = region_corners(ref, tgt, margin, prior)

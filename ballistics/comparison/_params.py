@@ -132,7 +132,7 @@ class CompareParams:
             raise ParameterError("pipeline='cmcr' compares the scans as given (as cmcR); set "
                                  "handedness='as_given' or use preset='cmcr'.")
 
-    def replace(self, **changes: Any) -> "CompareParams":
+    def replace(self, **changes: Any) -> CompareParams:
         """A copy with ``changes`` applied (validated); unknown names raise ParameterError."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -154,7 +154,7 @@ PRESETS: dict[str, CompareParams] = {
 }
 
 
-def resolve(method: str, preset: "str | CompareParams", params: dict[str, Any]) -> CompareParams:
+def resolve(method: str, preset: str | CompareParams, params: dict[str, Any]) -> CompareParams:
     """The parameters of one comparison: ``preset`` (a name or an instance) with ``params``
     applied; raises ParameterError for an unknown method, preset or parameter."""
     if method not in METHODS:

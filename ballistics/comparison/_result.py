@@ -134,7 +134,7 @@ class Comparison:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Comparison":
+    def from_dict(cls, d: dict[str, Any]) -> Comparison:
         """Rebuild a result from :meth:`to_dict` output (e.g. read back from JSON)."""
         d = dict(d)
         d["translation_m"] = tuple(d["translation_m"])
