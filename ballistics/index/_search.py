@@ -106,7 +106,7 @@ class SearchMixin:
         re-weighted over the parts both sides have) into a short list of ``shortlist``
         candidates.  Stage 2 (verification) matches the query's SIFT key points with
         each candidate's, stored at ingest, under one rigid motion (RANSAC; the
-        query's mirror image too) and orders the list by inlier count (about 5 ms CPU
+        query's mirror image too) and orders the list by inlier count (about 3.6 ms CPU
         per candidate).  Stage 3 compares the query's breech face with the best
         ``rerank`` verified candidates that have at least ``rerank_min_inliers``
         inliers (:func:`ballistics.comparison.compare`); they come first, by CMC count
@@ -131,7 +131,7 @@ class SearchMixin:
             10; 0 turns stage 3 off).
         rerank_min_inliers : int, optional
             Stage 3 skips candidates with fewer stage-2 inliers (default 6: on the 40
-            Fadul scans mates had 13 or more, different firearms 4 or fewer; see
+            Fadul scans mates had 12 or more, different firearms 4 or fewer; see
             ``benchmarks/results_index.md``).  0 compares the whole head.
         mirror : bool, optional
             Stage 2 also tries the query's mirror image (default True).
