@@ -288,3 +288,17 @@ def test_cmcr_preset_reproduces_cmcr_exactly(row):
     # cmcR's registration: median of the cells' best (theta, x, y); its x is our row offset
     assert d1["rotation_deg"] == float(row["theta_A_ref_deg"])
     assert d1["cmcr_translation_px"] == [float(row["dx_A_ref_px"]), float(row["dy_A_ref_px"])]
+
+
+def test_threads_switch_is_explicit_and_restored():
+    import numba
+
+    import ballistics
+    from ballistics._threads import get_fft_workers
+    before = numba.get_num_threads()
+    with ballistics.threads(1):
+        assert numba.get_num_threads() == 1 and get_fft_workers() == 1
+    assert numba.get_num_threads() == before
+    for bad in (0, -1, 1.5, "two", numba.config.NUMBA_NUM_THREADS + 1):
+        with pytest.raises(ParameterError, match="threads"):
+            ballistics.set_threads(bad)
