@@ -175,7 +175,8 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             +-coarse_step / 2 at ``rotation_step``, translations searched within
             ``fine_margin_px`` (default None: the region's own margin, +-1 cell side) of
             the coarse estimate, first at ``fine_factor`` (default 2) then at full
-            resolution within +-``refine_px`` (default 2) of that optimum.  A narrow
+            resolution within +-(``refine_px`` + ``fine_factor`` // 2) px (default +-3)
+            of that optimum.  A narrow
             window (e.g. 32 px) confines non-matching cells' translations so that they
             pass the translation check.  None = every rotation of the range at full
             resolution (as cmcR).

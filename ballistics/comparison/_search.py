@@ -9,10 +9,11 @@ Native pipeline, coarse-to-fine (default):
 2. **Handedness** (``handedness="both"``): the coarse stage of direction a->b also runs
    against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``); the handedness
    with the higher coarse CMC peak (equal peaks: as given) is the one refined, in both
-   directions (one extra coarse sweep: the mirrored pair is never refined).
+   directions (one extra coarse sweep: only the stronger handedness is refined).
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
    +-coarse_step / 2; every cell searched over the whole region at ``fine_factor``
-   (default 2), then at full resolution within +-``refine_px`` of that optimum (masked
+   (default 2), then at full resolution within +-(``refine_px`` + ``fine_factor`` // 2)
+   px (default +-3) of that optimum (masked
    NCC both times; ``fine_factor=1`` searches the whole region at full resolution).
 
 Each direction runs its own coarse stage, so the two registrations are independent
