@@ -1,7 +1,7 @@
 """Feature extraction: find the primer / firing-pin regions and condition the surface.
 
 >>> from ballistics import datasets, extract_breech_face
->>> bf = extract_breech_face(datasets.fadul("raw")[0])      # doctest: +SKIP
+>>> bf = extract_breech_face(datasets.fadul("raw")[0])
 >>> bf.region["type"], bf.spacing
 ('breech_face', (6.25e-06, 6.25e-06))
 
