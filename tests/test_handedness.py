@@ -59,6 +59,8 @@ def test_as_given_only_misses_a_mirrored_match(fadul, prepared):
     assert res.cmc_count <= 2 and res.warnings == []
     with pytest.raises(ParameterError, match="handedness"):
         compare(prepared[0], fadul[1], handedness="mirror")
+    with pytest.raises(ParameterError, match="mirror_margin"):
+        compare(prepared[0], fadul[1], mirror_margin=-1)
 
 
 @pytest.mark.slow

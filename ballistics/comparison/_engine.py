@@ -182,8 +182,10 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             resolution (as cmcR).
         handedness : {"both", "as_given"}, default "both"
             ``"both"``: ``b`` is also searched mirrored (rows reversed, x3ptools'
-            ``x3p_flip_y``); the handedness with the stronger coarse CMC peak is refined
-            and reported (``Comparison.mirrored``, with a warning).  Files from different
+            ``x3p_flip_y``); the mirrored handedness is refined and reported
+            (``Comparison.mirrored``, with a warning when it has CMCs) if its coarse CMC
+            peak exceeds the as-given one by more than ``mirror_margin`` (int >= 0,
+            default 3) cells.  Files from different
             sources can differ in handedness (e.g. DFSC's ``K004*`` conversions).
         require_consistency : bool, default True
             ``"high"``/``"convergence"``: a direction only keeps its CMCs if the two
