@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from ._cells import PreparedScan, prepare
 from ._engine import DEFAULTS, compare
+from ._evidence import attach_evidence
+from ._learned import contributions, learned_score, score_features
 from ._params import METHODS, PRESETS, CompareParams
 from ._registration import align, aligned_pair, areal_correlation
 from ._result import Comparison
 
 __all__ = ["compare", "Comparison", "CompareParams", "prepare", "PreparedScan", "METHODS", "DEFAULTS", "PRESETS",
-           "align", "aligned_pair", "areal_correlation"]
+           "align", "aligned_pair", "areal_correlation", "attach_evidence", "learned_score", "score_features",
+           "contributions"]

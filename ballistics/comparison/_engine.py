@@ -21,6 +21,7 @@ from ._cmcr import cmcr_features, native_translation, rotation_centre
 from ._features import Features, wrap
 from ._params import METHODS, PRESETS, CompareParams, resolve
 from ._registration import align_array, areal_correlation, rotation_matrix
+from ._evidence import attach_evidence
 from ._result import Comparison
 from ._search import Direction, Search, search, thetas
 
@@ -120,7 +121,7 @@ def _check_pair(a: Scan, b: Scan, tol: float) -> None:
 
 
 def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "convergence", *,
-            preset: str | CompareParams = "default", **params: Any) -> Comparison:
+            preset: str | CompareParams = "default", lr_system: Any = "default", **params: Any) -> Comparison:
     """Compare two extracted surfaces with the Congruent Matching Cells method.
 
     Parameters
@@ -212,10 +213,18 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             Threads for the FFTs; None: :func:`ballistics.set_threads`'s setting, else
             ``scipy.fft``'s (1 unless ``scipy.fft.set_workers`` is active).
 
+    lr_system : str, path-like, LRSystem or None, default "default"
+        Likelihood-ratio system that turns the score into a bounded log10 LR
+        (``Comparison.llr``, ``llr_interval``, ``lr``): the shipped default
+        (:func:`ballistics.calibration.get_system`), a shipped system's name, a lab's own
+        system file, or None for no LR.
+
     Returns
     -------
     Comparison
         See its documentation for the direction, sign and handedness conventions.
+        ``score`` is the learned score (native pipeline; ``cmc_score`` keeps the CMC
+        score) and ``llr`` the calibrated log10 likelihood ratio.
 
     Raises
     ------
@@ -303,7 +312,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
     warnings = [MIRROR_WARNING] if (srch.mirrored and cmc > 0) else []
     if warnings:
         log.warning("%s vs %s: %s", pa.name, pb.name, MIRROR_WARNING)
-    return Comparison(
+    result = Comparison(
         method=method, cmc_count=int(cmc), score=score, rotation_deg=float(rot),
         translation_m=(float(tpx[0] * sy), float(tpx[1] * sx)), correlation=corr,
         directions=directions, cells=cells,
@@ -318,6 +327,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
                               "b's rows reversed first when b_mirrored"},
         mirrored=srch.mirrored, warnings=warnings, handedness=srch.evidence,
     )
+    return attach_evidence(result, lr_system)
 
 
 def _cell_rows(name: str, feat: Features, dec: dict, ref: PreparedScan, tgt: PreparedScan, p: CompareParams,

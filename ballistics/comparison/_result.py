@@ -42,10 +42,11 @@ class Comparison:
         directions' counts.  ``"high"``/``"convergence"`` count 0 when the two
         directions' registrations are not inverse of each other (``require_consistency``).
     score : float
-        ``cmc_count`` plus the mean correlation of the congruent cells (in [0, 1)), so
-        pairs with equal counts are ordered by how well their CMCs correlate; 0 when no
-        cell is congruent.  The CMC count is the similarity score of Song (2013); higher
-        means more similar.  Never NaN.
+        The score the candidate lists and the LR use; higher means more similar, never
+        NaN.  ``learned_score`` for the native pipeline (``score_kind == "learned"``),
+        else ``cmc_score`` (``cmc_count`` plus the mean correlation of the congruent
+        cells, so pairs with equal counts are ordered by how well their CMCs correlate;
+        the CMC count is the similarity score of Song 2013).
     rotation_deg : float
         Consensus rotation of ``b`` (direction ``a_to_b``), degrees, see above.
     translation_m : tuple of float
@@ -93,6 +94,27 @@ class Comparison:
         stage's evidence of direction a_to_b: ``coarse_max_cmc`` (peak of the coarse
         CMC-theta curve), ``coarse_ncc_sum`` (its cells' correlation sum, the tie-break)
         and ``rotation_deg`` (its rotation).  Empty for the full-grid cmcR pipeline.
+    score_kind : str
+        ``"learned"`` (``score`` is the learned score) or ``"cmc"`` (``score`` is
+        ``cmc_score``: the cmcR pipeline, or a result made without the evidence step).
+    cmc_score : float or None
+        ``cmc_count`` plus the mean correlation of the congruent cells (0 without CMCs):
+        the CMC family's own score (Song 2013).
+    learned_score : float or None
+        Logit of the learned model (:mod:`ballistics.comparison._learned`; model card in
+        ``ballistics/comparison/data/learned_score_card.md``); > 0 leans to same firearm
+        with equal priors.  Not a likelihood ratio.
+    score_contributions : dict
+        Feature -> its contribution to ``learned_score`` (they add up to it with the
+        intercept, key ``"intercept"``).
+    llr : float or None
+        log10 likelihood ratio (same firearm vs different firearms), bounded by the LR
+        system's empirical lower and upper bounds (ELUB, Vergeer et al. 2016).
+    llr_interval : (float, float) or None
+        Interval of ``llr`` (log10) from the LR system's firearm bootstrap.
+    lr : dict
+        The LR system's account: ``verbal`` (ENFSI 2015), ``system`` (name, version,
+        reference population, cross-validated Cllr), ``warnings``.
     """
 
     method: str
@@ -115,6 +137,13 @@ class Comparison:
     mirrored: bool = False
     warnings: list[str] = field(default_factory=list)
     handedness: dict[str, dict[str, float]] = field(default_factory=dict)
+    score_kind: str = "cmc"
+    cmc_score: float | None = None
+    learned_score: float | None = None
+    score_contributions: dict[str, float] = field(default_factory=dict)
+    llr: float | None = None
+    llr_interval: tuple[float, float] | None = None
+    lr: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dictionary of every field (NaN as None)."""
@@ -127,6 +156,9 @@ class Comparison:
             "elapsed_s": self.elapsed_s, "a_name": self.a_name, "b_name": self.b_name,
             "method_counts": self.method_counts, "frames": self.frames, "mirrored": self.mirrored,
             "warnings": list(self.warnings), "handedness": self.handedness,
+            "score_kind": self.score_kind, "cmc_score": self.cmc_score, "learned_score": self.learned_score,
+            "score_contributions": self.score_contributions, "llr": self.llr,
+            "llr_interval": None if self.llr_interval is None else list(self.llr_interval), "lr": self.lr,
         })
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -141,6 +173,8 @@ class Comparison:
         d["rotation_curve"] = {k: [tuple(x) for x in v] for k, v in d.get("rotation_curve", {}).items()}
         if d.get("rotation_deg") is None:
             d["rotation_deg"] = float("nan")
+        if d.get("llr_interval") is not None:
+            d["llr_interval"] = tuple(d["llr_interval"])
         return cls(**d)
 
     def cells_table(self) -> list[dict[str, Any]]:
@@ -154,8 +188,9 @@ class Comparison:
                                                    (" passed" if v["passed"] else " failed"))
                          for k, v in self.directions.items())
         mir = " (b mirrored: check provenance)" if (self.mirrored and self.cmc_count > 0) else ""
+        lr = "" if self.llr is None else f", log10 LR {self.llr:+.2f}"
         return (f"{self.a_name} vs {self.b_name}{mir}: {self.method} CMC = {self.cmc_count} ({dirs}), "
-                f"score {self.score:.3f}, rotation {self.rotation_deg:.1f} deg, translation "
+                f"{self.score_kind} score {self.score:.3f}{lr}, rotation {self.rotation_deg:.1f} deg, translation "
                 f"({self.translation_m[0] * 1e6:.1f}, {self.translation_m[1] * 1e6:.1f}) um, "
                 f"areal correlation {corr}, {self.elapsed_s:.2f} s")
 

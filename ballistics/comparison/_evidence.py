@@ -1,0 +1,98 @@
+"""Strength of evidence of a comparison: the learned score and the calibrated LR.
+
+:func:`attach_evidence` runs after the Congruent Matching Cells search.  It keeps the
+CMC count and its score (``Comparison.cmc_score``), adds the learned score
+(:mod:`._learned`, logistic regression on features of the comparison, trained with whole
+firearms left out) with each feature's contribution, and converts the score into a
+bounded log10 likelihood ratio with an :class:`~ballistics.calibration.LRSystem`
+(the shipped default or a lab's own).
+
+The learned score was trained on the native pipeline's comparisons; comparisons made
+with ``pipeline="cmcr"`` (preset ``"cmcr"``) keep the CMC score, and an LR system fitted
+on another kind of score gives no LR for them (``Comparison.lr`` says why).
+
+References
+----------
+Zemmels, J., Hofmann, H., VanderPlas, S. (2023). Automatic cartridge case comparison
+(ACES): combining comparison features in a statistical model.
+Meuwly, D., Ramos, D., Haraksim, R. (2017). A guideline for the validation of likelihood
+ratio methods used for forensic evidence evaluation. FSI 276, 142-153.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from ..errors import BallisticsError
+from ._learned import contributions, learned_score
+from ._result import Comparison
+
+log = logging.getLogger(__name__)
+
+#: What ``lr_system`` may be: a shipped system's name, a file path, an LRSystem, or None.
+LRSystemLike = Any
+
+
+def _system(lr_system: LRSystemLike) -> Any:
+    from ..calibration import LRSystem, get_system
+    if isinstance(lr_system, LRSystem):
+        return lr_system
+    if isinstance(lr_system, (str, os.PathLike)):
+        return get_system(lr_system)
+    from ..errors import ParameterError
+    raise ParameterError(f"lr_system must be a system name, a file path, an LRSystem or None, got {lr_system!r}")
+
+
+def attach_evidence(result: Comparison, lr_system: LRSystemLike = "default") -> Comparison:
+    """Fill the learned score and the likelihood ratio of a comparison (in place).
+
+    Parameters
+    ----------
+    result : Comparison
+        Output of the CMC search; ``result.score`` holds the CMC score on entry.
+    lr_system : str, path-like, LRSystem or None
+        ``"default"`` (the shipped system), the name of a shipped system, the path of a
+        lab's own system file (:meth:`ballistics.calibration.LRSystem.save`), or None for
+        no likelihood ratio.
+
+    Returns
+    -------
+    Comparison
+        The same object: ``cmc_score`` (CMC count + mean CMC correlation), ``score``
+        (the learned score where it applies, else the CMC score), ``score_kind``,
+        ``learned_score``, ``score_contributions`` (feature -> contribution to the
+        logit), ``llr`` (bounded log10 LR), ``llr_interval`` and ``lr`` (the system's
+        name, version, reference population, verbal equivalent and any warnings).
+    """
+    result.cmc_score = float(result.score)
+    if result.params.get("pipeline", "native") == "native":
+        result.learned_score = float(learned_score(result))
+        result.score_contributions = {k: float(v) for k, v in contributions(result).items()}
+        result.score = result.learned_score
+        result.score_kind = "learned"
+    else:
+        result.score_kind = "cmc"
+    if lr_system is None:
+        return result
+    system = _system(lr_system)
+    try:
+        system.score_of(result)
+    except BallisticsError:
+        result.lr = {"system": {"name": system.name, "version": system.system_version},
+                     "warnings": [f"no LR: system {system.name!r} takes {system.score_column!r}, which this "
+                                  f"comparison ({result.score_kind} score) does not have"]}
+        return result
+    try:
+        ev = system.evaluate(result)
+    except BallisticsError as exc:   # e.g. an interval the system cannot give
+        log.warning("LR of %s vs %s not computed: %s", result.a_name, result.b_name, exc)
+        result.lr = {"system": {"name": system.name, "version": system.system_version}, "warnings": [str(exc)]}
+        return result
+    result.llr = float(ev["llr"])
+    result.llr_interval = tuple(ev["interval"]) if ev.get("interval") else None
+    result.lr = ev
+    for w in ev.get("warnings") or []:
+        log.info("%s vs %s: LR system %s: %s", result.a_name, result.b_name, system.name, w)
+    return result
