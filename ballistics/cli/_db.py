@@ -36,7 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("path", help="database directory, or an exchange bundle (.zip) searched without importing it")
     q.add_argument("file", help="the query scan")
     q.add_argument("-k", type=int, default=10, help="length of the candidate list (default 10)")
-    q.add_argument("--rerank", type=int, default=None, help="candidates re-ranked with compare (default k; 0 = off)")
+    q.add_argument("--rerank", type=int, default=None,
+                   help="stage 3: candidates compared in full with compare (default 10; 0 = off)")
+    q.add_argument("--shortlist", type=int, default=None,
+                   help="stage 1: length of the FAISS short list (default 1000)")
+    q.add_argument("--rerank-min-inliers", type=int, default=None,
+                   help="stage 3 only for candidates with at least this many stage-2 inliers (default 6)")
+    q.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip stage 2 (SIFT key points under one rigid motion)")
+    q.add_argument("--timings", action="store_true", help="print the time each stage took (also with -v)")
     q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
                    help="the query is already an extracted breech face")
     q.add_argument("--public-key", default=None, help="when PATH is a bundle: its lab's public key (PEM)")
@@ -202,19 +210,27 @@ def run_search(args: argparse.Namespace) -> int:
     else:
         db = _open(args.path, readonly=True)
     try:
-        hits = db.search(args.file, k=args.k, preprocess=args.preprocess, rerank=args.rerank)
+        hits = db.search(args.file, k=args.k, preprocess=args.preprocess, rerank=args.rerank,
+                         shortlist=args.shortlist, rerank_min_inliers=args.rerank_min_inliers, verify=args.verify)
+        timings = db.search_timings()
     finally:
         db.close()
+    if args.timings or getattr(args, "verbose", 0):
+        print(timings, file=sys.stderr)
     if args.json:
         emit({"query": args.file, "hits": [h.to_dict() for h in hits]}, True)
         return 0
     print(f"query: {args.file}")
-    print(f"{'rank':>4s}  {'scan':<24s} {'case':<14s} {'firearm':<12s} {'retrieval':>9s} {'CMC':>4s} {'score':>8s}")
+    print(f"{'rank':>4s}  {'scan':<24s} {'case':<14s} {'firearm':<12s} {'retrieval':>9s} {'inliers':>7s} "
+          f"{'CMC':>4s} {'score':>8s} {'log10 LR':>8s}")
     for h in hits:
         cmc = "-" if h.cmc_count is None else str(h.cmc_count)
         sc = "-" if h.score is None else f"{h.score:.3g}"
+        inl = "-" if h.inliers is None else str(h.inliers)
+        llr = (h.comparison or {}).get("llr")
+        lr = "-" if llr is None else f"{llr:+.2f}"
         print(f"{h.rank:>4d}  {h.scan_id:<24.24s} {str(h.case_id):<14.14s} {str(h.firearm_id):<12.12s} "
-              f"{h.retrieval_score:9.3f} {cmc:>4s} {sc:>8s}")
+              f"{h.retrieval_score:9.3f} {inl:>7s} {cmc:>4s} {sc:>8s} {lr:>8s}")
     return 0
 
 

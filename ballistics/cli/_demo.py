@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
               f"{bf.shape[0]}x{bf.shape[1]} px at {bf.spacing[1] * 1e6:.2f} um, {dt:.2f} s")
 
     def table(pairs, scans, title):
-        print(f"{title:<28}{'truth':<11}{'CMCs':>6}{'score':>9}{'corr':>7}{'rot deg':>9}{'s':>7}")
+        print(f"{title:<28}{'truth':<11}{'CMCs':>6}{'score':>9}{'log10 LR':>9}{'corr':>7}{'rot deg':>9}{'s':>7}")
         rows = []
         prepared = {s.exhibit_id: prepare(s) for s in scans}
         for a, b in tqdm(pairs, desc="comparing", unit="pair", leave=False):
@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
             same = a.metadata["firearm"] == b.metadata["firearm"]
             rows.append((same, res))
             corr = "-" if res.correlation is None else f"{res.correlation:.2f}"
+            llr = "-" if res.llr is None else f"{res.llr:+.2f}"
             tqdm.write(f"{a.exhibit_id + ' vs ' + b.exhibit_id:<28}{'same' if same else 'different':<11}"
-                  f"{res.cmc_count:>6}{res.score:>9.3f}{corr:>7}{res.rotation_deg:>9.1f}{res.elapsed_s:>7.2f}")
+                       f"{res.cmc_count:>6}{res.score:>9.3f}{llr:>9}{corr:>7}{res.rotation_deg:>9.1f}"
+                       f"{res.elapsed_s:>7.2f}")
         return rows
 
     _section("3. Comparisons of the breech faces this engine extracted from raw scans")
@@ -89,32 +91,28 @@ def run(args: argparse.Namespace) -> int:
           f"gap {gap:+.3f} ({'separated' if gap > 0 else 'NOT separated'})")
 
     _section("5. Case database: search with Fadul 1-1 against the other processed scans")
-    try:
-        from ..index import CaseDatabase
-    except ImportError:  # pragma: no cover - stage not installed
-        print("(case database not available in this build)")
-    else:
-        with tempfile.TemporaryDirectory(dir=out) as tmp:
-            db = CaseDatabase(Path(tmp) / "demo.db")
-            for s in processed[1:]:
-                db.add(s, scan_id=s.exhibit_id, case_id="demo", firearm_id=s.metadata["firearm"],
-                       preprocess=False)
-            t0 = time.perf_counter()
-            hits = db.search(processed[0], k=5, preprocess=False)
-            dt = time.perf_counter() - t0
-            print(f"{'rank':<6}{'scan':<14}{'firearm':<10}{'CMCs':>6}{'score':>9}")
-            for h in hits:
-                print(f"{h.rank:<6}{h.scan_id:<14}{str(h.firearm_id):<10}{h.cmc_count:>6}{h.score:>9.3f}")
-            print(f"query answered in {dt:.2f} s (retrieval + re-ranking); true mate is slide-1")
-            db.close() if hasattr(db, "close") else None
+    from ..index import CaseDatabase
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        db = CaseDatabase(Path(tmp) / "demo.db")
+        for s in processed[1:]:
+            db.add(s, scan_id=s.exhibit_id, case_id="demo", firearm_id=s.metadata["firearm"], preprocess=False)
+        t0 = time.perf_counter()
+        hits = db.search(processed[0], k=5, preprocess=False)
+        dt = time.perf_counter() - t0
+        print(f"{'rank':<6}{'scan':<14}{'firearm':<10}{'inliers':>8}{'CMCs':>6}{'score':>9}{'log10 LR':>10}")
+        for h in hits:
+            llr = (h.comparison or {}).get("llr")
+            print(f"{h.rank:<6}{h.scan_id:<14}{str(h.firearm_id):<10}"
+                  f"{'-' if h.inliers is None else h.inliers:>8}{'-' if h.cmc_count is None else h.cmc_count:>6}"
+                  f"{'-' if h.score is None else f'{h.score:.3f}':>9}{'-' if llr is None else f'{llr:+.2f}':>10}")
+        print(f"query answered in {dt:.2f} s (retrieval, key-point verification, full comparison of the best); "
+              "true mate is slide-1")
+        print(db.search_timings())
+        db.close()
 
     _section("6. Report")
-    try:
-        from ..review.report import report
-    except ImportError:  # pragma: no cover
-        print("(reports not available in this build)")
-    else:
-        path = out / "report Fadul 1-1 vs 1-2.html"
-        report(processed[0], processed[1], output=path, **({"method": args.method} if args.method else {}))
-        print(f"HTML report written to {path}")
+    from ..review.report import report
+    path = out / "report Fadul 1-1 vs 1-2.html"
+    report(processed[0], processed[1], output=path, **({"method": args.method} if args.method else {}))
+    print(f"HTML report written to {path}")
     return 0
