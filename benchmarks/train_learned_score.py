@@ -249,6 +249,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pairs", nargs="?", default="/work/allpairs/pairs_default.jsonl")
     ap.add_argument("--write", action="store_true", help="freeze the model, card and results")
+    ap.add_argument("--oof-out", default=None,
+                    help="write the pairs again with the out-of-fold learned score (each pair scored by a model "
+                         "that never saw its firearms) as result.learned_score / result.score, for fitting an LR "
+                         "system without reusing the learned model's training data")
     args = ap.parse_args(argv)
     path = Path(args.pairs)
     rows, skipped = load(path)
@@ -257,6 +261,13 @@ def main(argv=None) -> int:
     y = np.array([bool(r["same"]) for r in rows])
     cmc = np.array([int(r["result"]["cmc_count"]) for r in rows])
     ev = evaluate(rows, x, y, cmc)
+    if args.oof_out:
+        with open(args.oof_out, "w") as fh:
+            for r, v in zip(rows, ev["oof"]):
+                res = dict(r["result"])
+                res.setdefault("cmc_score", res["score"])
+                res.update(learned_score=float(v), score=float(v), score_kind="learned")
+                fh.write(json.dumps({**r, "result": res}) + "\n")
     sc, lr = fit(x, y)
     train_logit = lr.decision_function(sc.transform(x))
     train_auc = float(roc_auc_score(y, train_logit))
