@@ -10,7 +10,11 @@ Native pipeline, coarse-to-fine (default):
    against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``); the mirrored
    handedness is refined only if its coarse CMC peak exceeds the as-given one by more
    than ``mirror_margin`` cells (default 3), otherwise the files as given, in both
-   directions (one extra coarse sweep: only the stronger handedness is refined).
+   directions (one extra coarse sweep: only the stronger handedness is refined).  The
+   mirrored sweep is first run on every 2nd rotation of the coarse grid (a screen, half a
+   sweep); the full mirrored sweep follows only if the screen's peak comes within
+   ``_SCREEN_SLACK`` cells of the rule.  The mirrored evidence reported is the screen's
+   when the full sweep did not run.
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
    +-coarse_step / 2; every cell searched over the whole region at ``fine_factor``
    (default 2), then at full resolution within +-(``refine_px`` + ``fine_factor`` // 2)
@@ -137,12 +141,24 @@ def _candidates(feat: Features, p: CompareParams):
     return out, curve, ev
 
 
-def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams):
+def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams, every: int = 1):
+    """The coarse stage; ``every > 1`` evaluates only every ``every``-th rotation of its grid
+    (the mirrored handedness' pre-screen)."""
     lo, hi = p.rotation_range
     k = p.coarse_factor
-    feat = _grid(ref, tgt, thetas(lo, hi, p.coarse_step), int(math.ceil(margin(ref, p) / k)), p,
+    feat = _grid(ref, tgt, thetas(lo, hi, p.coarse_step)[::every], int(math.ceil(margin(ref, p) / k)), p,
                  factor=k, cache=True)
     return _candidates(feat, p)
+
+
+# The mirrored handedness is first screened on every 2nd rotation of the coarse grid; its
+# full coarse sweep runs only if that screen comes within _SCREEN_SLACK cells of the
+# refinement rule (peak > as-given peak + mirror_margin), so the decision and, when the mirror
+# is refined, its candidates are those of the full sweep.  A screen's peak is at most the
+# full sweep's: the screen can only miss a mirror whose full peak clears the rule while its
+# every-other-rotation peak falls short by more than the slack.
+_SCREEN_EVERY = 2
+_SCREEN_SLACK = 2
 
 
 def _match_fine(ref: PreparedScan, tgt: PreparedScan, th: float, prior: np.ndarray, m: int,
@@ -223,7 +239,11 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
                       {("mirrored" if k else "as_given"): v[2] for k, v in stage.items()})
     stage = {}
     for mir, tb in variants:
-        cands, curve, ev = _coarse(pa, tb, p)
+        every = _SCREEN_EVERY if mir else 1
+        cands, curve, ev = _coarse(pa, tb, p, every)
+        if mir and every > 1 and ev["coarse_max_cmc"] > stage[False][3]["coarse_max_cmc"] \
+                + p.mirror_margin - _SCREEN_SLACK:
+            cands, curve, ev = _coarse(pa, tb, p)
         stage[mir] = (tb, cands, curve, ev)
     mir = len(variants) > 1 and _better(stage[True][3], stage[False][3], p.mirror_margin)
     tb, cands, curve, _ = stage[mir]
