@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import logging
 
+from ._threads import set_threads, threads
 from ._version import __version__
-from .errors import (BallisticsError, ParameterError, ComparisonError, DatabaseError, EmptyScanError,
-                     RegionNotFoundError, ScanFormatError, ScanReadError, ScanTooLargeError,
-                     UnitsError)
+from .errors import (
+    BallisticsError,
+    ComparisonError,
+    DatabaseError,
+    EmptyScanError,
+    ParameterError,
+    RegionNotFoundError,
+    ScanFormatError,
+    ScanReadError,
+    ScanTooLargeError,
+    UnitsError,
+)
 from .reading import read_scan, scan_from_array, write_x3p
 from .scan import Provenance, Scan
-from ._threads import set_threads, threads
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

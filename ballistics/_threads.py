@@ -36,8 +36,10 @@ def _check(n: int) -> int:
         n_int = int(n)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"the number of threads must be an integer, got {n!r}") from exc
-    if n_int != n or not 1 <= n_int <= numba.config.NUMBA_NUM_THREADS:
-        raise ParameterError(f"the number of threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} "
+    # numba.config sets its attributes at run time (from the environment): invisible to mypy
+    n_max: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    if n_int != n or not 1 <= n_int <= n_max:
+        raise ParameterError(f"the number of threads must be between 1 and {n_max} "
                              f"(Numba's NUMBA_NUM_THREADS on this machine), got {n!r}")
     return n_int
 

@@ -107,7 +107,8 @@ def fadul(rerank: int = 10) -> None:
         t = time.perf_counter()
         for s in scans:
             db.add(s, scan_id=s.exhibit_id, case_id="fadul", firearm_id=s.metadata["firearm"], preprocess=False)
-        print(f"  ingest: {(time.perf_counter() - t) / len(scans) * 1e3:.0f} ms per scan (signature + catalogue + index)")
+        per_scan_ms = (time.perf_counter() - t) / len(scans) * 1e3
+        print(f"  ingest: {per_scan_ms:.0f} ms per scan (signature + catalogue + index)")
         fid = {s.exhibit_id: s.metadata["firearm"] for s in scans}
         ret, rr, t_ret, t_rr = [], [], [], []
         for i, s in enumerate(scans):

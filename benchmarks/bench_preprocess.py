@@ -254,7 +254,8 @@ def main(argv=None) -> int:
         agr = surface_agreement(bf.data, base)
         rows.append((label, scan.shape, t_ours, t_base, c_ours, c_base))
         print(f"{label:30s} {scan.shape[0]:>5d}x{scan.shape[1]:<5d} {t_ours:9.3f} {c_ours:8.3f} {t_base:9.3f} "
-              f"{c_base:8.3f} {c_base / c_ours:8.1f}x {t_base / t_ours:9.1f}x  {agr['iou']:.3f}/{agr['correlation']:.3f}")
+              f"{c_base:8.3f} {c_base / c_ours:8.1f}x {t_base / t_ours:9.1f}x  "
+              f"{agr['iou']:.3f}/{agr['correlation']:.3f}")
     full = [r for r in rows if "3.125" in r[0]]
     if full:
         mo, mb = statistics.mean(r[2] for r in full), statistics.mean(r[3] for r in full)
@@ -286,7 +287,8 @@ def main(argv=None) -> int:
         _, t_reg, c_reg = timed(find_regions, scan, repeat=args.repeat)
         _, t_bf, c_bf = timed(extract_breech_face, scan, repeat=args.repeat)
         _, t_fp, c_fp = timed(extract_firing_pin, scan, repeat=args.repeat)
-        print(f"{label:30s} {scan.shape[0]:>5d}x{scan.shape[1]:<5d} CPU (wall) s: find_regions {c_reg:.3f} ({t_reg:.3f}), "
+        print(f"{label:30s} {scan.shape[0]:>5d}x{scan.shape[1]:<5d} "
+              f"CPU (wall) s: find_regions {c_reg:.3f} ({t_reg:.3f}), "
               f"breech face {c_bf:.3f} ({t_bf:.3f}), firing pin {c_fp:.3f} ({t_fp:.3f})")
 
     # figures of every raw scan

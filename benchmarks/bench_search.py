@@ -190,6 +190,7 @@ class PairCompare:
 def cmd_fadul(a: argparse.Namespace) -> None:
     """Leave-one-out over the 40 processed Fadul scans, every stage."""
     import faiss
+
     from ballistics.index._cascade import CascadeHit
     from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
     _cv1()
@@ -220,9 +221,8 @@ def cmd_fadul(a: argparse.Namespace) -> None:
             res["h1_s1"].append(order1[0] in mates)
             if sigkey != "sig_synth" or qi % nsh != sh:
                 continue
-            c0, w0 = time.process_time(), time.perf_counter()
+            c0 = time.process_time()
             qkp = query_keypoints(scans[qi])
-            t_q = time.process_time() - c0
             scores = {j: verify(qkp, kps[j]).inliers for j in order1}
             t12 = time.process_time() - c0
             for d in depths:
@@ -269,7 +269,8 @@ def cmd_fadul(a: argparse.Namespace) -> None:
         if res["s12"][10]:
             print(f"{sigkey:<12}{'1+2':<10}" + "".join(f"{np.mean(res['s12'][d]):9.3f}" for d in depths)
                   + f"{np.mean(res['h1_s12']):8.3f}")
-            print(f"{sigkey:<12}{'1+2+3':<10} ({len(full['hit1'])} queries) mate recall@10 {np.mean(full['recall10']):.3f}, "
+            print(f"{sigkey:<12}{'1+2+3':<10} ({len(full['hit1'])} queries) "
+                  f"mate recall@10 {np.mean(full['recall10']):.3f}, "
                   f"hit@1 {np.mean(full['hit1']):.3f}")
             print(f"  query time (CPU s, extracted query): stages 1+2 median {statistics.median(full['t12']):.3f} "
                   f"(max {max(full['t12']):.3f}); stage 3 median {statistics.median(full['t_s3']):.2f} "
@@ -315,6 +316,7 @@ def _search_excluding(idx, q: np.ndarray, depth: int, banned: np.ndarray):
 def cmd_scale(a: argparse.Namespace) -> None:
     """Fadul + DFSC queries in databases padded with synthetic decoys."""
     import faiss
+
     from ballistics.index._cascade import CascadeHit
     from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
     _cv1()
@@ -398,12 +400,14 @@ def cmd_scale(a: argparse.Namespace) -> None:
                 tends.append(tq + t1 + t2 + t3)
         print(f"\n## {size:,} entries ({nreal} real Fadul+DFSC, {size - nreal:,} decoys ({a.decoys}) from "
               f"{len(dk)} base surfaces); {len(s123)} queries; stage-2 shortlist={a.shortlist}")
-        print(f"{'stage':<8}" + "".join(f"{'d=' + str(d):>9}" for d in depths) + "   (mate recall@10, or @depth for stage 1)")
+        print(f"{'stage':<8}" + "".join(f"{'d=' + str(d):>9}" for d in depths)
+              + "   (mate recall@10, or @depth for stage 1)")
         print(f"{'1':<8}" + "".join(f"{np.mean(s1[d]):9.3f}" for d in depths))
         print(f"{'1+2':<8}" + "".join(f"{np.mean(s12[d]):9.3f}" for d in depths))
         print(f"1+2+3 (shortlist {a.shortlist}, rerank {a.rerank}): mate recall@10 {np.mean(s123):.3f}, "
               f"hit@1 {np.mean(h1):.3f}")
-        print(f"CPU s per query ({len(t1s)} timed queries; replicas of a decoy verified again for timing): stage 1 (exact flat, 1 query) median {1e3 * statistics.median(t1s):.1f} ms; "
+        print(f"CPU s per query ({len(t1s)} timed queries; replicas of a decoy verified again for timing): "
+              f"stage 1 (exact flat, 1 query) median {1e3 * statistics.median(t1s):.1f} ms; "
               f"query features + stages 1+2 median {statistics.median(t12s):.2f} s; end to end (with stage-3 "
               f"compare CPU time of the same pairs) median {statistics.median(tends):.2f} s, max {max(tends):.2f} s")
 
@@ -459,7 +463,8 @@ def cmd_stage1(a: argparse.Namespace) -> None:
         Xd, base = _decoy_pool(feats, size - nreal, a.decoys, rng)
         dfa_arr = np.array([str(x) for x in _decoy_bases(feats, a.decoys)[2]])
         X = np.vstack([feats["real"]["sig_synth"].astype(np.float32), Xd])
-        print(f"\n## stage-1 variants at {size:,} entries ({nreal} real + decoys: {a.decoys}); mate recall within depth")
+        print(f"\n## stage-1 variants at {size:,} entries ({nreal} real + decoys: {a.decoys}); "
+              "mate recall within depth")
         print(f"{'variant':<16}{'B/entry':>8}" + "".join(f"{'d=' + str(d):>8}" for d in depths))
         for name, (V, kind, nb) in _variants(X).items():
             if kind == "flat":
@@ -484,7 +489,8 @@ def cmd_stage1(a: argparse.Namespace) -> None:
 def cmd_vlad(a: argparse.Namespace) -> None:
     """Larger VLAD (synth-trained PCA-64 x 64 words = 4096 values) vs the 640-d signature, among decoys."""
     import faiss
-    from ballistics.index._signature import PARAMS, _standardise, polar_spectrum, sift_descriptors, vlad, _centre_px
+
+    from ballistics.index._signature import PARAMS, _centre_px, _standardise, polar_spectrum, sift_descriptors, vlad
     _cv1()
     feats = _load()
     p = dict(PARAMS)
@@ -561,6 +567,7 @@ def cmd_vlad(a: argparse.Namespace) -> None:
 def cmd_index(a: argparse.Namespace) -> None:
     """Stage-1 latency and memory at 10 k .. 1 M entries (decoy replicas, say so)."""
     import faiss
+
     from ballistics.index._faiss_index import SignatureIndex
     feats = _load()
     faiss.omp_set_num_threads(1)
@@ -583,7 +590,8 @@ def cmd_index(a: argparse.Namespace) -> None:
                     ts.append(time.perf_counter() - w)
                     tc.append(time.process_time() - c)
                 mem = si.memory_bytes() if hasattr(si, "memory_bytes") else float("nan")
-                print(f"{size:>9,} {kind:<8} build {build:6.1f} s  search depth 1000: median {1e3 * np.median(ts):7.2f} ms wall "
+                print(f"{size:>9,} {kind:<8} build {build:6.1f} s  "
+                      f"search depth 1000: median {1e3 * np.median(ts):7.2f} ms wall "
                       f"{1e3 * np.median(tc):7.2f} ms CPU  memory {mem / 1e6:8.1f} MB ({mem / len(X):.0f} B/entry)")
             except Exception as exc:  # report and go on to the next index kind
                 print(f"{size:>9,} {kind:<8} failed: {exc}")
@@ -607,8 +615,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kinds", nargs="+", default=["flat", "ivf", "ivfsq"])
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale, "stage1": cmd_stage1, "stage2": cmd_stage2, "vlad": cmd_vlad,
-     "index": cmd_index}[a.what](a)
+    {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale,
+     "stage1": cmd_stage1, "stage2": cmd_stage2, "vlad": cmd_vlad, "index": cmd_index}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -208,7 +208,8 @@ def run(rounds: int, workdir: Path, seed: int = 1, log=print) -> dict:
         for sid in maybe:  # from now on it must stay as it is (an add that did not commit never appears)
             (present if sid in live else absent).add(sid)
         maybe.clear()
-        rr = RoundResult(r + 1, op, None if calibrating else round(delay, 3), killed, mid, acks, ok, lost, res, problems, repaired)
+        rr = RoundResult(r + 1, op, None if calibrating else round(delay, 3), killed, mid, acks, ok, lost, res,
+                         problems, repaired)
         results.append(rr)
         state = "killed mid-op" if mid else ("killed closing" if killed else "finished")
         log(f"round {r + 1:3d}  {op:<7s} " + ("no kill (timing)   " if calibrating else f"kill after {delay:5.2f} s ")
@@ -243,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(s, indent=1))
     print(f"\n{s['survived']}/{s['rounds']} rounds survived; {s['killed']} children killed, "
-          f"{s['killed_mid_operation']} of them before their last acknowledgement; rounds by operation {s['by_op']}; acknowledged entries lost: {len(s['lost'])} "
+          f"{s['killed_mid_operation']} of them before their last acknowledgement; "
+          f"rounds by operation {s['by_op']}; acknowledged entries lost: {len(s['lost'])} "
           f"{s['lost'] or ''}; removed entries back: {len(s['resurrected'])}; "
           f"{s['acknowledged_present_at_end']} acknowledged scans present at the end; "
           f"{time.monotonic() - t0:.0f} s")

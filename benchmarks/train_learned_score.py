@@ -297,8 +297,9 @@ def main(argv=None) -> int:
                      f"{r['log_loss_bits_cmc_only']:.3f} (its FPR/FNR at logit 0: "
                      f"{fmt(r['cmc_only_at_threshold'])})")
         extra.append(f"{name:6s} ablation, model without any CMC feature ({', '.join(NON_CMC)}): AUC "
-                     f"{r['auc_without_cmc_features']:.4f}, cross-entropy {r['log_loss_bits_without_cmc_features']:.3f} "
-                     f"bits, FPR/FNR at logit 0 {fmt(r['without_cmc_features_at_threshold'])}")
+                     f"{r['auc_without_cmc_features']:.4f}, "
+                     f"cross-entropy {r['log_loss_bits_without_cmc_features']:.3f} bits, "
+                     f"FPR/FNR at logit 0 {fmt(r['without_cmc_features_at_threshold'])}")
     lines += [""] + extra
     lines += ["", f"training data (all pairs, NOT an estimate of performance): AUC {train_auc:.4f}", "",
               "coefficients of the model fitted on all pairs (standardised features):",

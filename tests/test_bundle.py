@@ -13,9 +13,18 @@ from pathlib import Path
 import pytest
 
 from ballistics import DatabaseError, datasets
-from ballistics.index import (BundleFormatError, BundleIntegrityError, BundleModelError,
-                              BundleSignatureError, BundleVersionError, CaseDatabase, generate_signing_key,
-                              open_bundle, prepare_entry, read_bundle)
+from ballistics.index import (
+    BundleFormatError,
+    BundleIntegrityError,
+    BundleModelError,
+    BundleSignatureError,
+    BundleVersionError,
+    CaseDatabase,
+    generate_signing_key,
+    open_bundle,
+    prepare_entry,
+    read_bundle,
+)
 
 EXPORTED = ["Fadul 1-1", "Fadul 1-2", "Fadul 2-1", "Fadul 2-2"]
 

@@ -7,10 +7,10 @@ import itertools
 from pathlib import Path
 
 import pytest
+from conftest import shared_path
 
 from ballistics import read_scan
 from ballistics.comparison import compare, prepare
-from conftest import shared_path
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 

@@ -14,8 +14,7 @@ from ballistics.cli import main as cli_main
 from ballistics.features import Regions, extract_breech_face, extract_firing_pin, find_regions
 from ballistics.features._agreement import surface_agreement
 from ballistics.features._circle import fit_circle_ransac
-from ballistics.features._filter import (ISO_SIGMA_PER_CUTOFF, gaussian_bandpass, gaussian_lowpass,
-                                         remove_outliers)
+from ballistics.features._filter import ISO_SIGMA_PER_CUTOFF, gaussian_bandpass, gaussian_lowpass, remove_outliers
 from ballistics.features._level import robust_level
 from ballistics.features._resample import resample
 from ballistics.reading import scan_from_array
@@ -250,7 +249,8 @@ def test_circle_ransac_rejects_outliers():
     c = fit_circle_ransac(pts, 1.5, (10, 80))
     assert abs(c.cy - 50) < 0.3 and abs(c.cx - 60) < 0.3 and abs(c.r - 30) < 0.3
     assert 0.6 < c.inlier_fraction < 0.72 and c.coverage == 1.0
-    assert fit_circle_ransac(pts, 1.5, (90, 100)) is None or fit_circle_ransac(pts, 1.5, (90, 100)).inlier_fraction < 0.3
+    far = fit_circle_ransac(pts, 1.5, (90, 100))
+    assert far is None or far.inlier_fraction < 0.3
 
 
 # ----------------------------------------------------------------------------- bundled raw sample
@@ -312,7 +312,8 @@ def test_same_firearm_breech_faces_are_more_alike(bundled_bf):
         for ang in range(-30, 31, 3):
             r = rotate(np.nan_to_num(a), ang, order=1, preserve_range=True)
             m = rotate(np.isfinite(a).astype(float), ang, order=0) > 0.5
-            out = max(out, surface_agreement(np.where(m, r, np.nan), np.where(np.isfinite(b), bz, np.nan))["correlation"])
+            agr = surface_agreement(np.where(m, r, np.nan), np.where(np.isfinite(b), bz, np.nan))
+            out = max(out, agr["correlation"])
         return out
 
     same = best(bundled_bf[0].data[::2, ::2], bundled_bf[1].data[::2, ::2])

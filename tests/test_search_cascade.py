@@ -14,8 +14,7 @@ from ballistics.errors import BallisticsError
 from ballistics.index._cascade import CASCADE_DEFAULTS, cascade, cascade_many, format_timings
 from ballistics.index._signature import signature
 from ballistics.index._stage2 import SIFT_BLOB, ingest_blobs
-from ballistics.index._verify_sift import (Keypoints, VerificationError, keypoints, query_keypoints,
-                                           verify)
+from ballistics.index._verify_sift import Keypoints, VerificationError, keypoints, query_keypoints, verify
 
 
 @pytest.fixture(scope="module")

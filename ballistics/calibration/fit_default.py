@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(DATA_DIR), help="output folder (default: the package's data folder)")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--dpi", type=int, default=60, help="resolution of the PNG figures (kept small)")
-    ap.add_argument("--note", default="", help="free text stored in the reference description (how the pairs were made)")
+    ap.add_argument("--note", default="",
+                    help="free text stored in the reference description (how the pairs were made)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 

@@ -14,7 +14,8 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .._version import __version__
 from ..errors import BallisticsError

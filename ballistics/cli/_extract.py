@@ -25,9 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default name: OUTPUT with .png, or FILE stem + _regions.png)")
     p.add_argument("--spacing", type=float, default=None, help="pixel size in metres for images without one")
     p.add_argument("--target-spacing", type=float, default=None,
-                   help="output pixel size in metres (default: 6.25e-6 for the breech face, input's for the firing pin)")
+                   help="output pixel size in metres "
+                        "(default: 6.25e-6 for the breech face, input's for the firing pin)")
     p.add_argument("--bandpass", type=float, nargs=2, default=None, metavar=("SHORT", "LONG"),
-                   help="band-pass cut-off wavelengths in metres (default 16e-6 500e-6 breech face, 8e-6 250e-6 firing pin)")
+                   help="band-pass cut-off wavelengths in metres "
+                        "(default 16e-6 500e-6 breech face, 8e-6 250e-6 firing pin)")
     p.add_argument("--level-order", type=int, choices=[1, 2], default=None,
                    help="order of the median-fitted trend surface (default 1 breech face, 2 firing pin)")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             plot_path = str(Path(args.file).with_suffix("").name + "_regions.png")
         plot_regions(scan, regions, plot_path)
+    g = out.region
+    assert g is not None  # the extractors always record the region they cut
     info = {
         "file": args.file,
         "region": args.region,
@@ -78,14 +82,13 @@ def run(args: argparse.Namespace) -> int:
         "shape": list(out.shape),
         "spacing_m": list(out.spacing),
         "missing_fraction": round(out.missing_fraction, 4),
-        "geometry": {k: v for k, v in out.region.items()
+        "geometry": {k: v for k, v in g.items()
                      if k in ("type", "centre_m", "source_centre_m", "primer_radius_m", "firing_pin_radius_m",
                               "outer_radius_m", "inner_radius_m", "confidence")},
     }
     if args.json:
         emit(info, True)
         return 0
-    g = out.region
     print(f"file:              {args.file}")
     print(f"region:            {args.region} ({out.shape[0]} x {out.shape[1]} px at {out.spacing[1] * 1e6:.4g} um, "
           f"{100 * out.missing_fraction:.1f} % NaN)")

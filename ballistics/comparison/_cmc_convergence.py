@@ -53,12 +53,13 @@ def classify_convergence(feat: Features, corr_threshold: float = 0.5, translatio
         return good & (np.abs(wrap(th - t0)) <= rotation_threshold_deg) \
             & (np.abs(dy - y0) <= translation_threshold_px) & (np.abs(dx - x0) <= translation_threshold_px)
 
-    best = None
+    best: tuple[tuple[int, float], np.ndarray] | None = None
     for k in np.flatnonzero(good):
         m = members(th[k], dy[k], dx[k])
         key = (int(m.sum()), float(np.nansum(ncc[m])))
         if best is None or key > best[0]:
             best = (key, m)
+    assert best is not None  # good.any(): at least one candidate
     m = best[1]
     cons = (circ_median(th[m]), float(np.median(dy[m])), float(np.median(dx[m])))
     cong = members(*cons)

@@ -14,6 +14,8 @@ Lewis, J. P. (1995). Fast normalized cross-correlation. *Vision Interface*.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import fftconvolve
@@ -32,7 +34,7 @@ def _overlay(a: np.ndarray, shape: tuple[int, int], sy: int, sx: int) -> np.ndar
     return out
 
 
-def surface_agreement(a: np.ndarray, ref: np.ndarray, edge_px: int = 8) -> dict[str, float]:
+def surface_agreement(a: np.ndarray, ref: np.ndarray, edge_px: int = 8) -> dict[str, Any]:
     """Align ``a`` onto ``ref`` (same pixel size) and measure their agreement.
 
     Parameters
@@ -64,7 +66,7 @@ def surface_agreement(a: np.ndarray, ref: np.ndarray, edge_px: int = 8) -> dict[
     ma, mr = np.isfinite(aa), np.isfinite(rr)
     both = ma & mr
     union = (ma | mr).sum()
-    out: dict[str, float] = {"shift": (sy, sx), "iou": float(both.sum() / union) if union else 0.0}
+    out: dict[str, Any] = {"shift": (sy, sx), "iou": float(both.sum() / union) if union else 0.0}
     if both.sum() > 10:
         out["correlation"] = float(np.corrcoef(aa[both], rr[both])[0, 1])
         inner = both & (ndi.distance_transform_edt(both) > edge_px)

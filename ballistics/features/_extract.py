@@ -152,7 +152,8 @@ def _finish(scan: Scan, out: np.ndarray, new_sp, origin, step: str, reg: Regions
         "firing_pin_radius_m": reg.firing_pin_radius_m,
         "primer_centre_m": g["centre_m"],
         "firing_pin_centre_m": g["firing_pin_centre_m"],
-        "outer_radius_m": reg.breech_face_outer_radius_m if region_type == "breech_face" else reg.breech_face_inner_radius_m,
+        "outer_radius_m": (reg.breech_face_outer_radius_m if region_type == "breech_face"
+                           else reg.breech_face_inner_radius_m),
         "inner_radius_m": reg.breech_face_inner_radius_m if region_type == "breech_face" else None,
         "hole_centre_m": g["hole_centre_m"],
         "hole_radius_m": reg.hole_radius_m,

@@ -468,6 +468,7 @@ def find_regions(
         strong = strength > math.tan(math.radians(edge_slope_deg))
     else:
         # normalise illumination: gradient relative to local brightness
+        assert sm is not None  # smoothed in step 1 for intensity images
         zs = sm
         gy, gx = np.gradient(zs)
         local = _nc_smooth(d, max(2.0, 100e-6 / sp))

@@ -23,8 +23,17 @@
 
 from __future__ import annotations
 
-from ._bundle import (BundleError, BundleFormatError, BundleIntegrityError, BundleModelError, BundleSignatureError,
-                      BundleVersionError, generate_signing_key, open_bundle, read_bundle)
+from ._bundle import (
+                      BundleError,
+                      BundleFormatError,
+                      BundleIntegrityError,
+                      BundleModelError,
+                      BundleSignatureError,
+                      BundleVersionError,
+                      generate_signing_key,
+                      open_bundle,
+                      read_bundle,
+)
 from ._database import PART_WEIGHTS, PARTS, CaseDatabase, PreparedEntry, SearchHit, prepare_entry
 from ._faiss_index import FLAT_LIMIT, SignatureIndex, choose_kind
 from ._signature import PARAMS as SIGNATURE_PARAMS

@@ -263,7 +263,8 @@ def export_bundle(db: CaseDatabase, path: str | os.PathLike[str], scan_ids: list
         "members": {m: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)} for m, d in sorted(members.items())},
     }
     man = json.dumps(_jsonable(manifest), indent=1, sort_keys=True).encode()
-    out: dict[str, bytes] = {MANIFEST: man, MANIFEST_SHA: (hashlib.sha256(man).hexdigest() + "  manifest.json\n").encode()}
+    out: dict[str, bytes] = {MANIFEST: man,
+                             MANIFEST_SHA: (hashlib.sha256(man).hexdigest() + "  manifest.json\n").encode()}
     if sign_key is not None:
         key = _load_private(sign_key)
         out[SIGNATURE] = key.sign(man)
@@ -382,7 +383,8 @@ def read_bundle(path: str | os.PathLike[str], public_key: Any = None) -> Bundle:
     except ValueError as exc:
         raise BundleIntegrityError(f"{p}: {MANIFEST} is not valid JSON (edited or damaged).") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleFormatError(f"{p}: not an {FORMAT} (format {manifest.get('format') if isinstance(manifest, dict) else None!r}).")
+        fmt = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BundleFormatError(f"{p}: not an {FORMAT} (format {fmt!r}).")
     ver = manifest.get("format_version")
     if ver != FORMAT_VERSION:
         raise BundleVersionError(f"{p}: bundle format version {ver!r}; this ballistics {__version__} reads version "

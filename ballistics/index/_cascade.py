@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import BallisticsError
 from ..scan import Scan
-from ._verify_sift import Keypoints, Verification, query_keypoints, verify
 from ._verify_sift import PARAMS as VERIFY_PARAMS
+from ._verify_sift import Keypoints, Verification, query_keypoints, verify
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class _Timer:
     def __init__(self, timings: dict[str, dict[str, float]], name: str, n: int = 0) -> None:
         self.t, self.name, self.n = timings, name, n
 
-    def __enter__(self) -> "_Timer":
+    def __enter__(self) -> _Timer:
         self.w0, self.c0 = time.perf_counter(), time.process_time()
         return self
 
@@ -287,7 +288,7 @@ def cascade(query: Scan, *, signature: np.ndarray,
     with _Timer(timings, "stage1") as t1:
         depth = p["shortlist"] + len(excluded)
         D, I = search_vectors(np.asarray(signature, np.float32).reshape(1, -1), depth)
-        hits = []
+        hits: list[CascadeHit] = []
         for s, key in zip(np.asarray(D)[0].tolist(), np.asarray(I)[0].tolist()):
             if (isinstance(key, (int, np.integer)) and key < 0) or key in excluded:
                 continue
@@ -305,7 +306,9 @@ def cascade(query: Scan, *, signature: np.ndarray,
     with _Timer(timings, "stage3", len(head)):
         if head:
             if compare is None:
-                from ..comparison import compare as compare  # noqa: PLW0127
+                from ..comparison import compare as default_compare
+                compare = default_compare
+            assert load_scan is not None  # rerank > 0 without load_scan was refused above
             if prepared is None:
                 try:
                     from ..comparison import prepare
@@ -362,7 +365,12 @@ def cascade_many(queries: Sequence[Scan], signatures: np.ndarray,
     out = []
     for i, q in enumerate(queries):
         row = (D[i:i + 1], I[i:i + 1])
-        res = cascade(q, signature=sig[i], search_vectors=lambda v, d, row=row: row, get_blobs=cached_blobs,
+
+        def search_row(v: np.ndarray, d: int, row: tuple[np.ndarray, np.ndarray] = row
+                       ) -> tuple[np.ndarray, np.ndarray]:
+            return row  # stage 1 already ran for the whole batch
+
+        res = cascade(q, signature=sig[i], search_vectors=search_row, get_blobs=cached_blobs,
                       load_scan=load_scan, k=k, exclude=(exclude[i] if exclude else ()), **kw)
         res.timings["stage1"]["wall_s"] += batch_wall
         res.timings["stage1"]["cpu_s"] += batch_cpu

@@ -31,8 +31,9 @@ import sqlite3
 import threading
 import urllib.parse
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -312,11 +313,11 @@ class Catalogue:
             else:
                 self.con.execute("ROLLBACK")
 
-    def transaction(self) -> "_Tx":
+    def transaction(self) -> _Tx:
         """Context manager: one atomic write transaction (rolled back on error)."""
         return Catalogue._Tx(self.con)
 
-    def read(self) -> "_Tx":
+    def read(self) -> _Tx:
         """Context manager: one consistent read snapshot."""
         class _R:
             def __init__(s, con: sqlite3.Connection) -> None:
@@ -336,8 +337,8 @@ class Catalogue:
         return None if row is None else row[0]
 
     def set_meta(self, key: str, value: str) -> None:
-        self.con.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                         (key, value))
+        self.con.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
 
     def generation(self) -> int:
         """Counter bumped by every committed change of the scans or signatures."""
@@ -542,8 +543,10 @@ class Catalogue:
             "scans": c.execute("SELECT count(*) FROM scans WHERE removed_at IS NULL").fetchone()[0],
             "removed_scans": c.execute("SELECT count(*) FROM scans WHERE removed_at IS NOT NULL").fetchone()[0],
             "cases": c.execute("SELECT count(DISTINCT case_id) FROM scans WHERE removed_at IS NULL").fetchone()[0],
-            "exhibits": c.execute("SELECT count(DISTINCT exhibit_id) FROM scans WHERE removed_at IS NULL").fetchone()[0],
-            "firearms": c.execute("SELECT count(DISTINCT firearm_id) FROM scans WHERE removed_at IS NULL").fetchone()[0],
+            "exhibits": c.execute("SELECT count(DISTINCT exhibit_id) FROM scans "
+                                  "WHERE removed_at IS NULL").fetchone()[0],
+            "firearms": c.execute("SELECT count(DISTINCT firearm_id) FROM scans "
+                                  "WHERE removed_at IS NULL").fetchone()[0],
             "audit_entries": c.execute("SELECT count(*) FROM audit").fetchone()[0],
         }
 

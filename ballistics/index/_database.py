@@ -34,8 +34,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .._version import __version__
 from ..errors import BallisticsError, DatabaseError
@@ -172,7 +173,7 @@ class CaseDatabase(StoreMixin, SyncMixin, SearchMixin, VerifyMixin):
             tmp.cleanup()
             self._tmpdir = None
 
-    def __enter__(self) -> "CaseDatabase":
+    def __enter__(self) -> CaseDatabase:
         return self
 
     def __exit__(self, *a: Any) -> None:

@@ -48,7 +48,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -159,6 +159,7 @@ class SignatureIndex:
             n = len(train)
             nlist = int(max(16, min(2 ** round(math.log2(math.sqrt(n))), n // 39)))
             quant = faiss.IndexFlatIP(d)
+            idx: faiss.IndexIVF
             if kind == "ivf":
                 idx = faiss.IndexIVFFlat(quant, d, nlist, faiss.METRIC_INNER_PRODUCT)
             elif kind == "ivfsq":
@@ -189,7 +190,7 @@ class SignatureIndex:
         return self.kind in IVF_KINDS and self.trained_size > 0 and self.ntotal >= RETRAIN_GROWTH * self.trained_size
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "auto", **kw: Any) -> "SignatureIndex":
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, kind: str = "auto", **kw: Any) -> SignatureIndex:
         """New index holding ``vectors`` under ``ids``; ``kind="auto"`` picks by size."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
@@ -217,6 +218,8 @@ class SignatureIndex:
             a = faiss.vector_to_array(idx.id_map).astype(np.int64)
         else:
             inv = faiss.extract_index_ivf(idx).invlists
+            if inv is None:  # pragma: no cover - a trained IVF index always owns its lists
+                raise DatabaseError("the IVF index has no inverted lists; rebuild it from the catalogue.")
             parts = []
             for l in range(inv.nlist):
                 n = inv.list_size(l)
@@ -359,7 +362,7 @@ class SignatureIndex:
         _atomic_write_bytes(p, data)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "SignatureIndex":
+    def load(cls, path: str | os.PathLike[str]) -> SignatureIndex:
         """Read an index written by :meth:`save`.
 
         Raises
@@ -396,5 +399,7 @@ class SignatureIndex:
         self.trained_size = int(meta.get("trained_size", meta.get("count", 0) if self.kind in IVF_KINDS else 0))
         self._index = idx
         if self.kind == "hnsw":
-            faiss.downcast_index(idx.index).hnsw.efSearch = self.ef_search
+            # an HNSW index is stored wrapped in an IndexIDMap2 (see _new_index)
+            inner = faiss.downcast_index(cast("faiss.IndexIDMap2", idx).index)
+            cast("faiss.IndexHNSW", inner).hnsw.efSearch = self.ef_search
         return self

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 
 from ..errors import BallisticsError
 from ..scan import Scan, _jsonable
-from ._cascade import _check, _Timer, CascadeHit, compare_candidates, format_timings, verify_candidates
+from ._cascade import CascadeHit, _check, _Timer, compare_candidates, format_timings, verify_candidates
 from ._entry import PreparedEntry, prepare_entry
 from ._stage2 import SIFT_BLOB
 from ._verify_sift import Keypoints, query_keypoints
@@ -206,8 +207,8 @@ class SearchMixin:
                      for r, i in enumerate(order, 1)]
             t1.n = len(chits)
         with _Timer(timings, "stage2", len(chits) if verify else 0):
-            if verify and chits:
-                verify_candidates(qkp, chits, lambda nums: self._stage2_blobs(nums, _cache))
+            if qkp is not None and chits:  # qkp is None when verify is off
+                verify_candidates(qkp, chits, lambda keys: self._stage2_blobs(keys, _cache))
                 chits.sort(key=lambda h: h.sort_key())
         head = [h for h in chits[: p["rerank"]]
                 if h.stage2_inliers is None or h.stage2_inliers >= p["rerank_min_inliers"]]
@@ -263,10 +264,12 @@ class SearchMixin:
         last = getattr(self, "last_search", None)
         return format_timings(last["timings"]) if last else ""
 
-    def _stage2_blobs(self, nums: list[int], cache: dict[int, Keypoints | None] | None
-                      ) -> dict[int, Keypoints | bytes | None]:
-        out: dict[int, Keypoints | bytes | None] = {}
-        for n in nums:
+    def _stage2_blobs(self, keys: list[Hashable], cache: dict[int, Keypoints | None] | None
+                      ) -> dict[Hashable, Keypoints | bytes | None]:
+        """Stage-2 key points of the hits of :meth:`search` (keyed by catalogue scan number)."""
+        out: dict[Hashable, Keypoints | bytes | None] = {}
+        for key in keys:
+            n = cast(int, key)
             if cache is not None and n in cache:
                 out[n] = cache[n]
                 continue
@@ -283,13 +286,16 @@ class SearchMixin:
         compare, prepare = self._compare, self._prepare
         if compare is None:
             try:
-                from ..comparison import compare as compare  # noqa: PLW0127
+                from ..comparison import compare as default_compare
             except ImportError as exc:
                 raise BallisticsError("stage 3 needs ballistics.comparison.compare, which this installation "
                                       "lacks; search with rerank=0.") from exc
+            compare = default_compare
         if prepare is None:
             try:
-                from ..comparison import prepare as prepare  # noqa: PLW0127
+                from ..comparison import prepare as default_prepare
             except ImportError:
-                prepare = None
+                pass
+            else:
+                prepare = default_prepare
         return compare, prepare

@@ -39,7 +39,8 @@ Arandjelovic, R., Zisserman, A. (2013). All about VLAD. CVPR.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,7 @@ def sift_descriptors(z: np.ndarray, mask: np.ndarray, params: dict[str, Any] | N
     img = np.clip(z * p["grey_per_std"] + 128.0, 0, 255).astype(np.uint8)
     k = int(p["erode_px"])
     mk = cv2.erode(mask.astype(np.uint8) * 255, np.ones((k, k), np.uint8))
-    sift = cv2.SIFT_create(nfeatures=int(p["sift_features"]))
+    sift = cv2.SIFT.create(nfeatures=int(p["sift_features"]))
     kp, d = sift.detectAndCompute(img, mk)
     if d is None or len(kp) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
@@ -340,4 +341,5 @@ def train_codebook(scans: Sequence[Scan], params: dict[str, Any] | None = None, 
     Y = ((X - mean) @ basis).astype(np.float32)
     km = faiss.Kmeans(Y.shape[1], int(p["codebook_size"]), niter=25, seed=seed)
     km.train(Y)
+    assert km.centroids is not None  # set by train()
     return {"mean": mean, "basis": basis, "centroids": km.centroids.astype(np.float64)}

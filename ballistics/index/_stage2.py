@@ -8,7 +8,7 @@ every candidate.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..scan import Scan
 from ._verify_sift import VERIFY_VERSION, blob

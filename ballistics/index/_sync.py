@@ -80,7 +80,8 @@ class SyncMixin:
         if self.index_kind != "auto":
             return self.index_kind
         want = choose_kind(n, signature_dim())
-        if current is not None and current.kind in ("ivf", "ivfsq", "ivfpq") and want == "flat" and n >= FLAT_LIMIT // 2:
+        if (current is not None and current.kind in ("ivf", "ivfsq", "ivfpq") and want == "flat"
+                and n >= FLAT_LIMIT // 2):
             return current.kind  # hysteresis: do not flip back and forth around the limit
         return want
 

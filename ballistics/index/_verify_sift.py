@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class Keypoints:
             self._desc_f32 = np.ascontiguousarray(self.descriptors, dtype=np.float32)
         return self._desc_f32
 
-    def mirrored(self) -> "Keypoints":
+    def mirrored(self) -> Keypoints:
         """The key points of the mirror image (x flipped) -- only for tests; the query
         side recomputes SIFT on the mirrored surface instead (descriptors change)."""
         pts = self.points.copy()
@@ -109,7 +110,7 @@ class Keypoints:
                 + self.descriptors.astype(np.uint8).tobytes())
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "Keypoints":
+    def from_bytes(cls, blob: bytes) -> Keypoints:
         """Inverse of :meth:`to_bytes`; raises :class:`VerificationError` on bad input."""
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise VerificationError(f"key-point blob must be bytes, got {type(blob).__name__}")
@@ -208,7 +209,7 @@ def keypoints(scan: Scan, params: dict[str, Any] | None = None, *, mirror: bool 
         img, m = img[:, ::-1].copy(), m[:, ::-1].copy()
     k = int(p["erode_px"])
     mk = cv2.erode(m.astype(np.uint8) * 255, np.ones((k, k), np.uint8))
-    sift = cv2.SIFT_create(nfeatures=int(p["n_features"]))
+    sift = cv2.SIFT.create(nfeatures=int(p["n_features"]))
     kp, d = sift.detectAndCompute(img, mk)
     if d is None or not kp:
         return Keypoints(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros((0, 128), np.uint8),
@@ -321,7 +322,7 @@ def rigid_ransac(a: np.ndarray, b: np.ndarray, tol: float, n_hyp: int, rng: np.r
     return int(cnt[h]), float(np.degrees(th[h])), t[h], mask
 
 
-def verify(query: Keypoints | tuple[Keypoints, Keypoints], candidate: Keypoints,
+def verify(query: Keypoints | Sequence[Keypoints], candidate: Keypoints,
            params: dict[str, Any] | None = None) -> Verification:
     """Verify a candidate against a query: matched SIFT key points under one rigid motion.
 
