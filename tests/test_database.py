@@ -51,7 +51,8 @@ def _snapshot(path: Path) -> dict:
     """Content of a database: every table's rows and every stored file's hash."""
     con = sqlite3.connect(path / "catalogue.sqlite")
     tables = {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-              for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' AND name != 'sqlite_sequence'")}
+              for (t,) in con.execute("SELECT name FROM sqlite_master "
+                                      "WHERE type='table' AND name != 'sqlite_sequence'")}
     con.close()
     files = {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
              for p in sorted(path.rglob("*")) if p.is_file() and "catalogue.sqlite" not in p.name}
@@ -281,3 +282,58 @@ def test_large_index_is_saved_lazily_and_patched_on_open(tmp_path, sample, entri
     assert not db.verify()["index_in_sync"]
     db.close()  # flushes
     assert _in_sync(CaseDatabase(tmp_path / "db", readonly=True).verify())
+
+
+def test_cli_add_jobs_computes_entries_on_batch_workers(tmp_path, capsys, monkeypatch):
+    """``db add --jobs 2``: entries computed by ballistics.batch.map_scans in worker processes, written by
+    this process; the catalogue equals ``--jobs 1``'s (in process, no cluster)."""
+    import json
+    import os
+
+    from ballistics import batch
+    from ballistics.cli import main
+
+    calls = []
+    real_map_scans = batch.map_scans
+
+    def spy(*a, **kw):
+        res = real_map_scans(*a, **kw)
+        calls.append((kw, res))
+        return res
+
+    monkeypatch.setattr(batch, "map_scans", spy)
+    files = [str(p) for p in datasets.fadul_paths("processed")[:3]]
+    bad = tmp_path / "bad.x3p"
+    bad.write_bytes(b"not a scan")
+    inputs = [files[0], str(bad), files[1], str(tmp_path / "missing.x3p"), files[2]]
+    got = {}
+    for jobs in (1, 2):
+        path = str(tmp_path / f"db{jobs}")
+        assert main(["db", "init", path]) == 0
+        capsys.readouterr()
+        rc = main(["db", "add", path, *inputs, "--no-preprocess", "--jobs", str(jobs), "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert rc == 2
+        con = sqlite3.connect(Path(path) / "catalogue.sqlite")
+        got[jobs] = {
+            "out": out,
+            "scans": con.execute("SELECT num, scan_id, sha256, exhibit_id, preprocess, source_sha256, shape, "
+                                 "spacing FROM scans ORDER BY num").fetchall(),
+            "signatures": con.execute("SELECT num, part, version, dim, vector FROM signatures "
+                                      "ORDER BY num, part").fetchall(),
+            "blobs": con.execute("SELECT num, name, sha256 FROM blobs ORDER BY num, name").fetchall(),
+        }
+        con.close()
+        if jobs == 1:
+            assert calls == []  # in process, no cluster
+    (kw, res), = calls  # one chunk: the 4 files that exist (the missing one fails in this process)
+    assert kw["on_error"] == "record" and kw["client"] is not None
+    assert [r.error is None for r in res] == [True, False, True, True]
+    assert all(int(r.worker.rsplit(":", 1)[1]) != os.getpid() for r in res)
+    one, two = got[1], got[2]
+    assert [a["scan_id"] for a in one["out"]["added"]] == ["Fadul 1-1", "Fadul 1-2", "Fadul 2-1"]
+    assert [f["file"] for f in one["out"]["failed"]] == [str(bad), str(tmp_path / "missing.x3p")]
+    assert two["out"] == one["out"]
+    assert len(one["signatures"]) == 3 and len(one["blobs"]) >= 3
+    for table in ("scans", "signatures", "blobs"):
+        assert two[table] == one[table], table

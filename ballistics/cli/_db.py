@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from . import emit
@@ -26,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("files", nargs="+", help="x3p (or PNG/TIFF) scans")
     q.add_argument("--case", default=None, help="case id of these scans")
     q.add_argument("--firearm", default=None, help="known firearm id (test fires)")
-    q.add_argument("--jobs", type=int, default=1, help="parallel processes for extraction and signatures")
+    q.add_argument("--jobs", type=int, default=1,
+                   help="worker processes (a local cluster of ballistics.batch) computing extraction, signatures "
+                        "and stage-2 data; this process alone writes the database (default 1: no cluster)")
     q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
                    help="the files are already extracted breech faces (e.g. processed Fadul scans)")
     q.add_argument("--json", action="store_true", help="print JSON")
@@ -134,27 +137,66 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_job(item: tuple[str, bool]):
-    """Worker of ``db add --jobs N``: read, extract, sign (no database access)."""
+def _prepare_one(path: str, preprocess: bool) -> Any:
+    """Worker of ``db add --jobs N``: read, extract, sign, stage-2 blobs (no database access)."""
+    from ..index import prepare_entry
+
+    return prepare_entry(path, preprocess)
+
+
+def _prepared(files: list[str], preprocess: bool, jobs: int) -> Iterator[tuple[str, Any, str | None]]:
+    """``(file, PreparedEntry or None, error or None)`` for every file, in order.
+
+    ``jobs <= 1``: in this process.  Otherwise the entries are computed by
+    :func:`ballistics.batch.map_scans` on a local cluster of ``jobs`` worker processes
+    (one thread each), a chunk of files at a time so that only a chunk of entries is
+    held here; the caller, the only writer, stores them as they come.
+    """
     from ..errors import BallisticsError
     from ..index import prepare_entry
 
-    path, preprocess = item
-    try:
-        return path, prepare_entry(path, preprocess), None
-    except BallisticsError as exc:
-        return path, None, f"{type(exc).__name__}: {exc}"
+    def here(path: str) -> tuple[str, Any, str | None]:
+        try:
+            return path, prepare_entry(path, preprocess), None
+        except BallisticsError as exc:
+            return path, None, f"{type(exc).__name__}: {exc}"
+
+    if jobs <= 1 or len(files) <= 1:
+        for path in files:
+            yield here(path)
+        return
+    from functools import partial
+    from pathlib import Path
+
+    from ..batch import map_scans
+    from ..batch._cluster import cluster_client
+
+    func = partial(_prepare_one, preprocess=preprocess)
+    chunk = max(16, 4 * jobs)
+    with cluster_client(n_workers=min(jobs, len(files))) as client:
+        for start in range(0, len(files), chunk):
+            part = files[start:start + chunk]
+            # map_scans refuses a missing file for the whole call: such a file fails here, alone
+            present = [Path(p).is_file() for p in part]
+            results = iter(map_scans(func, [p for p, ok in zip(part, present) if ok], read=False,
+                                     on_error="record", client=client))
+            for path, ok in zip(part, present):
+                if not ok:
+                    yield here(path)
+                    continue
+                r = next(results)
+                yield path, r.value, r.error
 
 
 def run_add(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..errors import BallisticsError
-    from ..index import prepare_entry
 
     db = _open(args.path)
-    items = [(f, args.preprocess) for f in args.files]
-    added, skipped, failed = [], [], []
+    added: list[dict[str, str]] = []
+    skipped: list[dict[str, str]] = []
+    failed: list[dict[str, str]] = []
 
     def store(path: str, entry: Any, err: str | None) -> None:
         if err is not None:
@@ -167,23 +209,12 @@ def run_add(args: argparse.Namespace) -> int:
         except BallisticsError as exc:
             failed.append({"file": path, "error": f"{type(exc).__name__}: {exc}"})
 
-    bar = tqdm(total=len(items), desc="adding", unit="scan", file=sys.stderr, disable=args.json and not sys.stderr.isatty())
+    bar = tqdm(total=len(args.files), desc="adding", unit="scan", file=sys.stderr,
+               disable=args.json and not sys.stderr.isatty())
     try:
-        if args.jobs > 1 and len(items) > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-                for path, entry, err in ex.map(_prepare_job, items):
-                    store(path, entry, err)
-                    bar.update()
-        else:
-            for path, pre in items:
-                try:
-                    entry, err = prepare_entry(path, pre), None
-                except BallisticsError as exc:
-                    entry, err = None, f"{type(exc).__name__}: {exc}"
-                store(path, entry, err)
-                bar.update()
+        for path, entry, err in _prepared(list(args.files), args.preprocess, args.jobs):
+            store(path, entry, err)
+            bar.update()
     finally:
         bar.close()
         db.close()
