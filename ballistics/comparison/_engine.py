@@ -18,10 +18,10 @@ from ._cmc_convergence import classify_convergence
 from ._cmc_high import classify_high, cmc_theta_distribution, combine_directions
 from ._cmc_original import classify_original
 from ._cmcr import cmcr_features, native_translation, rotation_centre
+from ._evidence import attach_evidence
 from ._features import Features, wrap
 from ._params import METHODS, PRESETS, CompareParams, resolve
 from ._registration import align_array, areal_correlation, rotation_matrix
-from ._evidence import attach_evidence
 from ._result import Comparison
 from ._search import Direction, Search, search, thetas
 
@@ -41,8 +41,9 @@ def _cmcr_search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search
     lo, hi = p.rotation_range
     th = thetas(lo, hi, p.rotation_step)
     # float32 FFTs: same counts as float64 on all six cmcR reference rows, 1.5x faster
-    kw = dict(region_multiplier=float(p.region_multiplier), workers=_workers(p), float32=True,
-              max_missing=1.0 - float(p.region_min_valid if p.region_min_valid is not None else p.min_valid))
+    min_valid = p.region_min_valid if p.region_min_valid is not None else p.min_valid
+    kw: dict[str, Any] = dict(region_multiplier=float(p.region_multiplier), workers=_workers(p), float32=True,
+                              max_missing=1.0 - float(min_valid))
     return Search([Direction("a_to_b", pa, pb, cmcr_features(pa.cmcr(), pb.scan.data, th, **kw)),
                    Direction("b_to_a", pb, pa, cmcr_features(pb.cmcr(), pa.scan.data, -th[::-1], **kw))])
 
@@ -273,7 +274,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             ab[method], ba[method] = dab, dba
 
     directions, cells = {}, []
-    congruent_ncc = []
+    congruent_ncc: list[float] = []
     for name, r in results.items():
         dec = r[method]
         cons = dec["consensus"]
