@@ -90,6 +90,8 @@ def test_round_trip_gives_the_same_ranked_lists(labs, queries, tmp_path):
         assert [h.scan_id if h.scan_id in ("Fadul 3-1", "Fadul 3-2") else f"Lab A/{h.scan_id}" for h in ha] == \
                [h.scan_id for h in hb]
         assert [h.retrieval_score for h in ha] == pytest.approx([h.retrieval_score for h in hb], abs=1e-6)
+        assert all((h.lab == "Lab A") == h.scan_id.startswith("Lab A/") for h in hb)  # every hit names its lab
+        assert any(h.lab == "Lab A" for h in hb)
     # the imported blobs are the exported ones, byte for byte
     for sid in EXPORTED:
         names = labs["A"].catalogue.blobs_of(labs["A"].catalogue.scan_by_id(sid)["num"])

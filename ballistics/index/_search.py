@@ -57,6 +57,9 @@ class SearchHit:
         scan has no stage-2 key points (added before they existed: ``rebuild_blobs()``).
     verification : dict or None
         Stage 2: matches, rotation (degrees), translation (pixels of 6.25 um), mirrored.
+    lab : str or None
+        The lab that holds the scan, for entries imported from an exchange bundle; None
+        for this database's own scans.
     """
 
     scan_id: str
@@ -72,10 +75,19 @@ class SearchHit:
     retrieval_rank: int = 0
     inliers: int | None = None
     verification: dict[str, Any] | None = None
+    lab: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-friendly dictionary."""
         return _jsonable(asdict(self))
+
+
+def _lab(row: Any) -> str | None:
+    """The origin lab of a catalogue row (None for own scans or older catalogues)."""
+    try:
+        return row["origin_lab"] or None
+    except (KeyError, IndexError):
+        return None
 
 
 class SearchMixin:
@@ -227,7 +239,7 @@ class SearchMixin:
                                   firearm_id=row["firearm_id"], rank=r, retrieval_score=h.stage1_score,
                                   score=h.compare_score, cmc_count=h.cmc_count, comparison=h.comparison,
                                   stage=h.stage, retrieval_rank=h.stage1_rank, inliers=h.stage2_inliers,
-                                  verification=h.stage2))
+                                  verification=h.stage2, lab=_lab(row)))
         self.last_search = {"timings": timings, "params": {**p, "k": k, "verify": verify, "method": method},
                             "query_sha256": entry.scan.checksum}
         logger.info("search %s:\n%s", entry.scan.name, format_timings(timings))
