@@ -19,6 +19,13 @@ __all__ = [
     "RegionNotFoundError",
     "ComparisonError",
     "DatabaseError",
+    "BundleError",
+    "BundleFormatError",
+    "BundleVersionError",
+    "BundleIntegrityError",
+    "BundleSignatureError",
+    "BundleModelError",
+    "CalibrationError",
 ]
 
 
@@ -65,3 +72,36 @@ class ComparisonError(BallisticsError, ValueError):
 
 class DatabaseError(BallisticsError):
     """A case database operation failed; the stored data was left unchanged."""
+
+
+class BundleError(DatabaseError):
+    """An exchange bundle cannot be used; the database was left unchanged."""
+
+
+class BundleFormatError(BundleError):
+    """Not a bundle, truncated, or a member cannot be parsed."""
+
+
+class BundleVersionError(BundleError):
+    """The bundle was written in a format version this library does not read."""
+
+
+class BundleIntegrityError(BundleError):
+    """A member or the manifest was changed, added or removed after export."""
+
+
+class BundleSignatureError(BundleError):
+    """The detached Ed25519 signature is missing (when required) or does not verify."""
+
+
+class BundleModelError(BundleError):
+    """The bundle's signatures come from another signature model than this database's."""
+
+
+class CalibrationError(BallisticsError, ValueError):
+    """A likelihood-ratio system cannot be fitted, loaded or applied.
+
+    Raised for unusable reference data (one class only, too few firearms for
+    cross-validation), for system files that are not valid LR-system JSON, and for
+    scores a system was not built for.  Bad arguments raise :class:`ParameterError`.
+    """

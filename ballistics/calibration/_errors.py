@@ -1,17 +1,10 @@
-"""The error of this package: a likelihood-ratio system cannot be fitted, read or used."""
+"""The error of this package: a likelihood-ratio system cannot be fitted, read or used.
+
+Defined in :mod:`ballistics.errors` with the rest of the hierarchy; re-exported here.
+"""
 
 from __future__ import annotations
 
-from ..errors import BallisticsError
+from ..errors import CalibrationError
 
 __all__ = ["CalibrationError"]
-
-
-class CalibrationError(BallisticsError, ValueError):
-    """A likelihood-ratio system cannot be fitted, loaded or applied.
-
-    Raised for unusable reference data (one class only, too few firearms for
-    cross-validation), for system files that are not valid LR-system JSON, and for
-    scores a system was not built for.  Bad arguments raise
-    :class:`ballistics.ParameterError` instead.
-    """

@@ -46,7 +46,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import BallisticsError, DatabaseError
+from ..errors import (
+    BallisticsError,
+    BundleError,
+    BundleFormatError,
+    BundleIntegrityError,
+    BundleModelError,
+    BundleSignatureError,
+    BundleVersionError,
+    DatabaseError,
+)
 from ..scan import _jsonable
 from ._catalogue import now
 from ._entry import PARTS
@@ -67,30 +76,6 @@ SIGNATURE = "manifest.json.sig"
 #: Members larger than this (bytes, uncompressed) are refused (zip bombs).
 MAX_MEMBER_BYTES = 1 << 30
 _LAB_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
-
-
-class BundleError(DatabaseError):
-    """An exchange bundle cannot be used; the database was left unchanged."""
-
-
-class BundleFormatError(BundleError):
-    """Not a bundle, truncated, or a member cannot be parsed."""
-
-
-class BundleVersionError(BundleError):
-    """The bundle was written in a format version this library does not read."""
-
-
-class BundleIntegrityError(BundleError):
-    """A member or the manifest was changed, added or removed after export."""
-
-
-class BundleSignatureError(BundleError):
-    """The detached Ed25519 signature is missing (when required) or does not verify."""
-
-
-class BundleModelError(BundleError):
-    """The bundle's signatures come from another signature model than this database's."""
 
 
 def signature_model() -> dict[str, str]:
