@@ -125,6 +125,23 @@ class Level:
             self._fft[key] = out
         return out
 
+    def cell_spectra(self, shape: tuple[int, int], workers: int) -> np.ndarray:
+        """As :meth:`cell_ffts` (conjugated FFTs of the zero-filled cells, their squares and
+        masks), stacked ``(3, K, L0 // 2 + 1, L1)``: the real transform along the rows, so
+        that the inverse's complex pass runs along the contiguous last axis (cached)."""
+        key = ("rows", tuple(shape))
+        with _LOCK:
+            hit = self._fft.get(key)
+        if hit is not None:
+            return hit
+        m = np.isfinite(self.cells)
+        c0 = np.where(m, self.cells, 0.0).astype(np.float32)
+        x = np.stack((c0, c0 * c0, m.astype(np.float32)))
+        out = np.conj(sfft.rfftn(x, s=(shape[1], shape[0]), axes=(-1, -2), workers=workers))
+        with _LOCK:
+            self._fft[key] = out
+        return out
+
     def rotated(self, theta: float, pad: int, cache: bool) -> np.ndarray:
         """The level's surface rotated by ``theta`` degrees about its centre, NaN-padded."""
         key = (round(float(theta), 6), int(pad))

@@ -26,6 +26,9 @@ from ._cells import Level
 
 __all__ = ["match_cells", "region_corners"]
 
+# FFT frames from this many rows on are transformed with the real pass along the rows
+_ROWS_FIRST_MIN = 96
+
 
 def region_corners(ref: Level, tgt: Level, margin: int,
                    prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -81,16 +84,27 @@ def match_cells(ref: Level, tgt: Level, theta: float, margin: int,
     rot = tgt.rotated(theta, 0, cache)
     fshape = (sfft.next_fast_len(Hr, real=True), sfft.next_fast_len(Wr, real=True))
     nsh = (2 * margin + 1, 2 * margin + 1)
-    Cc, Cc2, Cm = ref.cell_ffts(fshape, workers)
-    # the region, its square and its mask for every cell, zero-padded: one batched FFT
+    # the region, its square and its mask for every cell, zero-padded: one batched FFT; six
+    # spectrum products into one buffer; the inverse's complex pass over the whole frame,
+    # its real pass only where searched shifts are (the rest is never read)
     planes, frac = cut_planes(rot, corners[:, 0], corners[:, 1], (Hr, Wr), fshape)
-    F, F2, FM = sfft.rfft2(planes, workers=workers, overwrite_x=True)
+    if fshape[0] >= _ROWS_FIRST_MIN:
+        # real transform along the rows: the complex pass runs along the contiguous last
+        # axis (measured: 25 % faster at 104 x 104, 12 % slower at 54 x 54, one core)
+        Cc, Cc2, Cm = ref.cell_spectra(fshape, workers)
+        F, F2, FM = sfft.rfftn(planes, axes=(-1, -2), workers=workers, overwrite_x=True)
+    else:
+        Cc, Cc2, Cm = ref.cell_ffts(fshape, workers)
+        F, F2, FM = sfft.rfft2(planes, workers=workers, overwrite_x=True)
     prod = np.empty((6,) + F.shape, dtype=F.dtype)
     for i, (x, y) in enumerate(((Cc, F), (Cc, FM), (Cc2, FM), (Cm, F), (Cm, F2), (Cm, FM))):
         np.multiply(x, y, out=prod[i])
-    # inverse: columns first, then rows only for the searched shifts (the rest is never read)
-    cols = sfft.ifft(prod, axis=-2, workers=workers, overwrite_x=True)
-    sums = sfft.irfft(cols[..., :nsh[0], :], n=fshape[1], axis=-1, workers=workers)
+    if fshape[0] >= _ROWS_FIRST_MIN:
+        rows = sfft.ifft(prod, axis=-1, workers=workers, overwrite_x=True)
+        sums = sfft.irfft(rows[..., :nsh[1]], n=fshape[0], axis=-2, workers=workers)
+    else:
+        cols = sfft.ifft(prod, axis=-2, workers=workers, overwrite_x=True)
+        sums = sfft.irfft(cols[..., :nsh[0], :], n=fshape[1], axis=-1, workers=workers)
     min_n = np.maximum(min_overlap * ref.n_valid, 8.0)
     r, sr, sc, n = ncc_from_sums(*sums, nsh, min_n)
     r = np.where(frac >= min_valid, r, np.nan)
