@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import re
+from html import escape as html_escape
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import ballistics
 from ballistics import BallisticsError, datasets
 from ballistics.review import plot
+from ballistics.review._html import fmt
 from ballistics.review.reference import ReferenceScores, reference_scores
 
 
@@ -208,6 +210,65 @@ def test_report_rejects_a_bad_reference_clearly(same_pair):
         ballistics.report(a, b, comparison=cmp, reference=None, dpi=0)
 
 
+def test_report_shows_the_lr_system_and_learned_score(same_pair):
+    """The LR (number, interval, words), its system, its figures and the learned score's contributions."""
+    a, b, cmp = same_pair
+    assert cmp.llr is not None and cmp.lr, "compare() gave no LR"
+    html = ballistics.report(a, b, comparison=cmp, reference=None, dpi=40)
+    lr = cmp.lr
+    assert f"log10 LR = <b>{cmp.llr:+.2f}</b>" in html
+    lo, hi = cmp.llr_interval
+    assert f"{lo:+.2f} to {hi:+.2f}" in html                      # interval in the headline
+    assert "ENFSI 2015" in html and html_escape(lr["verbal"]) in html
+    sysd = lr["system"]
+    assert sysd["name"] in html and "cross-validated Cllr" in html and fmt(sysd["cv_cllr"]) in html
+    assert html_escape(sysd["reference"]) in html                 # the reference population
+    for w in lr["warnings"]:                                       # applicability warnings shown
+        assert html_escape(w) in html
+    for kind in ("tippett", "ece", "pav"):                         # shipped calibration figures embedded
+        assert f"alt='{kind}' src='data:image/png;base64," in html
+    assert 'alt="LR curve with this comparison"' in html
+    # learned score: every feature with its description, sorted by |contribution|
+    from ballistics.comparison._learned import FEATURES
+
+    assert "contribution to the logit" in html
+    feats = sorted((k for k in cmp.score_contributions if k != "intercept"),
+                   key=lambda k: -abs(cmp.score_contributions[k]))
+    pos = [html.index(f"<td>{k}</td>") for k in feats]
+    assert pos == sorted(pos)
+    for k in feats:
+        assert html_escape(FEATURES[k]) in html
+    assert f"<b>{cmp.cmc_count}</b> cells were congruent" in html   # the CMC count is still there
+    # the caveats an LR needs
+    for phrase in ("not the probability that the same firearm fired both cases", "source level",
+                   "reference population", "ELUB"):
+        assert phrase in html
+    assert "class='alert'" not in html                              # not mirrored: no alarm
+
+
+def test_report_warns_prominently_about_a_mirrored_match(scans):
+    """A same-firearm partner with its rows reversed matches mirrored; the report says check provenance."""
+    a, b = scans["Fadul 1-1"], scans["Fadul 1-2"]
+    mirrored = ballistics.scan_from_array(b.data[::-1].copy(), b.spacing, name="Fadul 1-2 flipped")
+    cmp = ballistics.compare(a, mirrored)
+    assert cmp.mirrored and cmp.warnings
+    html = ballistics.report(a, mirrored, comparison=cmp, reference=None, dpi=30)
+    box = html[html.index("<div class='alert'"):]
+    box = box[:box.index("</div>")]
+    assert "Mirrored match" in box and "provenance of both files" in box
+    for w in cmp.warnings:
+        assert html_escape(w) in box
+    assert html.index("<div class='alert'") < html.index("<h2>Summary</h2>")   # at the top
+
+
+def test_lr_headline_without_an_lr():
+    from ballistics.review._lr_sections import learned_section, lr_headline, lr_section, mirror_warning
+
+    d = {"cmc_count": 3, "llr": None, "lr": {}}
+    assert "No likelihood ratio was computed" in lr_headline(d)
+    assert lr_section(d, 40) == "" and learned_section(d) == "" and mirror_warning(d) == ""
+
+
 @pytest.mark.slow
 def test_cli_report_from_files(tmp_path, reference):
     from ballistics.cli import main
@@ -266,6 +327,17 @@ def test_search_report_candidate_list(small_db, scans, tmp_path):
     assert query.provenance.sha256 in html
     # the same-firearm candidate is on top, as the re-ranking comparison says
     assert hits[0].scan_id == "Fadul 1-1"
+    # every stage's score: retrieval rank and score, inliers, CMC count / score / log10 LR; per-stage timings
+    assert "stage 1: retrieval" in html and "stage 2: verification" in html and "stage 3: comparison" in html
+    top = hits[0]
+    row = html[html.index(f"<td>{top.scan_id}</td>"):]
+    row = row[:row.index("</tr>")]
+    for v in (top.retrieval_rank, top.retrieval_score, top.inliers, top.cmc_count, top.score):
+        assert f">{fmt(v)}</td>" in row, v
+    assert f"{top.comparison['llr']:+.2f}" in row
+    assert "Search timings" in html
+    for stage in ("stage 1: FAISS retrieval", "stage 2: SIFT + RANSAC verification", "stage 3: compare (CMC)"):
+        assert stage in html
 
 
 def test_search_thumbnail_is_aligned(small_db, scans):

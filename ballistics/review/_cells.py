@@ -20,7 +20,8 @@ __all__ = ["comparison_dict", "directions_of", "cell_numbers", "rotated_box_corn
 
 _FIELDS = ("method", "cmc_count", "score", "rotation_deg", "translation_m", "correlation",
            "directions", "cells", "rotation_curve", "params", "library_version", "inputs",
-           "elapsed_s", "a_name", "b_name")
+           "elapsed_s", "a_name", "b_name", "method_counts", "frames", "mirrored", "warnings", "handedness",
+           "score_kind", "cmc_score", "learned_score", "score_contributions", "llr", "llr_interval", "lr")
 
 
 def comparison_dict(cmp: Any) -> dict[str, Any]:

@@ -42,6 +42,13 @@ figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#333;margin-top:.3em}
 .summary{background:#f4f8fb;border-left:5px solid #0072B2;padding:.6em 1em}
 .caveat{background:#fff8ec;border-left:5px solid #E69F00;padding:.6em 1em}
+.alert{background:#fde8e4;border:3px solid #D55E00;border-left-width:10px;padding:.6em 1em;margin:1em 0;
+font-size:1.05em}.alert b{color:#8a2a00}
+.lrbox{background:#eef7f1;border-left:5px solid #009E73;padding:.4em 1em;margin:.6em 0}
+.lrbox .verbal{font-size:1.08em}
+.calib{display:flex;flex-wrap:wrap;gap:.8em}.calib figure{width:360px;margin:.3em 0}
+.calib figcaption{font-size:.82em}
+table.kv td:first-child{min-width:14em}table.kv{max-width:100%}
 .meta{color:#444;font-size:.9em}.thumbs img{width:210px;border:1px solid #ccc}
 footer{margin-top:2em;color:#555;font-size:.85em}
 """

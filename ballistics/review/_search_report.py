@@ -23,11 +23,19 @@ __all__ = ["search_report", "load_scan"]
 log = logging.getLogger(__name__)
 
 _NOT_IDENTIFICATIONS = (
-    "<div class='summary'><p>The query was compared with every scan in the database by a fast signature search, "
-    "and the closest candidates were re-scored by the Congruent Matching Cells comparison. The list is ordered by "
-    "that score. It is a list of scans to examine, not a list of identifications: a high rank only means the "
-    "surfaces are more similar than the others in this database; the true source may not be in the database at "
-    "all, and every candidate must be examined and compared by an examiner.</p></div>")
+    "<div class='summary'><p>The query went through the search cascade: <b>stage 1</b> retrieved a short list from "
+    "every scan in the database by a fast signature (FAISS; similarity -1..1); <b>stage 2</b> verified each "
+    "short-listed candidate by matching SIFT key points under one rigid motion (the number of <i>inliers</i>; "
+    "the mirror image too); <b>stage 3</b> compared the best verified candidates with the Congruent Matching Cells "
+    "comparison (CMC count, score and log10 likelihood ratio). Compared candidates come first, by CMC count and "
+    "score; the others follow by inliers, then signature similarity. The columns show the score of every stage "
+    "each candidate reached.</p><p>It is a list of scans to examine, not a list of identifications: a high rank "
+    "only means the surfaces are more similar than the others in this database; the true source may not be in the "
+    "database at all, and every candidate must be examined and compared by an examiner. A log10 LR here is the "
+    "LR system's value for that pair alone; it does not account for the search among many candidates.</p></div>")
+
+_STAGES = {"query": "query features (signature, key points)", "stage1": "stage 1: FAISS retrieval",
+           "stage2": "stage 2: SIFT + RANSAC verification", "stage3": "stage 3: compare (CMC)"}
 
 
 def load_scan(x: Any, what: str) -> Scan:
@@ -42,7 +50,9 @@ def load_scan(x: Any, what: str) -> Scan:
 
 def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10, hits: Sequence[Any] | None = None,
                   output: str | os.PathLike[str] | None = None, preprocess: bool = True,
-                  title: str | None = None, dpi: int = 80) -> str:
+                  title: str | None = None, dpi: int = 80,
+                  timings: Mapping[str, Mapping[str, float]] | None = None,
+                  search_params: Mapping[str, Any] | None = None) -> str:
     """Write a self-contained HTML report of a database search: the candidate list.
 
     Parameters
@@ -62,6 +72,10 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
     title : str, optional
     dpi : int
         Resolution of the thumbnails, dots per inch.
+    timings, search_params : dict, optional
+        Per-stage timings (``db.last_search["timings"]``) and the cascade's knobs
+        (``db.last_search["params"]``) of the search that gave ``hits``; taken from the
+        database when the search is run here.
 
     Returns
     -------
@@ -75,9 +89,15 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
         from ..index import CaseDatabase
         db = CaseDatabase(db)
     q = load_scan(query, "query scan")
+    searched_here = hits is None
     if hits is None:
         hits = db.search(q, k=k, preprocess=preprocess)
     q_proc = _query_processed(db, q, preprocess)
+    last = getattr(db, "last_search", None)
+    if timings is None and isinstance(last, Mapping) and (
+            searched_here or last.get("query_sha256") in (q.checksum, q_proc.checksum)):
+        timings = last.get("timings")       # the last search was this query's
+        search_params = search_params or last.get("params")
     ttl = title or f"Database search: {q.name}"
     body = [f"<h1>{esc(ttl)}</h1><p class='meta'>Date: {esc(utc_now())} &middot; ballistics (openbreech) version "
             f"{esc(__version__)} &middot; {len(hits)} candidates</p>", _NOT_IDENTIFICATIONS]
@@ -89,6 +109,7 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
     body.append("<h2>Query</h2>" + figure_html(fig, "query", "The query surface: heights (um) and virtual light.",
                                                dpi))
     body.append("<h2>Candidate list</h2>" + _candidates(db, q_proc, hits, dpi))
+    body.append(_timings_section(timings, search_params))
     stats: dict[str, Any] = {}
     try:
         stats = dict(db.stats())
@@ -104,30 +125,76 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
     return html
 
 
+def _num_td(x: Any) -> str:
+    num = isinstance(x, (int, float)) and not isinstance(x, bool)
+    return f"<td class='num'>{esc(fmt(x))}</td>" if num else f"<td>{esc(fmt(x))}</td>"
+
+
 def _candidates(db: Any, q_proc: Scan, hits: Sequence[Any], dpi: int) -> str:
-    rows = ["<table><tr><th>rank</th><th>scan</th><th>case</th><th>firearm</th>"
-            "<th>signature similarity (-1..1)</th><th>CMC count</th><th>comparison score</th>"
-            "<th>rotation (deg)</th><th>query (left) and candidate aligned to it (right), "
-            "congruent cells in green</th></tr>"]
+    rows = ["<table class='cands'><tr><th rowspan='2'>rank</th><th rowspan='2'>scan</th><th rowspan='2'>case</th>"
+            "<th rowspan='2'>firearm</th><th rowspan='2'>last stage</th>"
+            "<th colspan='2'>stage 1: retrieval</th><th colspan='2'>stage 2: verification</th>"
+            "<th colspan='4'>stage 3: comparison</th></tr>"
+            "<tr><th>rank</th><th>signature similarity (-1..1)</th><th>inliers</th><th>rotation (deg)</th>"
+            "<th>CMC count</th><th>score</th><th>log10 LR [interval]</th><th>rotation (deg)</th></tr>"]
     for h in hits:
         hd = _as_hit(h)
         cmpd = hd.get("comparison") or {}
+        ver = hd.get("verification") or {}
+        rot2 = ver.get("rotation_deg")
+        if ver.get("mirrored"):
+            rot2 = f"{fmt(rot2)} (mirrored)"
+        head = [hd.get("rank"), hd.get("scan_id"), hd.get("case_id"), hd.get("firearm_id") or "n/a",
+                hd.get("stage"), hd.get("retrieval_rank"), hd.get("retrieval_score"),
+                hd.get("inliers") if hd.get("inliers") is not None else "n/a", rot2]
+        extra = ""
         if cmpd and "error" not in cmpd:
+            stage3 = "".join(_num_td(x) for x in (hd.get("cmc_count"), hd.get("score"), _llr_text(cmpd),
+                                                   cmpd.get("rotation_deg")))
             try:
                 thumb = _thumb(q_proc, db.load_scan(hd["scan_id"], "breech_face"), cmpd, dpi)
             except BallisticsError as exc:  # a missing thumbnail must not lose the list
                 log.warning("no thumbnail for %s: %s", hd.get("scan_id"), exc)
                 thumb = f"(no thumbnail: {esc(exc)})"
+            if cmpd.get("mirrored") and cmpd.get("warnings"):
+                thumb = ("<p class='alert'><b>Mirrored match:</b> the candidate matched as a mirror image of "
+                         "itself (rows reversed); check both files' provenance before relying on it.</p>" + thumb)
+            extra = (f"<tr><td></td><td colspan='12'><span class='thumbs'>{thumb}</span><br><span class='meta'>"
+                     f"{esc(hd.get('scan_id'))}: query (left) and candidate aligned to it (right), congruent cells "
+                     "in green.</span></td></tr>")
         elif cmpd:
-            thumb = f"(comparison failed: {esc(cmpd['error'])})"
+            stage3 = f"<td colspan='4'>comparison failed: {esc(cmpd['error'])}</td>"
+        elif (hd.get("stage") or 1) >= 2:
+            stage3 = "<td colspan='4' class='meta'>not compared (stage 2 only)</td>"
         else:
-            thumb = "(not re-ranked: signature retrieval only)"
-        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in (
-            esc(hd.get("rank")), esc(hd.get("scan_id")), esc(hd.get("case_id")), esc(hd.get("firearm_id") or "n/a"),
-            esc(fmt(hd.get("retrieval_score"))), esc(fmt(hd.get("cmc_count"))), esc(fmt(hd.get("score"))),
-            esc(fmt(cmpd.get("rotation_deg"))), f"<span class='thumbs'>{thumb}</span>")) + "</tr>")
-    rows.append("</table>")
+            stage3 = "<td colspan='4' class='meta'>not compared (stage 1 only)</td>"
+        rows.append("<tr>" + "".join(_num_td(x) for x in head) + stage3 + "</tr>" + extra)
+    rows.append("</table><p class='meta'>Stage 2's rotation is that of the matched key points; the comparison's "
+                "rotation (stage 3) is measured the other way round, so for a true match it is about minus stage "
+                "2's. 'n/a': the candidate did not reach that stage.</p>")
     return "".join(rows)
+
+
+def _llr_text(cmpd: Mapping[str, Any]) -> str:
+    """log10 LR of a compared candidate with its interval, or n/a."""
+    llr = cmpd.get("llr")
+    if not isinstance(llr, (int, float)):
+        return "n/a"
+    iv = cmpd.get("llr_interval")
+    return f"{llr:+.2f}" + (f" [{float(iv[0]):+.2f}, {float(iv[1]):+.2f}]" if iv and None not in iv else "")
+
+
+def _timings_section(timings: Mapping[str, Mapping[str, float]] | None, params: Mapping[str, Any] | None) -> str:
+    """Per-stage times of the search (wall and CPU seconds) and the cascade's knobs."""
+    if not timings:
+        return ("<h2>Search timings</h2><p class='meta'>Not available: the hits were passed in without the "
+                "search's timings.</p>")
+    rows = [[_STAGES.get(k, k), int(v.get("n", 0)), v.get("wall_s"), v.get("cpu_s")]
+            for k, v in timings.items()]
+    out = "<h2>Search timings</h2>" + table(rows, ["stage", "items", "wall time (s)", "CPU time (s)"])
+    if params:
+        out += "<p>Cascade settings:</p>" + table([[k, v] for k, v in params.items()], ["setting", "value"])
+    return out
 
 
 def _as_hit(h: Any) -> dict[str, Any]:
@@ -163,4 +230,4 @@ def _thumb(q: Scan, cand: Scan, cmpd: Mapping[str, Any], dpi: int) -> str:
         ax.xaxis.label.set_size(7)
         ax.yaxis.label.set_size(7)
         ax.title.set_size(8)
-    return f'<img style="width:420px" alt="candidate" src="{png_data_uri(fig, dpi)}">'
+    return f'<img style="width:600px" alt="candidate" src="{png_data_uri(fig, dpi)}">'

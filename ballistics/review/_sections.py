@@ -17,6 +17,7 @@ from ._cells import cell_numbers, directions_of
 from ._colour_scale import common_limits
 from ._figures import new_figure
 from ._html import esc, figure_html, fmt, table
+from ._lr_sections import lr_headline
 from ._plot_agreement import draw_agreement
 from ._plot_cells import draw_comparison
 from ._plot_curves import rotation_curve, score_reference
@@ -27,15 +28,27 @@ __all__ = ["summary", "result_tables", "cells_table", "regions_section", "surfac
            "cells_section", "rotation_section", "agreement_section", "reference_section"]
 
 _CAVEAT = (
-    "<div class='caveat'><p><b>What these numbers do not say.</b> The count of congruent cells is a measure of "
-    "similarity between two surfaces, not a probability that they were fired from the same firearm, and not "
-    "an identification by itself. The reference scores come from a small number of known pairs of one firearm "
-    "model (Ruger P95, Fadul et al. 2011) measured on one instrument; other firearms, ammunition, instruments or "
-    "surface quality can give different score ranges, and small reference sets cannot show rare events. "
-    "Scores from other software or other parameters are on a different scale and cannot be compared with this one. "
-    "Low counts can come from poor marks or poor scans rather than different firearms. The figures show where the "
-    "agreement is, so that an examiner can judge whether it lies on marks from the firearm (breech-face marks) "
-    "rather than on damage, debris or edges; the conclusion remains the examiner's.</p></div>")
+    "<div class='caveat'><p><b>What these numbers do not say.</b></p><ul>"
+    "<li>The count of congruent cells and the learned score measure how similar two surfaces are: "
+    "not a probability that they were fired by the same firearm, and not an identification by itself.</li>"
+    "<li>The likelihood ratio is <b>not the probability that the same firearm fired both cases</b>, nor the odds "
+    "of it: it says how much more probable this score is if the same firearm fired both than if two different "
+    "firearms did. Turning it into a probability needs prior odds, which are for the court, not for this "
+    "software.</li>"
+    "<li>The propositions are at <b>source level</b> (same firearm or different firearms); the LR says nothing "
+    "about who fired, when, or how the cases came to be where they were found (activity level).</li>"
+    "<li>The LR depends on the LR system and on its <b>reference population</b> (which firearms, ammunition, "
+    "instruments and processing it was fitted on). For a firearm, ammunition, instrument or surface quality "
+    "unlike that population the LR can mislead; heed the applicability warnings. Another reference population "
+    "or another system can give another LR for the same pair.</li>"
+    "<li>A small reference set cannot support large LRs: the LR is held within empirical lower and upper "
+    "bounds (ELUB, Vergeer et al. 2016), so an LR at a bound means 'at least this strong as far as the data "
+    "can show', not a measured value. Small reference sets also cannot show rare events.</li>"
+    "<li>Scores from other software or other parameters are on a different scale and cannot be compared with "
+    "these. Low counts can come from poor marks or poor scans rather than different firearms.</li>"
+    "<li>The figures show where the agreement is, so that an examiner can judge whether it lies on marks from "
+    "the firearm (breech-face marks) rather than on damage, debris or edges; the conclusion remains the "
+    "examiner's.</li></ul></div>")
 
 
 def summary(d: Mapping[str, Any], a: Scan, b: Scan, place: Placement | None, ref_desc: str | None,
@@ -57,6 +70,7 @@ def summary(d: Mapping[str, Any], a: Scan, b: Scan, place: Placement | None, ref
             f"{place.different_at_or_above} of {place.n_different} different-firearm pairs scored "
             f"{esc(cmc)} or more (highest different-firearm score: {fmt(place.max_different)}; lowest "
             f"same-firearm score: {fmt(place.min_same)}).</p>")
+    parts.append(lr_headline(d))
     parts.append(_CAVEAT)
     return "<h2>Summary</h2><div class='summary'>" + "".join(parts) + "</div>"
 
@@ -65,7 +79,10 @@ def result_tables(d: Mapping[str, Any]) -> str:
     """The result (count, score, registration, correlation, time) and the per-direction counts."""
     tr = d.get("translation_m") or (np.nan, np.nan)
     rows: list[list[Any]] = [["method", d.get("method")], ["congruent matching cells (CMC count)", d.get("cmc_count")],
-            ["score", d.get("score")], ["registration: rotation (degrees)", d.get("rotation_deg")],
+            [f"score ({d.get('score_kind', 'n/a')})", d.get("score")], ["CMC score", d.get("cmc_score")],
+            ["learned score (logit)", d.get("learned_score")], ["log10 likelihood ratio", d.get("llr")],
+            ["second scan mirrored (rows reversed)", bool(d.get("mirrored"))],
+            ["registration: rotation (degrees)", d.get("rotation_deg")],
             ["registration: shift dy, dx (um)", [float(tr[0]) * 1e6, float(tr[1]) * 1e6]],
             ["correlation of the aligned surfaces", d.get("correlation")],
             ["computation time (s)", d.get("elapsed_s")]]

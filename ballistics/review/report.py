@@ -6,7 +6,11 @@ both scans, the congruent cells across rotation, the agreement map, where the sc
 falls among known same-firearm and different-firearm scores
 (:mod:`ballistics.review.reference`), the result and parameter tables, the library
 version, the input file names with SHA-256 checksums, the date and a plain-language
-summary of what the numbers mean and what they do not.  Files are written atomically
+summary of what the numbers mean and what they do not.  When the comparison carries a
+likelihood ratio, the report gives it with its interval and ENFSI verbal equivalent, the
+LR system (name, version, reference population, cross-validated Cllr), its applicability
+warnings and calibration figures; the learned score is shown with each feature's
+contribution; a mirrored match is flagged in a warning box at the top.  Files are written atomically
 (complete or not at all).
 
 >>> import ballistics
@@ -32,6 +36,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import BallisticsError, ComparisonError
 from ..scan import Scan, _jsonable
+from . import _lr_sections as lrs
 from . import _sections as sec
 from ._cells import comparison_dict, directions_of
 from ._html import esc, inputs_table, page, table, utc_now, write_report
@@ -134,6 +139,10 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
     cells_all = list(d.get("cells") or [])
     dirs = directions_of(cells_all) or ["a_to_b"]
     n_cells = sum(1 for c in cells_all if c.get("direction", "a_to_b") == dirs[0])
+    mirror = lrs.mirror_warning(d)
+    if mirror:
+        log.warning("mirrored match: %s vs %s; %s", a.name, b.name, " ".join(d.get("warnings") or []))
+        body.append(mirror)
     body.append(sec.summary(d, a, b, place, ref.source if ref else None, n_cells))
     if warnings:
         text = " ".join(warnings)
@@ -142,6 +151,8 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
     if notes:
         body.append(f"<h2>Examiner's notes</h2><p>{esc(notes)}</p>")
     body.append(sec.result_tables(d))
+    body.append(lrs.lr_section(d, dpi))
+    body.append(lrs.learned_section(d))
     if raw_a is not None and raw_b is not None:
         body.append(sec.regions_section(raw_a, raw_b, a, b, dpi))
     body.append(sec.surfaces_section(a, b, azimuth_deg, dpi))
