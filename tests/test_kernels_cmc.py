@@ -346,13 +346,16 @@ def test_cut_regions_float32_production_dtype_matches_twin(real_surface):
             np.testing.assert_allclose(f[k], expect, rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("rows_first", [False, True])
 @pytest.mark.parametrize("theta", [0.0, -21.0])
-def test_match_cells_float32_production_path_matches_twin(theta):
+def test_match_cells_float32_production_path_matches_twin(theta, rows_first, monkeypatch):
     """match_cells as compare() runs it (float32 cells, regions and FFTs) against the
-    NumPy twin (float64 pairwise-complete Pearson at every shift) on real Fadul cells."""
+    NumPy twin (float64 pairwise-complete Pearson at every shift) on real Fadul cells,
+    in both FFT layouts (real pass along the columns or, for large frames, the rows)."""
     from ballistics import datasets
-    from ballistics.comparison import prepare
+    from ballistics.comparison import _ncc, prepare
     from ballistics.comparison._ncc import match_cells, region_corners
+    monkeypatch.setattr(_ncc, "_ROWS_FIRST_MIN", 0 if rows_first else 10 ** 9)
     s = datasets.fadul("processed")
     ref, tgt = prepare(s[0]).level(4), prepare(s[1]).level(4)
     margin, min_overlap = 5, 0.8
