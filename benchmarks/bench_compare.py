@@ -186,10 +186,10 @@ def cmcr_reference():
         dt, r = timeit(lambda: compare(a, b, "high", preset="cmcr"))
         d1, d2 = r.directions["a_to_b"], r.directions["b_to_a"]
         st = lambda d: "p" if d["high_passed"] else "f"  # noqa: E731
-        print(f"{tag:6} {row['pair']:28} {d1['original_count']:3d}/{d2['original_count']:<3d} ({row['original_A_ref']}/{row['original_B_ref']})"
-              f"      {d1['high_count']:3d}{st(d1)}/{d2['high_count']:<3d}{st(d2)} ({row['high_A_ref']}{row['high_A_status'][0]}/"
+        print(f"{tag:6} {row['pair']:28} {d1['original_count']:3d}/{d2['original_count']:<3d} ({row['original_A_ref']}/{row['original_B_ref']})"  # noqa: E501
+              f"      {d1['high_count']:3d}{st(d1)}/{d2['high_count']:<3d}{st(d2)} ({row['high_A_ref']}{row['high_A_status'][0]}/"  # noqa: E501
               f"{row['high_B_ref']}{row['high_B_status'][0]})  {r.cmc_count:3d} ({row['combined_high']:>2})"
-              f"   {r.directions['a_to_b']['rotation_deg']:6.1f} ({row['theta_A_ref_deg']:>4})  {dt:6.2f} ({row['seconds_per_pair_median']})")
+              f"   {r.directions['a_to_b']['rotation_deg']:6.1f} ({row['theta_A_ref_deg']:>4})  {dt:6.2f} ({row['seconds_per_pair_median']})")  # noqa: E501
 
 
 def all_pairs(n_limit, out_csv):
@@ -269,8 +269,10 @@ VS_PAIRS = [("Fadul 1-1", "Fadul 1-2"), ("Fadul 1-1", "Fadul 2-1"), ("Fadul 2-1"
 def _worker(engine: str, configs_json: str, repeat: int) -> None:
     """Subprocess: time each config on VS_PAIRS with the engine at ``engine`` ("" = this one)."""
     import json
+
     import ballistics
-    from ballistics.comparison import compare as cmp_, prepare as prep_
+    from ballistics.comparison import compare as cmp_
+    from ballistics.comparison import prepare as prep_
     names = sorted({n for pr in VS_PAIRS for n in pr})
     P = {n: prep_(read_scan(FADUL / "processed" / f"{n}.x3p")) for n in names}
     configs = json.loads(configs_json)
@@ -303,7 +305,7 @@ def vs_old(old_dir: str, repeat: int, rounds: int) -> None:
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
                OPENBLAS_NUM_THREADS="1")
     best: dict[tuple[str, str], list] = {}
-    for rnd in range(rounds):
+    for _rnd in range(rounds):
         for tag, eng, cfg in (("old", old_dir, old_cfg), ("new", "", new_cfg)):
             cp = subprocess.run([sys.executable, __file__, "--worker", eng, "--configs", json.dumps(cfg),
                                  "--repeat", str(repeat)], env=env, capture_output=True, text=True, check=True)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -146,6 +147,7 @@ def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams, every: int =
     (the mirrored handedness' pre-screen)."""
     lo, hi = p.rotation_range
     k = p.coarse_factor
+    assert p.coarse_step is not None   # the coarse stage runs only in coarse-to-fine searches
     feat = _grid(ref, tgt, thetas(lo, hi, p.coarse_step)[::every], int(math.ceil(margin(ref, p) / k)), p,
                  factor=k, cache=True)
     return _candidates(feat, p)
@@ -193,6 +195,7 @@ def _match_fine(ref: PreparedScan, tgt: PreparedScan, th: float, prior: np.ndarr
 
 def _fine(ref: PreparedScan, tgt: PreparedScan, cands, p: CompareParams) -> Features:
     lo, hi = p.rotation_range
+    assert p.coarse_step is not None   # the fine stage refines a coarse stage
     half = math.floor(p.coarse_step / 2.0 / p.rotation_step + 1e-9) * p.rotation_step
     ths, priors = [], []
     for th, t in cands:
@@ -237,17 +240,17 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
         back = _grid(tb, pa, -th[::-1], margin(tb, p), p)
         return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], bool(mir),
                       {("mirrored" if k else "as_given"): v[2] for k, v in stage.items()})
-    stage = {}
+    coarse: dict[bool, tuple[Any, ...]] = {}
     for mir, tb in variants:
         every = _SCREEN_EVERY if mir else 1
         cands, curve, ev = _coarse(pa, tb, p, every)
-        if mir and every > 1 and ev["coarse_max_cmc"] > stage[False][3]["coarse_max_cmc"] \
+        if mir and every > 1 and ev["coarse_max_cmc"] > coarse[False][3]["coarse_max_cmc"] \
                 + p.mirror_margin - _SCREEN_SLACK:
             cands, curve, ev = _coarse(pa, tb, p)
-        stage[mir] = (tb, cands, curve, ev)
-    mir = len(variants) > 1 and _better(stage[True][3], stage[False][3], p.mirror_margin)
-    tb, cands, curve, _ = stage[mir]
+        coarse[mir] = (tb, cands, curve, ev)
+    mir = len(variants) > 1 and _better(coarse[True][3], coarse[False][3], p.mirror_margin)
+    tb, cands, curve, _ = coarse[mir]
     rcands, rcurve, _ = _coarse(tb, pa, p)
     return Search([Direction("a_to_b", pa, tb, _fine(pa, tb, cands, p), curve),
                    Direction("b_to_a", tb, pa, _fine(tb, pa, rcands, p), rcurve)], bool(mir),
-                  {("mirrored" if k else "as_given"): v[3] for k, v in stage.items()})
+                  {("mirrored" if k else "as_given"): v[3] for k, v in coarse.items()})
