@@ -324,7 +324,8 @@ def test_default_system_is_shipped():
     assert s.name == cal.DEFAULT_SYSTEM and s.cross_validation["scheme"]
     assert s.reference["description"] and s.training_checksum
     lo, hi = s.elub
-    assert s.llr(0.0) < 0 < s.llr(30.0) and lo <= s.llr(1e9) <= hi
+    assert s.score_column == "learned_score"     # the learned logit: < 0 leans to different firearms
+    assert s.llr(-10.0) < 0 < s.llr(10.0) and lo <= s.llr(1e9) <= hi and s.llr(-1e9) == lo
 
 
 # ---------------------------------------------------------------------------- verbal scale

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: Folder of the LR systems shipped with the package.
 DATA_DIR = Path(__file__).parent / "data"
 #: Name of the shipped system that ``get_system("default")`` returns.
-DEFAULT_SYSTEM = "cmc-fadul-dfsc-v1"
+DEFAULT_SYSTEM = "learned-fadul-dfsc-v1"
 #: Marker and version of the JSON file format.
 SYSTEM_FORMAT = "openbreech-lr-system"
 FORMAT_VERSION = 1

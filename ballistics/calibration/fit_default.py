@@ -3,7 +3,7 @@
 Run::
 
     python -m ballistics.calibration.fit_default --pairs /work/allpairs/pairs_default.jsonl \\
-        [--score-column score] [--method logistic] [--name cmc-fadul-dfsc-v1] [--version 1]
+        [--score-column learned_score] [--method logistic] [--name learned-fadul-dfsc-v1] [--version 1]
 
 Input: JSON lines, one per compared pair, with ``set``, ``a_file``, ``b_file``,
 ``a_firearm``, ``b_firearm``, ``same``, ``error`` and ``result`` (a
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pairs", nargs="+", required=True, help="JSON-lines file(s) of compared pairs")
     ap.add_argument("--score-column", default="score", help="field of the result used as score (dotted paths ok)")
     ap.add_argument("--method", default="logistic", choices=["logistic", "kde", "isotonic"])
-    ap.add_argument("--name", default="cmc-fadul-dfsc-v1")
+    ap.add_argument("--name", default="learned-fadul-dfsc-v1")
     ap.add_argument("--version", default="1", help="system version")
     ap.add_argument("--out", default=str(DATA_DIR), help="output folder (default: the package's data folder)")
     ap.add_argument("--bootstrap", type=int, default=200)
