@@ -7,7 +7,7 @@ files are the training and validation data of the learned score
 (``python -m ballistics.calibration.fit_default``).  Resumable (pairs already in the file
 are skipped); ``--shard i n`` lets n processes share the work.
 
-    python benchmarks/compare_labelled_pairs.py OUT.jsonl [--data ../shared/data] [--shard 0 2]
+    python benchmarks/compare_labelled_pairs.py OUT.jsonl [--data ../shared/data] [--shard 0 2] [--param K=V]
 
 The comparison is made with ``lr_system=None``: the pairs are the LR system's input, so
 they must not depend on a previously fitted system.
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--shard", type=int, nargs=2, default=(0, 1), metavar=("I", "N"))
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a compare() parameter (JSON value), e.g. --param fine_factor=1")
     args = ap.parse_args(argv)
+    params = {k: json.loads(v) for k, v in (x.split("=", 1) for x in args.param)}
     shard, nshard = args.shard
     items = labelled_scans(Path(args.data))
     out = Path(args.out)
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             t = time.process_time()
             try:
-                r, err = compare(prep(str(pa)), prep(str(pb)), lr_system=None).to_dict(), None
+                r, err = compare(prep(str(pa)), prep(str(pb)), lr_system=None, **params).to_dict(), None
             except b.BallisticsError as e:
                 r, err = None, f"{type(e).__name__}: {e}"
             f.write(json.dumps({"set": sa, "a_file": str(pa), "b_file": str(pb), "a_firearm": fa,
