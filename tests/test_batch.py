@@ -31,6 +31,7 @@ from ballistics.batch import (
     read_results,
 )
 from ballistics.batch._cluster import WORKER_ENV, cluster_client
+from ballistics.batch._files import TMP_SUFFIX
 from ballistics.batch._manifest import scan_identity
 from ballistics.batch._tiles import all_pairs_tiles, count_all_pairs_tiles, listed_tiles
 from ballistics.comparison import compare, prepare
@@ -131,7 +132,7 @@ def test_all_pairs_equals_serial_and_resumes_without_recomputing(client, serial,
     assert len(done) == 1 and read_results(out).num_rows == 1
     before = _stat(done[0])
     # what a run killed during a write leaves behind: a temporary file, never a tile file
-    leftover = out / ".tile-00001-00002.parquet.abc.partial"
+    leftover = out / f".tile-00001-00002.parquet.abc{TMP_SUFFIX}"
     leftover.write_bytes(b"half a parquet file")
 
     # resume, and kill a worker process while it computes a tile: Dask gives the tile to another
