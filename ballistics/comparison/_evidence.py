@@ -21,6 +21,7 @@ ratio methods used for forensic evidence evaluation. FSI 276, 142-153.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
@@ -35,12 +36,25 @@ log = logging.getLogger(__name__)
 LRSystemLike = Any
 
 
+@functools.lru_cache(maxsize=8)
+def _load(name_or_path: str, stamp: tuple[int, int] | None) -> Any:
+    """A system loaded (and checksum-verified) once per name, or per file version."""
+    from ..calibration import get_system
+    return get_system(name_or_path)
+
+
 def _system(lr_system: LRSystemLike) -> Any:
-    from ..calibration import LRSystem, get_system
+    from ..calibration import LRSystem
     if isinstance(lr_system, LRSystem):
         return lr_system
     if isinstance(lr_system, (str, os.PathLike)):
-        return get_system(lr_system)
+        key = os.fspath(lr_system)
+        try:   # a lab's own file: reloaded when it changes; a shipped name: loaded once
+            st = os.stat(key)
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        return _load(key, stamp)
     from ..errors import ParameterError
     raise ParameterError(f"lr_system must be a system name, a file path, an LRSystem or None, got {lr_system!r}")
 
