@@ -79,3 +79,18 @@ def test_both_handedness_raises_no_different_firearm_count(fadul, prepared):
         assert both.cmc_count <= given.cmc_count, what
         assert both.cmc_count <= 2, what
         assert bool(both.warnings) == (both.mirrored and both.cmc_count > 0), what
+
+
+def test_mirrored_only_and_a_rotation_window_find_the_match(fadul, prepared):
+    """``handedness="mirrored"`` searches only b mirrored, and an asymmetric rotation window
+    around the true angle (-24 degrees for Fadul 1-1 / 1-2) is searched in both directions
+    (b->a over the negated window), as a search's seeded comparison does."""
+    a, b = prepared[0], fadul[1]
+    full = compare(a, b)
+    seeded = compare(a, mirror(b), handedness="mirrored", rotation_range=(-42.0, -6.0))
+    assert seeded.mirrored is True and set(seeded.handedness) == {"mirrored"}
+    assert seeded.rotation_deg == full.rotation_deg
+    assert abs(seeded.cmc_count - full.cmc_count) <= 2 and seeded.cmc_count >= 10
+    assert seeded.directions["b_to_a"]["rotation_deg"] == pytest.approx(-seeded.rotation_deg, abs=3.0)
+    wrong = compare(a, mirror(b), handedness="mirrored", rotation_range=(60.0, 96.0))
+    assert wrong.cmc_count <= 2

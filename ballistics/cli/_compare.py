@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decision rule: convergence (Chen 2017, default), high (Tong 2015), original (Song 2013)")
     p.add_argument("--preset", default="default", choices=["default", "cmcr"],
                    help="default: full-circle coarse-to-fine search; cmcr: cmcR 0.1.11's settings (-30..30 by 3 deg)")
-    p.add_argument("--handedness", default=None, choices=["both", "as_given"],
+    p.add_argument("--handedness", default=None, choices=["both", "as_given", "mirrored"],
                    help="both (default): also try b mirrored (rows reversed) and report which matched; "
                         "as_given: compare the files as they are")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

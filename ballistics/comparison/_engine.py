@@ -184,13 +184,15 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             window (e.g. 32 px) confines non-matching cells' translations so that they
             pass the translation check.  None = every rotation of the range at full
             resolution (as cmcR).
-        handedness : {"both", "as_given"}, default "both"
+        handedness : {"both", "as_given", "mirrored"}, default "both"
             ``"both"``: ``b`` is also searched mirrored (rows reversed, x3ptools'
             ``x3p_flip_y``); the mirrored handedness is refined and reported
             (``Comparison.mirrored``, with a warning when it has CMCs) if its coarse CMC
             peak exceeds the as-given one by more than ``mirror_margin`` (int >= 0,
             default 3) cells.  Files from different
             sources can differ in handedness (e.g. DFSC's ``K004*`` conversions).
+            ``"mirrored"``: only ``b`` mirrored (e.g. when a search's geometric
+            verification already found the mirror image).
         require_consistency : bool, default True
             ``"high"``/``"convergence"``: a direction only keeps its CMCs if the two
             directions' consensus registrations are inverse of each other within the

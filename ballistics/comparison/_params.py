@@ -125,7 +125,7 @@ class CompareParams:
         if self.workers is not None:
             s(self, "workers", _num("workers", self.workers, 1, 1024, integer=True))
         s(self, "pipeline", _choice("pipeline", self.pipeline, ("native", "cmcr")))
-        s(self, "handedness", _choice("handedness", self.handedness, ("both", "as_given")))
+        s(self, "handedness", _choice("handedness", self.handedness, ("both", "as_given", "mirrored")))
         s(self, "mirror_margin", _num("mirror_margin", self.mirror_margin, 0, 64, integer=True))
         if self.pipeline == "cmcr" and self.coarse_step is not None:
             raise ParameterError("pipeline='cmcr' evaluates every rotation (as cmcR); set coarse_step=None "

@@ -81,6 +81,12 @@ class Search:
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def _range(p: CompareParams, reverse: bool) -> tuple[float, float]:
+    """The rotation range of direction a->b, or of b->a (``reverse``: ``(-high, -low)``)."""
+    lo, hi = p.rotation_range
+    return (-hi, -lo) if reverse else (lo, hi)
+
+
 def _workers(p: CompareParams) -> int:
     return int(p.workers) if p.workers is not None else get_fft_workers()
 
@@ -142,10 +148,12 @@ def _candidates(feat: Features, p: CompareParams):
     return out, curve, ev
 
 
-def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams, every: int = 1):
+def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams, every: int = 1,
+            reverse: bool = False):
     """The coarse stage; ``every > 1`` evaluates only every ``every``-th rotation of its grid
-    (the mirrored handedness' pre-screen)."""
-    lo, hi = p.rotation_range
+    (the mirrored handedness' pre-screen); ``reverse`` searches direction b->a, whose
+    rotations are the negated range."""
+    lo, hi = _range(p, reverse)
     k = p.coarse_factor
     assert p.coarse_step is not None   # the coarse stage runs only in coarse-to-fine searches
     feat = _grid(ref, tgt, thetas(lo, hi, p.coarse_step)[::every], int(math.ceil(margin(ref, p) / k)), p,
@@ -193,8 +201,8 @@ def _match_fine(ref: PreparedScan, tgt: PreparedScan, th: float, prior: np.ndarr
     return r1
 
 
-def _fine(ref: PreparedScan, tgt: PreparedScan, cands, p: CompareParams) -> Features:
-    lo, hi = p.rotation_range
+def _fine(ref: PreparedScan, tgt: PreparedScan, cands, p: CompareParams, reverse: bool = False) -> Features:
+    lo, hi = _range(p, reverse)
     assert p.coarse_step is not None   # the fine stage refines a coarse stage
     half = math.floor(p.coarse_step / 2.0 / p.rotation_step + 1e-9) * p.rotation_step
     ths, priors = [], []
@@ -227,7 +235,8 @@ def _better(ev_m: dict, ev_g: dict, margin: int) -> bool:
 def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
     """Both directions' features of a native-pipeline comparison (see the module docstring)."""
     lo, hi = p.rotation_range
-    variants = [(False, pb)] + ([(True, pb.mirrored())] if p.handedness == "both" else [])
+    variants = ([(False, pb)] if p.handedness != "mirrored" else []) \
+        + ([(True, pb.mirrored())] if p.handedness != "as_given" else [])
     if p.coarse_step is None:        # every rotation at full resolution
         th = thetas(lo, hi, p.rotation_step)
         m = margin(pa, p)
@@ -235,22 +244,22 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
         for mir, tb in variants:
             feat = _grid(pa, tb, th, m, p)
             stage[mir] = (tb, feat, _candidates(feat, p)[2])
-        mir = len(variants) > 1 and _better(stage[True][2], stage[False][2], p.mirror_margin)
+        mir = variants[0][0] if len(variants) == 1 else _better(stage[True][2], stage[False][2], p.mirror_margin)
         tb, feat, _ = stage[mir]
         back = _grid(tb, pa, -th[::-1], margin(tb, p), p)
         return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], bool(mir),
                       {("mirrored" if k else "as_given"): v[2] for k, v in stage.items()})
     coarse: dict[bool, tuple[Any, ...]] = {}
     for mir, tb in variants:
-        every = _SCREEN_EVERY if mir else 1
+        every = _SCREEN_EVERY if mir and len(variants) > 1 else 1
         cands, curve, ev = _coarse(pa, tb, p, every)
         if mir and every > 1 and ev["coarse_max_cmc"] > coarse[False][3]["coarse_max_cmc"] \
                 + p.mirror_margin - _SCREEN_SLACK:
             cands, curve, ev = _coarse(pa, tb, p)
         coarse[mir] = (tb, cands, curve, ev)
-    mir = len(variants) > 1 and _better(coarse[True][3], coarse[False][3], p.mirror_margin)
+    mir = variants[0][0] if len(variants) == 1 else _better(coarse[True][3], coarse[False][3], p.mirror_margin)
     tb, cands, curve, _ = coarse[mir]
-    rcands, rcurve, _ = _coarse(tb, pa, p)
+    rcands, rcurve, _ = _coarse(tb, pa, p, reverse=True)
     return Search([Direction("a_to_b", pa, tb, _fine(pa, tb, cands, p), curve),
-                   Direction("b_to_a", tb, pa, _fine(tb, pa, rcands, p), rcurve)], bool(mir),
+                   Direction("b_to_a", tb, pa, _fine(tb, pa, rcands, p, reverse=True), rcurve)], bool(mir),
                   {("mirrored" if k else "as_given"): v[3] for k, v in coarse.items()})
