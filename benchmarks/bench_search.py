@@ -158,10 +158,18 @@ def _mates_recall(order: list[int], mates: set[int], k: int) -> float:
 
 
 class PairCompare:
-    """compare() of real pairs, cached on disk (a pair's result does not depend on the database)."""
+    """Stage-3 compare() of real pairs, cached on disk (a pair's result does not depend on the database).
 
-    def __init__(self, scans: list, shard: str = "", compute: bool = True) -> None:
-        self.compute = compute
+    With ``seed`` (the shipped default) the comparison is seeded by the pair's stage-2 pose
+    exactly as the cascade does it (:func:`ballistics.index._cascade.stage3_seed`, no LR,
+    a full comparison when the seeded one finds no CMC); the cache key holds the
+    comparison's keywords, so seeded and full results never mix.  CPU times include
+    the query's ``prepare`` work (lazy: paid by its first comparison).
+    """
+
+    def __init__(self, scans: list, shard: str = "", compute: bool = True, seed: bool = True,
+                 window: float = 18.0, min_inliers: int = 8) -> None:
+        self.compute, self.seed, self.window, self.min_inliers = compute, seed, window, min_inliers
         from ballistics.comparison import compare, prepare
         self.compare, self.prepare, self.scans = compare, prepare, scans
         self.cache: dict = {}
@@ -172,19 +180,26 @@ class PairCompare:
         self.mine: dict = {}
         self.prepared: dict = {}
 
-    def __call__(self, i: int, j: int) -> tuple[int, float, float, float]:
-        if (i, j) not in self.cache:
+    def __call__(self, i: int, j: int, stage2: dict | None = None) -> tuple[int, float, float, float]:
+        from ballistics.index._cascade import stage3_seed
+        kw: dict = {}
+        if self.seed:
+            kw = stage3_seed(stage2, self.window, self.min_inliers)["compare_kw"]
+        key = (i, j) if not kw else (i, j, tuple(sorted(kw.items())))
+        if key not in self.cache:
             if not self.compute:
-                raise KeyError((i, j))
+                raise KeyError(key)
             if i not in self.prepared:
                 self.prepared = {i: self.prepare(self.scans[i])}
             w, c = time.perf_counter(), time.process_time()
-            r = self.compare(self.prepared[i], self.scans[j])
-            self.cache[(i, j)] = self.mine[(i, j)] = (int(r.cmc_count), float(r.score), time.process_time() - c,
-                                                      time.perf_counter() - w)
+            r = self.compare(self.prepared[i], self.scans[j], **kw)
+            if kw and r.cmc_count == 0:   # the cascade's fallback: the full circle
+                r = self.compare(self.prepared[i], self.scans[j])
+            self.cache[key] = self.mine[key] = (int(r.cmc_count), float(r.score), time.process_time() - c,
+                                                time.perf_counter() - w)
             with open(self.file, "wb") as f:
                 pickle.dump(self.mine, f)
-        return self.cache[(i, j)]
+        return self.cache[key]
 
 
 def cmd_fadul(a: argparse.Namespace) -> None:
@@ -200,7 +215,8 @@ def cmd_fadul(a: argparse.Namespace) -> None:
     scans, *_ = real_scans()
     scans = [scans[i] for i in fad]
     kps = [Keypoints.from_bytes(feats["real"]["blobs"][i]) for i in fad]
-    pc = PairCompare(scans, f"-{a.shard.replace('/', 'of')}" if a.shard else "", compute=not a.cached_only)
+    pc = PairCompare(scans, f"-{a.shard.replace('/', 'of')}" if a.shard else "", compute=not a.cached_only,
+                     seed=a.seed, window=a.seed_window, min_inliers=a.seed_min_inliers)
     n = len(fad)
     sh, nsh = (int(x) for x in a.shard.split("/")) if a.shard else (0, 1)
     depths = [10, 50, 200, 1000]
@@ -223,8 +239,9 @@ def cmd_fadul(a: argparse.Namespace) -> None:
                 continue
             c0 = time.process_time()
             qkp = query_keypoints(scans[qi])
-            scores = {j: verify(qkp, kps[j]).inliers for j in order1}
+            vers = {j: verify(qkp, kps[j]) for j in order1}
             t12 = time.process_time() - c0
+            scores = {j: v.inliers for j, v in vers.items()}
             for d in depths:
                 head = order1[:d]
                 o2 = sorted(head, key=lambda j: (-scores[j], order1.index(j)))
@@ -238,7 +255,7 @@ def cmd_fadul(a: argparse.Namespace) -> None:
             try:
                 for h in hits[: a.rerank]:
                     if h.stage2_inliers >= a.min_inliers:
-                        cmc, sc, cpu, _ = pc(qi, h.key)
+                        cmc, sc, cpu, _ = pc(qi, h.key, vers[h.key].to_dict())
                         h.cmc_count, h.compare_score = cmc, sc
                         t3 += cpu
                         n3 += 1
@@ -257,7 +274,9 @@ def cmd_fadul(a: argparse.Namespace) -> None:
                      [scores[j] for j in o2[:5]], n3, t3)
         rows.append((sigkey, res, full))
     print(f"\n## Fadul leave-one-out, {n} queries (each against the other {n - 1}); "
-          f"stage-3: rerank={a.rerank}, min inliers={a.min_inliers}")
+          f"stage-3: rerank={a.rerank}, min inliers={a.min_inliers}, "
+          + (f"seeded (window +-{a.seed_window:g} deg, >= {a.seed_min_inliers} inliers)" if a.seed
+             else "full 360-degree compare"))
     print("stage-1 codebook: sig_synth = trained on ballistics.synth only (not circular); "
           "sig_shipped = trained on 6 bundled Fadul scans (CIRCULAR for slides 1-3)")
     print("mate recall@10 when the stage keeps the top `depth` of stage 1 "
@@ -326,7 +345,7 @@ def cmd_scale(a: argparse.Namespace) -> None:
     nreal = len(R)
     scans, *_ = real_scans()
     kps = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
-    pc = PairCompare(scans)
+    pc = PairCompare(scans, seed=a.seed, window=a.seed_window, min_inliers=a.seed_min_inliers)
     depths = [10, 50, 200, 1000]
     qkps = {}
     for size in a.sizes:
@@ -358,9 +377,11 @@ def cmd_scale(a: argparse.Namespace) -> None:
             order = [j for j in I[0].tolist() if j != qi]
             c2 = time.process_time()
             sc = {}
+            vreal = {}
             for j in order[: a.shortlist]:
                 if j < nreal:
-                    sc[j] = verify(qkp, kps[j]).inliers
+                    vreal[j] = verify(qkp, kps[j])
+                    sc[j] = vreal[j].inliers
                 else:
                     key = (qi, int(base[j - nreal]))
                     # replicas of one synthetic decoy share its key points: verify once, time per call
@@ -384,7 +405,7 @@ def cmd_scale(a: argparse.Namespace) -> None:
             for h in hits[: a.rerank]:
                 if h.stage2_inliers >= a.min_inliers:
                     if h.key < nreal:
-                        cmc, s, cpu, _ = pc(qi, h.key)
+                        cmc, s, cpu, _ = pc(qi, h.key, vreal[h.key].to_dict())
                         h.cmc_count, h.compare_score = cmc, s
                         t3 += cpu
                     else:
@@ -597,9 +618,117 @@ def cmd_index(a: argparse.Namespace) -> None:
                 print(f"{size:>9,} {kind:<8} failed: {exc}")
 
 
+SEED_CACHE = OUT / "search_seeded_pairs"
+
+
+def cmd_seeded(a: argparse.Namespace) -> None:
+    """Seeded stage 3 vs full compare on every ordered Fadul and DFSC mate pair.
+
+    For each ordered mate pair (query i, candidate j): stage 2's pose (query key points
+    vs j's stored ones), the full 360-degree ``compare`` (both handedness: the truth),
+    and ``compare`` seeded by the pose (:func:`ballistics.index._cascade.stage3_seed`) at
+    each window; then the same with j mirrored (rows reversed, a file of the opposite
+    handedness): the seeded comparison must find the mirrored mate with the count of
+    the as-given full comparison.  CPU times are of this single-threaded process.
+    """
+    from ballistics.comparison import compare, prepare
+    from ballistics.index._cascade import stage3_seed
+    from ballistics.index._verify_sift import Keypoints, keypoints, query_keypoints, verify
+    _cv1()
+    feats = _load()
+    scans, names, fa, src = real_scans()
+    kps = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
+    n = len(scans)
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j and fa[i] == fa[j]]
+    sh, nsh = (int(x) for x in a.shard.split("/")) if a.shard else (0, 1)
+    cache: dict = {}
+    for f in sorted(OUT.glob(SEED_CACHE.name + "*.pkl")):
+        with open(f, "rb") as fh:
+            cache.update(pickle.load(fh))
+    mine: dict = {}
+    myfile = OUT / f"{SEED_CACHE.name}{('-' + a.shard.replace('/', 'of')) if a.shard else ''}.pkl"
+    windows = a.windows
+    qkp: dict = {}
+    prep: dict = {}
+
+    def run(key, fn):
+        if key not in cache:
+            if a.cached_only:
+                raise KeyError(key)
+            c0 = time.process_time()
+            r = fn()
+            cache[key] = mine[key] = {"cmc": int(r.cmc_count), "score": float(r.score), "rot": float(r.rotation_deg),
+                                      "mirrored": bool(r.mirrored), "cpu": time.process_time() - c0}
+            with open(myfile, "wb") as fh:
+                pickle.dump(mine, fh)
+        return cache[key]
+
+    rows = []
+    for pi, (i, j) in enumerate(pairs):
+        if pi % nsh != sh and not a.cached_only:
+            continue
+        if i not in qkp:
+            qkp[i] = query_keypoints(scans[i])
+        if i not in prep:
+            prep.clear()
+            prep[i] = prepare(scans[i])
+        bm = scans[j].derive(np.ascontiguousarray(scans[j].data[::-1]), "bench.mirror_rows", {})
+        try:
+            full = run((i, j, "full"), lambda: compare(prep[i], scans[j]))
+            for mirror_b in (False, True):
+                cand = bm if mirror_b else scans[j]
+                v = verify(qkp[i], keypoints(bm) if mirror_b else kps[j]).to_dict()
+                for w in windows:
+                    plan = stage3_seed(v, w, 0)
+                    kw = plan["compare_kw"]
+                    r = run((i, j, mirror_b, w), lambda: compare(prep[i], cand, **kw))
+                    rows.append({"i": i, "j": j, "src": src[i], "mirror_b": mirror_b, "w": w, "inliers": v["inliers"],
+                                 "s2_rot": v["rotation_deg"], "s2_mir": v["mirrored"], "centre": plan["centre_deg"],
+                                 "hand": plan["handedness"], "full": full, "seeded": r})
+        except KeyError:
+            continue
+        log.info("%d/%d %s -> %s: full %d CMC rot %.0f %s; %s", pi + 1, len(pairs), names[i], names[j], full["cmc"],
+                 full["rot"], "mirrored" if full["mirrored"] else "", [(r_["w"], r_["mirror_b"], r_["seeded"]["cmc"])
+                                                                       for r_ in rows[-2 * len(windows):]])
+    if not a.cached_only and nsh > 1:
+        return
+    nf = sum(1 for i, j in pairs if src[i] == "fadul")
+    print(f"\n## Seeded stage 3 vs full compare: {len({(r['i'], r['j']) for r in rows})} ordered mate pairs "
+          f"(Fadul {nf}, DFSC {len(pairs) - nf})")
+    fulls = {(r["i"], r["j"]): r["full"] for r in rows}
+    fc = [f["cpu"] for f in fulls.values()]
+    print(f"full compare (360 deg, both handedness): median CPU {statistics.median(fc):.3f} s; "
+          f"as-given mates reported mirrored: {sum(f['mirrored'] for f in fulls.values())}")
+    err = [abs((r["centre"] - r["full"]["rot"] + 180) % 360 - 180) for r in rows
+           if r["w"] == windows[0] and not r["mirror_b"]]
+    print(f"|seed centre - full compare rotation| (as given): median {statistics.median(err):.1f}, "
+          f"max {max(err):.1f} deg; fewest mate inliers {min(r['inliers'] for r in rows)}")
+    print(f"{'window':>7} {'b':<9} {'src':<6} {'pairs':>6} {'same count':>11} {'lower':>6} {'higher':>7} "
+          f"{'max |diff|':>10} {'zero':>5} {'median CPU s':>13}")
+    for w in windows:
+        for mb in (False, True):
+            for sname in ("fadul", "dfsc"):
+                rs = [r for r in rows if r["w"] == w and r["mirror_b"] == mb and r["src"] == sname]
+                if not rs:
+                    continue
+                d = [r["seeded"]["cmc"] - r["full"]["cmc"] for r in rs]
+                print(f"{w:>7.0f} {'mirrored' if mb else 'as given':<9} {sname:<6} {len(rs):>6} "
+                      f"{sum(x == 0 for x in d):>11} {sum(x < 0 for x in d):>6} {sum(x > 0 for x in d):>7} "
+                      f"{max(abs(x) for x in d):>10} {sum(r['seeded']['cmc'] == 0 for r in rs):>5} "
+                      f"{statistics.median(r['seeded']['cpu'] for r in rs):>13.3f}")
+    for r in rows:
+        if r["seeded"]["cmc"] != r["full"]["cmc"] and r["w"] == a.report_window:
+            bm_txt = " (b mirrored)" if r["mirror_b"] else ""
+            print(f"  differs (w={r['w']:.0f}): {names[r['i']]} -> {names[r['j']]}{bm_txt}: "
+                  f"full {r['full']['cmc']} at {r['full']['rot']:.0f}{' mirrored' if r['full']['mirrored'] else ''}, "
+                  f"seeded {r['seeded']['cmc']} at {r['seeded']['rot']:.0f} (window centre {r['centre']:.0f}, "
+                  f"{r['inliers']} inliers)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "decoys-real", "fadul", "scale", "stage1", "stage2", "vlad", "index"])
+    ap.add_argument("what", choices=["features", "decoys-real", "fadul", "scale", "stage1", "stage2", "vlad", "index",
+                                    "seeded"])
     ap.add_argument("--decoy-firearms", type=int, default=150)
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--n-features", type=int, default=500, help="stage2: SIFT key points kept")
@@ -611,12 +740,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shortlist", type=int, default=1000)
     ap.add_argument("--rerank", type=int, default=10)
     ap.add_argument("--min-inliers", type=int, default=6)
+    ap.add_argument("--no-seed", dest="seed", action="store_false",
+                    help="fadul/scale: stage 3 = full 360-degree compare (the version before seeding)")
+    ap.add_argument("--seed-window", type=float, default=18.0, help="stage-3 seeded window half-width, degrees")
+    ap.add_argument("--seed-min-inliers", type=int, default=8, help="fewer stage-2 inliers: full compare")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--kinds", nargs="+", default=["flat", "ivf", "ivfsq"])
+    ap.add_argument("--windows", type=float, nargs="+", default=[12.0, 18.0, 24.0],
+                    help="seeded: stage-3 window half-widths, degrees")
+    ap.add_argument("--report-window", type=float, default=18.0, help="seeded: list the differing pairs at this window")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale,
-     "stage1": cmd_stage1, "stage2": cmd_stage2, "vlad": cmd_vlad, "index": cmd_index}[a.what](a)
+     "stage1": cmd_stage1, "stage2": cmd_stage2, "vlad": cmd_vlad, "index": cmd_index,
+     "seeded": cmd_seeded}[a.what](a)
 
 
 if __name__ == "__main__":

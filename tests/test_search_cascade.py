@@ -11,7 +11,15 @@ import pytest
 
 from ballistics import datasets
 from ballistics.errors import BallisticsError
-from ballistics.index._cascade import CASCADE_DEFAULTS, cascade, cascade_many, format_timings
+from ballistics.index._cascade import (
+    CASCADE_DEFAULTS,
+    CascadeHit,
+    cascade,
+    cascade_many,
+    compare_candidates,
+    format_timings,
+    stage3_seed,
+)
 from ballistics.index._signature import signature
 from ballistics.index._stage2 import SIFT_BLOB, ingest_blobs
 from ballistics.index._verify_sift import Keypoints, VerificationError, keypoints, query_keypoints, verify
@@ -89,12 +97,60 @@ def test_a_mate_through_each_stage(sample):
     top = r3.hits[0]
     assert top.key in mates and top.stage == 3 and top.cmc_count is not None
     assert top.cmc_count > r3.hits[1].cmc_count
+    # the mate's comparison was seeded by its stage-2 pose; the other, with few inliers, was not
+    assert top.stage3["seeded"] and top.stage3["handedness"] == "as_given"
+    lo, hi = top.stage3["rotation_range"]
+    assert lo <= top.comparison["rotation_deg"] <= hi and hi - lo == 2 * top.stage3["window_deg"]
+    other = r3.hits[1]
+    assert other.stage == 3 and not other.stage3["seeded"] and "unreliable" in other.stage3["reason"]
     assert q not in {h.key for h in r3.hits}
     # bookkeeping
     d = r3.to_dict()
     assert d["query_sha256"] == scans[q].checksum and d["params"]["rerank"] == 2
     assert set(r3.timings) == {"query", "stage1", "stage2", "stage3"}
     assert "stage3" in format_timings(r3.timings)
+
+
+def test_stage3_seed_maps_stage2_pose_to_compare_convention():
+    # as given: compare's rotation of b is minus stage 2's, snapped to the 6-degree grid
+    p = stage3_seed({"inliers": 30, "rotation_deg": 22.8, "mirrored": False}, 18, 8)
+    assert p["seeded"] and p["handedness"] == "as_given" and p["centre_deg"] == -24.0
+    assert p["rotation_range"] == [-42.0, -6.0] and p["compare_kw"]["rotation_range"] == (-42.0, -6.0)
+    # mirrored query in stage 2 = mirrored b in compare, at stage 2's rotation - 180
+    p = stage3_seed({"inliers": 39, "rotation_deg": 157.1, "mirrored": True}, 20, 8)
+    assert p["handedness"] == "mirrored" and p["centre_deg"] == -24.0 and p["window_deg"] == 24.0
+    p = stage3_seed({"inliers": 34, "rotation_deg": -175.3, "mirrored": True}, 12, 8)
+    assert p["centre_deg"] == 6.0 and p["rotation_range"] == [-6.0, 18.0]
+    # unreliable or missing pose, or a window as wide as the circle: the full comparison
+    assert not stage3_seed({"inliers": 5, "rotation_deg": 10.0, "mirrored": False}, 18, 8)["seeded"]
+    assert not stage3_seed(None)["seeded"] and stage3_seed(None)["compare_kw"] == {}
+    assert not stage3_seed({"inliers": 40, "rotation_deg": 10.0, "mirrored": False}, 180, 8)["seeded"]
+
+
+def test_seeded_stage3_finds_a_mirrored_mate_like_the_full_comparison(sample):
+    """Fadul 2-1 against a row-mirrored file of its mate 2-2: stage 2 finds the mirror image,
+    the seeded comparison searches only b mirrored about stage 2's rotation and counts about
+    as many CMCs as the full comparison of the pair as given."""
+    from ballistics.comparison import compare, prepare
+    scans, _, blobs, _ = sample
+    q, mate = scans[2], scans[3]
+    mir = mate.derive(np.ascontiguousarray(mate.data[::-1]), step="test.mirror_rows")
+    v = verify(query_keypoints(q), keypoints(mir))
+    assert v.mirrored and v.inliers >= 10
+    pq = prepare(q)
+    full = compare(pq, mate)                       # the truth: both handedness, full circle
+    hit = CascadeHit(key=0, stage=2, stage2_inliers=v.inliers, stage2=v.to_dict())
+    compare_candidates(pq, [hit], lambda key: mir, compare, seed=True)
+    s3 = hit.stage3
+    assert s3["seeded"] and s3["handedness"] == "mirrored" and s3["fallback"] is None
+    assert s3["stage2_mirrored"] and s3["stage2_inliers"] == v.inliers
+    assert hit.comparison["mirrored"] and hit.comparison["params"]["handedness"] == "mirrored"
+    lo, hi = s3["rotation_range"]
+    assert lo <= hit.comparison["rotation_deg"] <= hi
+    assert full.cmc_count >= 10 and abs(hit.cmc_count - full.cmc_count) <= 2, (hit.cmc_count, full.cmc_count)
+    assert abs(((hit.comparison["rotation_deg"] - full.rotation_deg) + 180) % 360 - 180) <= 3
+    # the LR of a seeded comparison says that its parameters are not the reference population's
+    assert "seeded" in s3["lr"] and any("rotation_range" in w for w in hit.comparison["lr"]["warnings"])
 
 
 def test_batched_search_matches_single(sample):
@@ -112,7 +168,8 @@ def test_bad_knobs_raise(sample):
     scans, _, blobs, sigs = sample
     search, get_blobs, _ = _store(sigs, blobs, scans)
     kw = dict(signature=sigs[0], search_vectors=search, get_blobs=get_blobs)
-    for bad in ({"shortlist": 0}, {"rerank": -1}, {"depth": 3}, {"shortlist": "many"}):
+    for bad in ({"shortlist": 0}, {"rerank": -1}, {"depth": 3}, {"shortlist": "many"}, {"seed_window_deg": 0},
+                {"seed_window_deg": "wide"}, {"seed_min_inliers": -1}):
         with pytest.raises(BallisticsError):
             cascade(scans[0], rerank=0, **{**kw, **bad}) if "rerank" not in bad else cascade(scans[0], **kw, **bad)
     with pytest.raises(BallisticsError):
@@ -134,6 +191,7 @@ def test_case_database_search_runs_the_cascade(tmp_path, sample):
     hits = db.search(scans[4], k=5, preprocess=False, rerank=1)   # Fadul 3-1
     top = hits[0]
     assert datasets.firearm_of(top.scan_id) == firearms[4] and top.stage == 3 and top.cmc_count is not None
+    assert top.cmc_count >= 10 and top.stage3["seeded"] and top.to_dict()["stage3"]["window_deg"] == 18.0
     assert top.inliers > max(h.inliers for h in hits[1:])
     assert all(h.stage == 2 and h.inliers is not None for h in hits[1:])
     assert "stage2" in db.search_timings() and db.last_search["params"]["rerank"] == 1
@@ -143,3 +201,22 @@ def test_case_database_search_runs_the_cascade(tmp_path, sample):
     assert all(h.inliers is None and h.stage == 1 for h in off)
     with pytest.raises(BallisticsError):
         db.search(scans[4], k=5, preprocess=False, shortlist=0)
+    db.close()
+
+
+def test_cli_db_search_verbose_prints_stage_timings_and_seeding(tmp_path, capsys):
+    from ballistics.cli import main
+    files = [str(p) for p in datasets.fadul_paths("processed")]
+    path = str(tmp_path / "db")
+    assert main(["db", "init", path]) == 0
+    assert main(["db", "add", path, *files, "--no-preprocess", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["db", "search", path, files[2], "-k", "3", "--rerank", "1", "--no-preprocess", "--verbose"]) == 0
+    out = capsys.readouterr()
+    for stage in ("query", "stage1", "stage2", "stage3"):
+        assert stage in out.err
+    lines = out.out.splitlines()
+    assert "Fadul 2-2" in lines[2] and lines[3].strip().startswith("stage 3: seeded, rotations")
+    assert main(["db", "search", path, files[2], "-k", "1", "--rerank", "1", "--no-preprocess", "--no-seed",
+                 "--verbose"]) == 0
+    assert "stage 3: full circle, both handedness: seeding off" in capsys.readouterr().out

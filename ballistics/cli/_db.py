@@ -47,7 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stage 3 only for candidates with at least this many stage-2 inliers (default 6)")
     q.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip stage 2 (SIFT key points under one rigid motion)")
+    q.add_argument("--no-seed", dest="seed", action="store_false", default=None,
+                   help="stage 3 compares over the full circle in both handedness instead of about stage 2's "
+                        "rotation and handedness")
+    q.add_argument("--seed-window", type=float, default=None, metavar="DEG",
+                   help="half-width of stage 3's rotation window about stage 2's rotation, degrees (default 18)")
+    q.add_argument("--seed-min-inliers", type=int, default=None,
+                   help="candidates with fewer stage-2 inliers are compared over the full circle (default 8)")
     q.add_argument("--timings", action="store_true", help="print the time each stage took (also with -v)")
+    q.add_argument("--verbose", dest="search_verbose", action="store_true",
+                   help="print the time each stage took and how each candidate's stage 3 was run")
     q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
                    help="the query is already an extracted breech face")
     q.add_argument("--public-key", default=None, help="when PATH is a bundle: its lab's public key (PEM)")
@@ -242,11 +251,12 @@ def run_search(args: argparse.Namespace) -> int:
         db = _open(args.path, readonly=True)
     try:
         hits = db.search(args.file, k=args.k, preprocess=args.preprocess, rerank=args.rerank,
-                         shortlist=args.shortlist, rerank_min_inliers=args.rerank_min_inliers, verify=args.verify)
+                         shortlist=args.shortlist, rerank_min_inliers=args.rerank_min_inliers, verify=args.verify,
+                         seed=args.seed, seed_window_deg=args.seed_window, seed_min_inliers=args.seed_min_inliers)
         timings = db.search_timings()
     finally:
         db.close()
-    if args.timings or getattr(args, "verbose", 0):
+    if args.timings or args.search_verbose or getattr(args, "verbose", 0):
         print(timings, file=sys.stderr)
     if args.json:
         emit({"query": args.file, "hits": [h.to_dict() for h in hits]}, True)
@@ -262,7 +272,24 @@ def run_search(args: argparse.Namespace) -> int:
         lr = "-" if llr is None else f"{llr:+.2f}"
         print(f"{h.rank:>4d}  {h.scan_id:<24.24s} {str(h.case_id):<14.14s} {str(h.firearm_id):<12.12s} "
               f"{h.retrieval_score:9.3f} {inl:>7s} {cmc:>4s} {sc:>8s} {lr:>8s}")
+        if args.search_verbose and h.stage3:
+            print(f"      stage 3: {_stage3_text(h.stage3)}")
     return 0
+
+
+def _stage3_text(s3: dict) -> str:
+    """One line saying how a candidate's comparison was run (seeded window or full circle)."""
+    pose = ""
+    if s3.get("stage2_rotation_deg") is not None:
+        pose = (f" (stage 2: {s3['stage2_inliers']} inliers, rotation {s3['stage2_rotation_deg']:.1f} deg"
+                f"{', query mirrored' if s3.get('stage2_mirrored') else ''})")
+    if s3.get("seeded"):
+        lo, hi = s3["rotation_range"]
+        text = f"seeded, rotations {lo:.0f}..{hi:.0f} deg, b {s3['handedness'].replace('_', ' ')}{pose}"
+        if s3.get("fallback"):
+            text += f"; {s3['fallback']}"
+        return text
+    return f"full circle, both handedness: {s3.get('reason')}{pose}"
 
 
 def run_list(args: argparse.Namespace) -> int:

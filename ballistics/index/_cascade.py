@@ -7,9 +7,13 @@
    motion is fitted by RANSAC (:func:`._verify_sift.verify`, about 3.6 ms CPU per pair);
    candidates are re-ordered by inlier count.
 3. **Comparison**: the ``rerank`` best verified candidates (default 10) whose inlier
-   count reaches ``rerank_min_inliers`` get a full :func:`ballistics.comparison.compare`;
+   count reaches ``rerank_min_inliers`` get :func:`ballistics.comparison.compare`;
    they come first, ordered by CMC count then comparison score; the rest follow in
-   stage-2 order, then stage-1 order.
+   stage-2 order, then stage-1 order.  The comparison is **seeded** by stage 2's pose
+   (:func:`stage3_seed`): when the candidate has at least ``seed_min_inliers`` inliers,
+   ``compare`` searches only ``+-seed_window_deg`` about the rotation stage 2 found and
+   only the handedness it found (as given or mirrored), instead of the full circle in
+   both handedness; a seeded comparison with no CMC is repeated over the full circle.
 
 The functions take callables for the storage (``search_vectors``, ``get_blobs``,
 ``load_scan``) so they run on a :class:`~ballistics.index.CaseDatabase` as well as on
@@ -21,6 +25,7 @@ checksum and per-stage timings (wall and CPU seconds).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,7 +47,14 @@ CASCADE_DEFAULTS: dict[str, Any] = {
     "rerank": 10,               # stage-3 depth: candidates compared with ``compare``
     "rerank_min_inliers": 6,    # stage 3 skips candidates with fewer stage-2 inliers
     "mirror": True,             # stage 2 also tries the query's mirror image
+    "seed": True,               # stage 3 searches only about stage 2's rotation and handedness
+    "seed_window_deg": 18.0,    # half-width of that rotation window (compare's convention)
+    "seed_min_inliers": 8,      # fewer stage-2 inliers: pose unreliable, full 360-degree compare
 }
+
+#: ``compare``'s coarse rotation step (degrees, its default): seeded windows are snapped
+#: to this grid so that they search a subset of the full circle's coarse rotations.
+COMPARE_COARSE_STEP = 6.0
 
 
 @dataclass
@@ -69,6 +81,11 @@ class CascadeHit:
         From ``compare`` (stage 3).
     comparison : dict or None
         ``Comparison.to_dict()``, or ``{"error": ...}``.
+    stage3 : dict or None
+        How stage 3 was run (:func:`stage3_seed`): ``seeded``, ``window_deg``,
+        ``rotation_range`` and ``handedness`` passed to ``compare``, stage 2's pose
+        (``stage2_rotation_deg``, ``stage2_mirrored``, ``stage2_inliers``), ``reason``
+        when not seeded and ``fallback`` when a seeded comparison was repeated in full.
     """
 
     key: Hashable
@@ -81,6 +98,7 @@ class CascadeHit:
     cmc_count: int | None = None
     compare_score: float | None = None
     comparison: dict[str, Any] | None = None
+    stage3: dict[str, Any] | None = None
 
     def sort_key(self) -> tuple:
         """Final order: compared first (CMCs, score), then inliers, then signature."""
@@ -168,7 +186,7 @@ def _check(params: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise BallisticsError(f"Unknown search parameter(s) {sorted(unknown)}; known: {sorted(CASCADE_DEFAULTS)}.")
     p = {**CASCADE_DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
-    for k in ("shortlist", "rerank", "rerank_min_inliers"):
+    for k in ("shortlist", "rerank", "rerank_min_inliers", "seed_min_inliers"):
         try:
             p[k] = int(p[k])
         except (TypeError, ValueError) as exc:
@@ -178,7 +196,87 @@ def _check(params: dict[str, Any]) -> dict[str, Any]:
     if p["shortlist"] == 0:
         raise BallisticsError("shortlist must be at least 1")
     p["mirror"] = bool(p["mirror"])
+    p["seed"] = bool(p["seed"])
+    try:
+        p["seed_window_deg"] = float(p["seed_window_deg"])
+    except (TypeError, ValueError) as exc:
+        raise BallisticsError(f"seed_window_deg must be a number of degrees, got {p['seed_window_deg']!r}") from exc
+    if not 0.0 < p["seed_window_deg"] <= 180.0:
+        raise BallisticsError(f"seed_window_deg must be in (0, 180] degrees, got {p['seed_window_deg']}")
     return p
+
+
+def _wrap(deg: float) -> float:
+    """Angle in [-180, 180)."""
+    return (deg + 180.0) % 360.0 - 180.0
+
+
+def stage3_seed(stage2: dict[str, Any] | None, window_deg: float = CASCADE_DEFAULTS["seed_window_deg"],
+                min_inliers: int = CASCADE_DEFAULTS["seed_min_inliers"],
+                coarse_step: float = COMPARE_COARSE_STEP) -> dict[str, Any]:
+    """How to run stage 3 for one candidate from its stage-2 pose.
+
+    Stage 2 (:func:`._verify_sift.verify`) fits ``c = R(phi) q + t`` to the key points
+    (x right, y down, ``phi`` counter-clockwise in image coordinates), mirroring the
+    *query*'s columns when ``mirrored``.  :func:`ballistics.comparison.compare` rotates
+    the *candidate* ``b`` clockwise as displayed and mirrors ``b``'s rows.  Hence the
+    rotation of ``b`` in compare's convention is ``-phi`` as given and ``phi - 180``
+    mirrored (a column flip of the query followed by ``R(phi)`` equals ``R(180 - phi)``
+    followed by a row flip; checked against compare's full-circle result on every
+    Fadul and DFSC mate, ``benchmarks/results_index.md`` section 5.6).
+
+    Parameters
+    ----------
+    stage2 : dict or None
+        :meth:`Verification.to_dict` of the candidate (``inliers``, ``rotation_deg``,
+        ``mirrored``); None when it was not verified.
+    window_deg : float, default 18
+        Half-width of the rotation window, degrees; rounded up to a multiple of
+        ``coarse_step`` and centred on the multiple of ``coarse_step`` nearest the
+        rotation, so the window holds a subset of the full circle's coarse rotations.
+        ``>= 180`` searches the full circle.
+    min_inliers : int, default 8
+        Fewer stage-2 inliers: the pose is unreliable, the full circle in both
+        handedness is searched.
+    coarse_step : float, default 6
+        ``compare``'s coarse rotation step, degrees.
+
+    Returns
+    -------
+    dict
+        ``seeded`` (bool), ``compare_kw`` (``{"rotation_range": (lo, hi),
+        "handedness": "as_given" | "mirrored", "n_candidates": 1}`` or ``{}``: only the
+        best coarse rotation of the window is refined -- with 2, the second candidate
+        sits at the window's edge, 12 degrees off, and took the best correlation of a
+        cell or two from the consensus; with 1 the counts equal the full
+        comparison's on the pairs measured), ``window_deg``,
+        ``rotation_range``, ``handedness``, ``centre_deg`` (compare's convention),
+        ``stage2_rotation_deg``, ``stage2_mirrored``, ``stage2_inliers`` and ``reason``
+        (why not seeded, else None).
+    """
+    s2 = stage2 or {}
+    rot, mir, inl = s2.get("rotation_deg"), bool(s2.get("mirrored", False)), s2.get("inliers")
+    out: dict[str, Any] = {"seeded": False, "compare_kw": {}, "window_deg": None, "rotation_range": None,
+                           "handedness": None, "centre_deg": None, "stage2_rotation_deg": rot,
+                           "stage2_mirrored": mir if stage2 else None, "stage2_inliers": inl, "reason": None}
+    if not stage2 or rot is None or inl is None:
+        out["reason"] = "no stage-2 pose"
+        return out
+    if int(inl) < int(min_inliers):
+        out["reason"] = f"{int(inl)} stage-2 inliers < {int(min_inliers)}: pose unreliable"
+        return out
+    if window_deg >= 180.0:
+        out["reason"] = "window covers the full circle"
+        return out
+    centre = _wrap((float(rot) - 180.0) if mir else -float(rot))
+    centre = _wrap(coarse_step * round(centre / coarse_step))
+    half = coarse_step * math.ceil(window_deg / coarse_step - 1e-9)
+    lo, hi = centre - half, centre + half
+    hand = "mirrored" if mir else "as_given"
+    out.update(seeded=True, compare_kw={"rotation_range": (lo, hi), "handedness": hand, "n_candidates": 1},
+               window_deg=half,
+               rotation_range=[lo, hi], handedness=hand, centre_deg=centre)
+    return out
 
 
 def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
@@ -207,17 +305,65 @@ def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
 
 
 def compare_candidates(query: Any, hits: list[CascadeHit], load_scan: Callable[[Hashable], Scan],
-                       compare: Callable[..., Any], **compare_kw: Any) -> None:
-    """Stage 3 in place: full ``compare(query, candidate)`` of each hit."""
+                       compare: Callable[..., Any], *, seed: bool = False,
+                       seed_window_deg: float = CASCADE_DEFAULTS["seed_window_deg"],
+                       seed_min_inliers: int = CASCADE_DEFAULTS["seed_min_inliers"], **compare_kw: Any) -> None:
+    """Stage 3 in place: ``compare(query, candidate)`` of each hit, seeded by stage 2's pose.
+
+    Parameters
+    ----------
+    query : Scan or PreparedScan
+        The query's breech face (``prepare``d to reuse its precomputation).
+    hits : list of CascadeHit
+        Candidates to compare; ``cmc_count``, ``compare_score``, ``comparison``,
+        ``stage3`` and ``stage`` are set.
+    load_scan : callable
+        ``key -> Scan`` of the candidate's stored breech face.
+    compare : callable
+        :func:`ballistics.comparison.compare` or a function with its signature (it
+        must accept ``rotation_range`` and ``handedness`` when ``seed``).
+    seed : bool, default False
+        Search only the rotation window and handedness of stage 2's pose
+        (:func:`stage3_seed`) when the pose is reliable; a seeded comparison that
+        finds no CMC is repeated over the full circle (``stage3["fallback"]``).
+        Not applied when ``compare_kw`` sets ``rotation_range`` or ``handedness``.
+        A seeded comparison's learned score and LR are not those of the full
+        comparison: the learned score's rotation-peak sharpness sees the window only,
+        and the LR system, fitted on full-circle comparisons, flags the differing
+        parameters in the LR's warnings (``stage3["lr"]`` says so).  The CMC counts
+        agreed within 2 on every mate measured (``benchmarks/results_index.md`` 5.6).
+    seed_window_deg : float, default 18
+        Half-width of the window, degrees.
+    seed_min_inliers : int, default 8
+        Fewer stage-2 inliers: full comparison.
+    **compare_kw
+        Passed to ``compare``.
+    """
+    user_pose = {"rotation_range", "handedness"} & set(compare_kw)
     for h in hits:
+        plan = stage3_seed(h.stage2, seed_window_deg, seed_min_inliers)
+        if not seed or user_pose:
+            plan.update(seeded=False, compare_kw={}, window_deg=None, rotation_range=None, handedness=None,
+                        centre_deg=None, reason="seeding off" if not seed else
+                        f"{', '.join(sorted(user_pose))} given by the caller")
+        plan["fallback"] = None
+        kw = plan.pop("compare_kw")
+        plan["lr"] = ("of a seeded comparison: the LR system's reference comparisons searched the full "
+                      "circle and the learned score's rotation-peak sharpness sees only the window (see the "
+                      "LR's warnings); compare the pair in full for the evidence" if kw else None)
         try:
-            c = compare(query, load_scan(h.key), **compare_kw)
+            cand = load_scan(h.key)
+            c = compare(query, cand, **{**kw, **compare_kw})
+            if kw and int(c.cmc_count) == 0:
+                plan["fallback"] = "no CMC within the window: compared over the full circle"
+                c = compare(query, cand, **compare_kw)
             h.cmc_count, h.compare_score = int(c.cmc_count), float(c.score)
             h.comparison = c.to_dict()
             h.stage = 3
         except BallisticsError as exc:
             logger.warning("comparison with %s failed: %s", h.key, exc)
             h.comparison = {"error": str(exc)}
+        h.stage3 = plan
 
 
 def cascade(query: Scan, *, signature: np.ndarray,
@@ -256,7 +402,9 @@ def cascade(query: Scan, *, signature: np.ndarray,
         Passed to ``compare`` / :func:`verify`.
     **knobs
         ``shortlist`` (stage-1 depth, 1000), ``rerank`` (stage-3 depth, 10),
-        ``rerank_min_inliers`` (6), ``mirror`` (True); see :data:`CASCADE_DEFAULTS`.
+        ``rerank_min_inliers`` (6), ``mirror`` (True), ``seed`` (True: stage 3 seeded by
+        stage 2's pose, :func:`stage3_seed`), ``seed_window_deg`` (18, degrees),
+        ``seed_min_inliers`` (8); see :data:`CASCADE_DEFAULTS`.
 
     Returns
     -------
@@ -315,7 +463,9 @@ def cascade(query: Scan, *, signature: np.ndarray,
                     prepared = prepare(query)
                 except ImportError:
                     prepared = query
-            compare_candidates(prepared, head, load_scan, compare, **(compare_kw or {}))
+            compare_candidates(prepared, head, load_scan, compare, seed=p["seed"],
+                               seed_window_deg=p["seed_window_deg"], seed_min_inliers=p["seed_min_inliers"],
+                               **(compare_kw or {}))
             hits.sort(key=lambda h: h.sort_key())
     hits = hits[:k]
     for r, h in enumerate(hits, 1):

@@ -84,6 +84,7 @@ class Keypoints:
     shape: tuple[int, int]
     spacing_m: float = 6.25e-6
     _desc_f32: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _sqnorm: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(len(self.points))
@@ -94,6 +95,14 @@ class Keypoints:
         if self._desc_f32 is None:
             self._desc_f32 = np.ascontiguousarray(self.descriptors, dtype=np.float32)
         return self._desc_f32
+
+    @property
+    def sqnorm(self) -> np.ndarray:
+        """Squared L2 norm of every descriptor, float32 (cached)."""
+        if self._sqnorm is None:
+            d = self.desc_f32
+            self._sqnorm = np.einsum("ij,ij->i", d, d)
+        return self._sqnorm
 
     def mirrored(self) -> Keypoints:
         """The key points of the mirror image (x flipped) -- only for tests; the query
@@ -225,11 +234,51 @@ def keypoints(scan: Scan, params: dict[str, Any] | None = None, *, mirror: bool 
 def _match_all(qs: Sequence[Keypoints], c: Keypoints, ratio: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query key-point set, indices (iq, ic) of one-to-one nearest neighbours passing the ratio test.
 
-    One matrix product for all query sets at once (the query and its mirror image):
-    squared L2 distances ``|q|^2 - 2 q.c + |c|^2``, the two nearest candidates per query
-    key point, Lowe's ratio test on distances, then per candidate key point only the
-    closest query key point.
+    Squared L2 distances ``|q|^2 - 2 q.c + |c|^2`` from one matrix product per query set
+    (the query and its mirror image); the nearest and second-nearest candidate key point
+    of each query key point by two row minima (``|q|^2`` is added to those two only);
+    Lowe's ratio test on the distances; then per candidate key point only the closest
+    query key point.  About 1.7x faster than one ``argpartition`` over the full matrix,
+    with the same matches up to float rounding (``benchmarks/results_index.md``).
     """
+    if len(c) < 2 or sum(len(q) for q in qs) == 0:
+        return [(np.zeros(0, np.intp), np.zeros(0, np.intp)) for _ in qs]
+    CT = c.desc_f32.T
+    c2 = c.sqnorm
+    r2 = ratio * ratio
+    out = []
+    for q in qs:
+        if len(q) == 0:
+            out.append((np.zeros(0, np.intp), np.zeros(0, np.intp)))
+            continue
+        d2 = (-2.0 * q.desc_f32) @ CT
+        d2 += c2[None, :]
+        rows = np.arange(len(q))
+        first = d2.argmin(axis=1)
+        d1 = d2[rows, first]
+        d2[rows, first] = np.inf
+        dsec = d2.min(axis=1)
+        q2 = q.sqnorm
+        d1 = d1 + q2
+        dsec = dsec + q2
+        ok = np.maximum(d1, 0) < r2 * np.maximum(dsec, 0)
+        iq = np.flatnonzero(ok)
+        if len(iq) == 0:
+            out.append((iq, iq))
+            continue
+        ic = first[iq]
+        dist = d1[iq]
+        order = np.lexsort((dist, ic))          # by candidate key point, closest first
+        ic_s, iq_s = ic[order], iq[order]
+        keep = np.ones(len(order), bool)
+        keep[1:] = ic_s[1:] != ic_s[:-1]
+        out.append((iq_s[keep].astype(np.intp), ic_s[keep].astype(np.intp)))
+    return out
+
+
+def _match_all_reference(qs: Sequence[Keypoints], c: Keypoints, ratio: float
+                         ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first matcher (one ``argpartition`` over the stacked matrix): reference for tests."""
     sizes = [len(q) for q in qs]
     if len(c) < 2 or sum(sizes) == 0:
         return [(np.zeros(0, np.intp), np.zeros(0, np.intp)) for _ in qs]

@@ -28,7 +28,9 @@ _NOT_IDENTIFICATIONS = (
     "short-listed candidate by matching SIFT key points under one rigid motion (the number of <i>inliers</i>; "
     "the mirror image too); <b>stage 3</b> compared the best verified candidates with the Congruent Matching Cells "
     "comparison (CMC count, score and log10 likelihood ratio). Compared candidates come first, by CMC count and "
-    "score; the others follow by inliers, then signature similarity. The columns show the score of every stage "
+    "score; the others follow by inliers, then signature similarity. A candidate with enough inliers is compared "
+    "only about the rotation and handedness stage 2 found (seeded), others over the full circle in both handedness. "
+    "The columns show the score of every stage "
     "each candidate reached.</p><p>It is a list of scans to examine, not a list of identifications: a high rank "
     "only means the surfaces are more similar than the others in this database; the true source may not be in the "
     "database at all, and every candidate must be examined and compared by an examiner. A log10 LR here is the "
@@ -161,7 +163,7 @@ def _candidates(db: Any, q_proc: Scan, hits: Sequence[Any], dpi: int) -> str:
                          "itself (rows reversed); check both files' provenance before relying on it.</p>" + thumb)
             extra = (f"<tr><td></td><td colspan='12'><span class='thumbs'>{thumb}</span><br><span class='meta'>"
                      f"{esc(hd.get('scan_id'))}: query (left) and candidate aligned to it (right), congruent cells "
-                     "in green.</span></td></tr>")
+                     f"in green. {esc(_stage3_note(hd.get('stage3')))}</span></td></tr>")
         elif cmpd:
             stage3 = f"<td colspan='4'>comparison failed: {esc(cmpd['error'])}</td>"
         elif (hd.get("stage") or 1) >= 2:
@@ -173,6 +175,23 @@ def _candidates(db: Any, q_proc: Scan, hits: Sequence[Any], dpi: int) -> str:
                 "rotation (stage 3) is measured the other way round, so for a true match it is about minus stage "
                 "2's. 'n/a': the candidate did not reach that stage.</p>")
     return "".join(rows)
+
+
+def _stage3_note(s3: Mapping[str, Any] | None) -> str:
+    """How the candidate's comparison was run: seeded by stage 2's pose, or over the full circle."""
+    if not s3:
+        return ""
+    if s3.get("seeded"):
+        lo, hi = s3.get("rotation_range") or (float("nan"), float("nan"))
+        hand = "mirrored" if s3.get("handedness") == "mirrored" else "as given"
+        text = (f"Stage 3 was seeded by stage 2's pose ({s3.get('stage2_inliers')} inliers): rotations "
+                f"{lo:.0f} to {hi:.0f} deg only, candidate {hand} only.")
+        if s3.get("lr"):
+            text += f" The log10 LR is {s3['lr']}."
+        if s3.get("fallback"):
+            text += f" {s3['fallback']}."
+        return text
+    return f"Stage 3 searched the full circle in both handedness ({s3.get('reason')})."
 
 
 def _llr_text(cmpd: Mapping[str, Any]) -> str:
