@@ -641,6 +641,9 @@ def cmd_seeded(a: argparse.Namespace) -> None:
     n = len(scans)
     pairs = [(i, j) for i in range(n) for j in range(n) if i != j and fa[i] == fa[j]]
     sh, nsh = (int(x) for x in a.shard.split("/")) if a.shard else (0, 1)
+    if a.nonmates:
+        _seeded_nonmates(a, scans, names, fa, src, kps, sh, nsh)
+        return
     cache: dict = {}
     for f in sorted(OUT.glob(SEED_CACHE.name + "*.pkl")):
         with open(f, "rb") as fh:
@@ -725,6 +728,54 @@ def cmd_seeded(a: argparse.Namespace) -> None:
                   f"{r['inliers']} inliers)")
 
 
+def _seeded_nonmates(a: argparse.Namespace, scans: list, names: list, fa: list, src: list, kps: list,
+                     sh: int, nsh: int) -> None:
+    """Seeding forced on non-mates: for each real query, the different-firearm scan with the
+    most stage-2 inliers is compared seeded by its (meaningless) pose, whatever its inlier
+    count, and over the full circle; does a seeded window raise a non-mate's count?"""
+    from ballistics.comparison import compare, prepare
+    from ballistics.index._cascade import stage3_seed
+    from ballistics.index._verify_sift import query_keypoints, verify
+    f = OUT / f"search_seeded_nonmates{('-' + a.shard.replace('/', 'of')) if a.shard else ''}.pkl"
+    cache: dict = {}
+    for g in sorted(OUT.glob("search_seeded_nonmates*.pkl")):
+        with open(g, "rb") as fh:
+            cache.update(pickle.load(fh))
+    mine: dict = {}
+    w = a.report_window
+    for i in range(len(scans)):
+        if i % nsh != sh and not a.cached_only:
+            continue
+        if i not in cache and not a.cached_only:
+            q = query_keypoints(scans[i])
+            vs = {j: verify(q, kps[j]) for j in range(len(scans)) if fa[j] != fa[i]}
+            j = max(vs, key=lambda x: vs[x].inliers)
+            plan = stage3_seed(vs[j].to_dict(), w, 0)
+            pq = prepare(scans[i])
+            full = compare(pq, scans[j])
+            c0 = time.process_time()
+            seeded = compare(pq, scans[j], **plan["compare_kw"])
+            cpu = time.process_time() - c0
+            cache[i] = mine[i] = (j, vs[j].inliers, int(full.cmc_count), int(seeded.cmc_count), cpu,
+                                  plan["handedness"])
+            with open(f, "wb") as fh:
+                pickle.dump(mine, fh)
+            log.info("%s -> %s: %d inliers, full %d, seeded %d", names[i], names[j], vs[j].inliers,
+                     full.cmc_count, seeded.cmc_count)
+    if nsh > 1 and not a.cached_only:
+        return
+    rows = [cache[i] for i in sorted(cache)]
+    print(f"\n## Seeding forced on the most-inlier non-mate of each of {len(rows)} queries (window +-{w:g} deg)")
+    print(f"stage-2 inliers: max {max(r[1] for r in rows)}; full compare CMC: max {max(r[2] for r in rows)}; "
+          f"seeded CMC: max {max(r[3] for r in rows)}; seeded > full on {sum(r[3] > r[2] for r in rows)}, "
+          f"seeded 0 (would fall back to full) on {sum(r[3] == 0 for r in rows)}; "
+          f"seeded median CPU {statistics.median(r[4] for r in rows):.3f} s")
+    for i in sorted(cache):
+        j, inl, fc, sc, _, hand = cache[i]
+        if sc != fc:
+            print(f"  {names[i]} -> {names[j]}: {inl} inliers, full {fc}, seeded {sc} ({hand})")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["features", "decoys-real", "fadul", "scale", "stage1", "stage2", "vlad", "index",
@@ -749,6 +800,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--windows", type=float, nargs="+", default=[12.0, 18.0, 24.0],
                     help="seeded: stage-3 window half-widths, degrees")
     ap.add_argument("--report-window", type=float, default=18.0, help="seeded: list the differing pairs at this window")
+    ap.add_argument("--nonmates", action="store_true", help="seeded: force seeding on each query's best non-mate")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale,
