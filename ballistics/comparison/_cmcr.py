@@ -70,7 +70,7 @@ def _round2(x):
 
 @dataclass
 class CmcrCells:
-    """A reference scan's cells as cmcR cuts them (step 1), with their FFTs cached."""
+    """A reference scan's cells as cmcR cuts them (step 1), with their spectra cached."""
 
     shape: tuple[int, int]
     rc: np.ndarray        # (K, 2) block row, column
@@ -79,12 +79,25 @@ class CmcrCells:
     zero: np.ndarray      # (K, H, W) standardised, 0 where missing / padding
     _fft: dict = field(default_factory=dict, repr=False)
 
-    def ffts(self, frame: tuple[int, int], workers: int) -> np.ndarray:
-        key = tuple(frame)
+    def spectra(self, frame: tuple[int, int], shift_r: np.ndarray, shift_c: np.ndarray, workers: int,
+                dtype=np.complex128) -> np.ndarray:
+        """``conj(rfft2)`` of every cell placed in an ``frame``-sized zero frame with its
+        first pixel at ``(shift_r[k], shift_c[k])`` (mod the frame), cached per arguments.
+
+        Shifting the cell by ``-q`` shifts the circular cross-correlation by ``q``, so a
+        CCF window starting at offset ``q`` starts at index 0 of the correlation.
+        """
+        key = (tuple(frame), shift_r.tobytes(), shift_c.tobytes(), np.dtype(dtype).str)
         with _LOCK:
             hit = self._fft.get(key)
         if hit is None:
-            hit = np.conj(sfft.rfft2(self.zero, s=key, workers=workers))
+            K, h, w = self.zero.shape
+            z = np.zeros((K, frame[0], frame[1]))
+            rows = (np.arange(h)[None, :] + shift_r[:, None]) % frame[0]
+            cols = (np.arange(w)[None, :] + shift_c[:, None]) % frame[1]
+            for k in range(K):
+                z[k][np.ix_(rows[k], cols[k])] = self.zero[k]
+            hit = np.conj(sfft.rfft2(z, workers=workers)).astype(dtype)
             with _LOCK:
                 self._fft[key] = hit
         return hit
@@ -217,25 +230,35 @@ def cmcr_features(ref: CmcrCells, target: np.ndarray, thetas: np.ndarray, region
     need_c = int(max((nc[:, None] - np.where(vc, sc, 0)).max(), (np.where(vc, sc, 0) + w[:, None]).max()))
     # (a power of two, 256 for 243, was not faster over the whole comparison: measured)
     L = (sfft.next_fast_len(need_r, real=True), sfft.next_fast_len(need_c, real=True))
-    ir, ic = sr % L[0], sc % L[1]
-    FA = ref.ffts(L, workers)
-    if float32:
-        FA = FA.astype(np.complex64)
+    # window position a reads offset s = sr[k, a]; the offsets of a window are the n_k
+    # consecutive integers from q_k = min s, so with the cell spectra shifted by q_k the
+    # window is the correlation's first n_k rows / columns (ir, ic: a permutation of them)
+    big = np.iinfo(np.int64).max
+    q_r, q_c = np.where(vr, sr, big).min(1), np.where(vc, sc, big).min(1)
+    ir, ic = np.where(vr, sr - q_r[:, None], 0), np.where(vc, sc - q_c[:, None], 0)
+    if (ir >= nr[:, None]).any() or (ic >= nc[:, None]).any():
+        raise AssertionError("cmcR's CCF window is not a run of consecutive offsets")
+    cdt = np.complex64 if float32 else np.complex128
+    FA = ref.spectra(L, q_r, q_c, workers, cdt)
     H, W = target.shape
     centre = (H // 2, W // 2)                      # imager::imrotate(cx = floor(nrow / 2), ...)
     T = len(thetas)
     ncc, dy, dx = np.full((T, K), np.nan), np.zeros((T, K)), np.zeros((T, K))
     for t, th in enumerate(thetas):
         rot = rotate_nearest(target, float(th), centre_in=centre, centre_out=centre)
-        f, miss = cut_windows(rot, rstart, cstart, nr, nc, (L[0], L[1]),
-                              dtype=np.float32 if float32 else np.float64)
+        # regions zero-padded to L[1] columns, but only HR rows: the forward real pass runs
+        # over the regions' rows only, the complex pass pads to L[0]; the inverse's real
+        # pass only over the window's HR rows
+        f, miss = cut_windows(rot, rstart, cstart, nr, nc, (HR, L[1]), dtype=np.float32 if float32 else np.float64)
         keep = np.flatnonzero(miss <= max_missing)
         if keep.size == 0:
             continue
         full = keep.size == K
-        X = sfft.rfft2(f if full else f[keep], s=L, workers=workers, overwrite_x=True)
+        X = sfft.rfft(f if full else f[keep], axis=-1, workers=workers, overwrite_x=True)
+        X = sfft.fft(X, n=L[0], axis=-2, workers=workers, overwrite_x=True)
         X *= FA if full else FA[keep]
-        G = sfft.irfft2(X, s=L, workers=workers, overwrite_x=True)
+        X = sfft.ifft(X, axis=-2, workers=workers, overwrite_x=True)
+        G = sfft.irfft(X[:, :HR], n=L[1], axis=-1, workers=workers)
         # the CCF window: rows ir[k, a], columns ic[k, b], a < nr[k], b < nc[k]
         a_r, a_c = ccf_argmax(G, ir[keep], ic[keep], nr[keep], nc[keep])
         d_r = a_r - nr[keep] // 2
