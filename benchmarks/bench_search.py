@@ -748,7 +748,7 @@ def _seeded_nonmates(a: argparse.Namespace, scans: list, names: list, fa: list, 
             continue
         if i not in cache and not a.cached_only:
             q = query_keypoints(scans[i])
-            vs = {j: verify(q, kps[j]) for j in range(len(scans)) if fa[j] != fa[i]}
+            vs = {j: verify(q, kps[j]) for j in range(len(scans)) if fa[j] != fa[i] and src[j] == src[i]}
             j = max(vs, key=lambda x: vs[x].inliers)
             plan = stage3_seed(vs[j].to_dict(), w, 0)
             pq = prepare(scans[i])
