@@ -82,7 +82,8 @@ def _cut_windows(img, r0s, c0s, nrs, ncs, f, miss):
 
 
 def cut_windows(img: np.ndarray, r0s: np.ndarray, c0s: np.ndarray, nrs: np.ndarray, ncs: np.ndarray,
-                frame: tuple[int, int], dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+                frame: tuple[int, int], dtype=np.float64,
+                out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cut windows of different sizes from ``img`` and standardise them (cmcR's regions).
 
     Parameters
@@ -97,6 +98,9 @@ def cut_windows(img: np.ndarray, r0s: np.ndarray, c0s: np.ndarray, nrs: np.ndarr
         ``(H, W)`` of the output frame (the FFT size), at least the largest window.
     dtype : numpy dtype
         dtype of the output.
+    out : numpy.ndarray, optional
+        C-contiguous ``(K, H, W)`` array of ``dtype`` to write to (reused across calls:
+        no fresh frame to allocate and page in); returned as ``f``.
 
     Returns
     -------
@@ -113,7 +117,12 @@ def cut_windows(img: np.ndarray, r0s: np.ndarray, c0s: np.ndarray, nrs: np.ndarr
     H, W = int(frame[0]), int(frame[1])
     if K and (nrs.max() > H or ncs.max() > W or nrs.min() < 1 or ncs.min() < 1):
         raise ValueError("window sizes must be between 1 and the frame")
-    f = np.empty((K, H, W), dtype=dtype)
+    if out is None:
+        f = np.empty((K, H, W), dtype=dtype)
+    elif out.shape != (K, H, W) or out.dtype != np.dtype(dtype) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape {(K, H, W)}")
+    else:
+        f = out
     miss = np.empty(K)
     _cut_windows(img, np.ascontiguousarray(r0s, dtype=np.int64), np.ascontiguousarray(c0s, dtype=np.int64),
                  nrs, ncs, f, miss)

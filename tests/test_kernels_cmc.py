@@ -210,6 +210,18 @@ def test_cut_windows_matches_twin(source, real_surface):
         np.testing.assert_allclose(f[k], expect, atol=1e-9)
 
 
+def test_cut_windows_into_a_reused_buffer(real_surface):
+    """``out=``: the same windows written into a caller's float32 buffer (production path)."""
+    r0s, c0s = np.array([-5, 0, 20, 50]), np.array([3, -7, 40, 60])
+    nrs, ncs = np.array([25, 30, 17, 33]), np.array([30, 22, 31, 33])
+    f, miss = cut_windows(real_surface, r0s, c0s, nrs, ncs, (40, 41), np.float32)
+    buf = np.full((4, 40, 41), np.nan, np.float32)
+    f2, miss2 = cut_windows(real_surface, r0s, c0s, nrs, ncs, (40, 41), np.float32, out=buf)
+    assert f2 is buf and np.array_equal(f, f2) and np.array_equal(miss, miss2)
+    with pytest.raises(ValueError, match="out must be"):
+        cut_windows(real_surface, r0s, c0s, nrs, ncs, (40, 41), np.float64, out=buf)
+
+
 @pytest.mark.parametrize("source", ["random", "real"])
 def test_ccf_argmax_matches_twin(source, real_surface):
     rng = np.random.default_rng(6)

@@ -186,30 +186,45 @@ def _aligned_start(size, n, d, clamp_ok):
     return np.where(clamp_ok, clo, general) - 1, clo, np.minimum(hi, n)
 
 
-def _window_peaks(f: np.ndarray, FA: np.ndarray, ir: np.ndarray, ic: np.ndarray, nr: np.ndarray,
-                  nc: np.ndarray, L: tuple[int, int], workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Window position ``(a, b)`` of each region's CCF peak (row-major first maximum).
+def _window_peaks(rot: np.ndarray, rstart: np.ndarray, cstart: np.ndarray, nr: np.ndarray, nc: np.ndarray,
+                  FA: np.ndarray, ir: np.ndarray, ic: np.ndarray, L: tuple[int, int], max_missing: float,
+                  buf: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut every cell's region from ``rot`` and find its CCF peak (steps 2 and 3).
 
-    The zero-padded ``L``-sized cross-correlation of region ``f[k]`` (its rows, zero-padded
-    to ``L[1]`` columns) with the cell of conjugate spectrum ``FA[k]``, by axes: the real
-    pass over the region's rows only, the complex pass padded to ``L[0]`` rows, the
-    inverse real pass only over the window's rows.  In chunks of ``_CHUNK`` cells, so
-    that a chunk's transforms and its arg-max stay in the cache (measured 15 % faster
-    than one batch of all cells).
+    Region ``k`` (``rot[rstart:rstart+nr, cstart:cstart+nc]``, standardised, zero-padded to
+    ``L[1]`` columns) is cross-correlated with the cell of conjugate spectrum ``FA[k]``
+    over an ``L`` frame by axes: the real pass over the region's rows only, the complex
+    pass padded to ``L[0]`` rows, the inverse real pass only over the window's rows.  In
+    chunks of ``buf.shape[0]`` cells cut into ``buf``, so that a chunk's regions,
+    transforms and arg-max stay in the cache (measured 15 % faster than one batch).
+
+    Returns
+    -------
+    a_r, a_c : numpy.ndarray
+        ``(K,)`` window position of the row-major first maximum (0 for dropped regions).
+    miss : numpy.ndarray
+        ``(K,)`` missing fraction of each region; regions above ``max_missing`` are dropped.
     """
-    K = f.shape[0]
-    a_r, a_c = np.empty(K, np.int64), np.empty(K, np.int64)
-    for s in range(0, K, _CHUNK):
-        e = min(s + _CHUNK, K)
-        hr = int(nr[s:e].max())
-        X = sfft.rfft(f[s:e, :hr], axis=-1, workers=workers)
+    K, chunk = len(nr), buf.shape[0]
+    a_r, a_c, miss = np.zeros(K, np.int64), np.zeros(K, np.int64), np.empty(K)
+    for s in range(0, K, chunk):
+        e = min(s + chunk, K)
+        f = buf[:e - s]
+        f, miss[s:e] = cut_windows(rot, rstart[s:e], cstart[s:e], nr[s:e], nc[s:e], buf.shape[1:], buf.dtype,
+                                   out=f)
+        ok = np.flatnonzero(miss[s:e] <= max_missing)
+        if ok.size == 0:
+            continue
+        sel = slice(s, e) if ok.size == e - s else s + ok
+        hr = int(nr[sel].max())
+        X = sfft.rfft(f[:, :hr] if ok.size == e - s else f[ok, :hr], axis=-1, workers=workers)
         X = sfft.fft(X, n=L[0], axis=-2, workers=workers, overwrite_x=True)
-        X *= FA[s:e]
+        X *= FA[sel]
         X = sfft.ifft(X, axis=-2, workers=workers, overwrite_x=True)
         G = sfft.irfft(X[:, :hr], n=L[1], axis=-1, workers=workers)
         # the CCF window: rows ir[k, a], columns ic[k, b], a < nr[k], b < nc[k]
-        a_r[s:e], a_c[s:e] = ccf_argmax(G, ir[s:e], ic[s:e], nr[s:e], nc[s:e])
-    return a_r, a_c
+        a_r[sel], a_c[sel] = ccf_argmax(G, ir[sel], ic[sel], nr[sel], nc[sel])
+    return a_r, a_c, miss
 
 
 def cmcr_features(ref: CmcrCells, target: np.ndarray, thetas: np.ndarray, region_multiplier: float = 3.0,
@@ -272,18 +287,14 @@ def cmcr_features(ref: CmcrCells, target: np.ndarray, thetas: np.ndarray, region
     centre = (H // 2, W // 2)                      # imager::imrotate(cx = floor(nrow / 2), ...)
     T = len(thetas)
     ncc, dy, dx = np.full((T, K), np.nan), np.zeros((T, K)), np.zeros((T, K))
+    buf = np.empty((min(_CHUNK, K), HR, L[1]), np.float32 if float32 else np.float64)
     for t, th in enumerate(thetas):
         rot = rotate_nearest(target, float(th), centre_in=centre, centre_out=centre)
-        # the regions, zero-padded to L[1] columns (not rows: see _window_peaks)
-        f, miss = cut_windows(rot, rstart, cstart, nr, nc, (HR, L[1]), dtype=np.float32 if float32 else np.float64)
+        a_r, a_c, miss = _window_peaks(rot, rstart, cstart, nr, nc, FA, ir, ic, L, max_missing, buf, workers)
         keep = np.flatnonzero(miss <= max_missing)
         if keep.size == 0:
             continue
-        full = keep.size == K
-        if full:
-            a_r, a_c = _window_peaks(f, FA, ir, ic, nr, nc, L, workers)
-        else:
-            a_r, a_c = _window_peaks(f[keep], FA[keep], ir[keep], ic[keep], nr[keep], nc[keep], L, workers)
+        a_r, a_c = a_r[keep], a_c[keep]
         d_r = a_r - nr[keep] // 2
         d_c = a_c - nc[keep] // 2
         # the aligned target cell (cmcR 0.1.11 extractTargetCell) and its correlation
@@ -292,7 +303,8 @@ def cmcr_features(ref: CmcrCells, target: np.ndarray, thetas: np.ndarray, region
         clamp_ok = (chi_r - clo_r + 1 == h[keep]) & (chi_c - clo_c + 1 == w[keep])
         st_r = _aligned_start(h[keep], nr[keep], d_r, clamp_ok)[0]
         st_c = _aligned_start(w[keep], nc[keep], d_c, clamp_ok)[0]
-        r, _ = window_pearson(rot, ref.cells[keep], h[keep], w[keep], rstart[keep] + st_r, cstart[keep] + st_c)
+        cells = ref.cells if keep.size == K else ref.cells[keep]
+        r, _ = window_pearson(rot, cells, h[keep], w[keep], rstart[keep] + st_r, cstart[keep] + st_c)
         ncc[t, keep], dy[t, keep], dx[t, keep] = r, d_r, d_c
     boxes = ref.boxes.astype(int)
     return Features(np.asarray(thetas, float), ncc, dy, dx, ref.rc, boxes)
