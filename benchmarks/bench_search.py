@@ -361,6 +361,7 @@ def cmd_scale(a: argparse.Namespace) -> None:
         s1 = {d: [] for d in depths}
         s12 = {d: [] for d in depths}
         s123, h1, t12s, tends, t1s = [], [], [], [], []
+        tqs, t2s, t3s, n3s = [], [], [], []
         for qi in range(nreal):
             mates = {j for j in range(nreal) if j != qi and fa[j] == fa[qi]}
             if not mates:
@@ -402,8 +403,10 @@ def cmd_scale(a: argparse.Namespace) -> None:
             o2 = sorted(order[: a.shortlist], key=lambda j: (-sc[j], order.index(j)))
             hits = [CascadeHit(key=j, stage1_score=0.0, stage2_inliers=sc[j]) for j in o2]
             t3 = 0.0
+            n3 = 0
             for h in hits[: a.rerank]:
                 if h.stage2_inliers >= a.min_inliers:
+                    n3 += 1
                     if h.key < nreal:
                         cmc, s, cpu, _ = pc(qi, h.key, vreal[h.key].to_dict())
                         h.cmc_count, h.compare_score = cmc, s
@@ -416,6 +419,10 @@ def cmd_scale(a: argparse.Namespace) -> None:
             s123.append(_mates_recall(final, mates, 10))
             h1.append(final[0] in mates)
             if timed:
+                tqs.append(tq)
+                t2s.append(t2)
+                t3s.append(t3)
+                n3s.append(n3)
                 t1s.append(t1)
                 t12s.append(tq + t1 + t2)
                 tends.append(tq + t1 + t2 + t3)
@@ -431,6 +438,9 @@ def cmd_scale(a: argparse.Namespace) -> None:
               f"stage 1 (exact flat, 1 query) median {1e3 * statistics.median(t1s):.1f} ms; "
               f"query features + stages 1+2 median {statistics.median(t12s):.2f} s; end to end (with stage-3 "
               f"compare CPU time of the same pairs) median {statistics.median(tends):.2f} s, max {max(tends):.2f} s")
+        print(f"  medians: query key points (+ mirror) {statistics.median(tqs):.3f} s; stage 2 ({a.shortlist} "
+              f"candidates) {statistics.median(t2s):.3f} s; stage 3 {statistics.median(t3s):.3f} s "
+              f"({statistics.median(n3s):g} compares)")
 
 
 def cmd_stage2(a: argparse.Namespace) -> None:
