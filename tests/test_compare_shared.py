@@ -73,3 +73,23 @@ def test_different_dfsc_pistols_find_no_congruent_cells(shared_data):
     a, b = (read_scan(shared_path("dfsc", f"{n}.x3p")) for n in ("K004dB1", "K004dD1"))
     res = compare(a, b, lr_system=None)
     assert res.cmc_count == 0 and not res.mirrored
+
+
+@pytest.mark.parametrize("a_name, b_name", [("K004dB1", "K004dB3"), ("K004dD1", "K004dD3")])
+def test_mirrored_dfsc_mates_are_found_mirrored(shared_data, a_name, b_name):
+    """Regression (issue 11): on these TopMatch SR9 mates the wrong handedness also peaks
+    high in one direction (a->b coarse 15 vs 18 and 19 vs 21 cells), so a one-direction
+    rule missed the mirrored copy; the consistent peak of both directions finds it, with
+    the same count as the files as given."""
+    import numpy as np
+
+    from ballistics import scan_from_array
+    a, b = (read_scan(shared_path("dfsc", f"{n}.x3p")) for n in (a_name, b_name))
+    pa = prepare(a)
+    given = compare(pa, b, lr_system=None)
+    flipped = compare(pa, scan_from_array(np.ascontiguousarray(b.data[::-1]), b.spacing, name="flipped"),
+                      lr_system=None)
+    assert not given.mirrored and given.cmc_count >= 10
+    assert flipped.mirrored and flipped.cmc_count == given.cmc_count
+    ev = flipped.handedness
+    assert ev["mirrored"]["consistent_peak"] > ev["as_given"]["consistent_peak"] + 3

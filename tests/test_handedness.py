@@ -94,3 +94,18 @@ def test_mirrored_only_and_a_rotation_window_find_the_match(fadul, prepared):
     assert seeded.directions["b_to_a"]["rotation_deg"] == pytest.approx(-seeded.rotation_deg, abs=3.0)
     wrong = compare(a, mirror(b), handedness="mirrored", rotation_range=(60.0, 96.0))
     assert wrong.cmc_count <= 2
+
+
+def test_consistent_peak_needs_both_directions():
+    """The handedness evidence counts a peak only where b->a agrees at the inverse rotation."""
+    from ballistics.comparison._search import consistent_peak
+    ab = [(-12.0, 3), (0.0, 5), (24.0, 20), (36.0, 4)]
+    ba_agrees = [(-24.0, 18), (0.0, 2), (12.0, 6)]
+    ba_elsewhere = [(24.0, 18), (0.0, 2), (12.0, 6)]
+    assert consistent_peak(ab, ba_agrees, 6.0) == 18            # min(20, 18) at 24 / -24
+    assert consistent_peak(ab, ba_elsewhere, 6.0) == 3          # the 20-cell peak has no partner; -12 <-> 12 does
+    assert consistent_peak([(30.0, 10)], [(-27.0, 8)], 6.0) == 8
+    assert consistent_peak([(30.0, 10)], [(-27.0, 8)], 0.0) == 0
+    assert consistent_peak([], ba_agrees, 6.0) == 0
+    # the tolerance wraps around the circle
+    assert consistent_peak([(179.0, 9)], [(-177.0, 9)], 6.0) == 9

@@ -6,20 +6,20 @@ Native pipeline, coarse-to-fine (default):
    ``coarse_factor``; each reference cell searched over its whole region (masked NCC).
    The CMC-theta curve (Tong et al. 2015) of this stage gives the ``n_candidates`` best
    rotations and their consensus translation.
-2. **Handedness** (``handedness="both"``): the coarse stage of direction a->b also runs
-   against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``); the mirrored
-   handedness is refined only if its coarse CMC peak exceeds the as-given one by more
-   than ``mirror_margin`` cells (default 3), otherwise the files as given, in both
-   directions (one extra coarse sweep: only the stronger handedness is refined).  The
-   mirrored sweep is first run on every 2nd rotation of the coarse grid (a screen, half a
-   sweep); the full mirrored sweep follows only if the screen's peak comes within
-   ``_SCREEN_SLACK`` cells of the rule.  The mirrored evidence reported is the screen's
-   when the full sweep did not run.
+2. **Handedness** (``handedness="both"``): both coarse stages (a->b and b->a) also run
+   against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``), first on every 2nd
+   rotation of the coarse grid (a screen, half a sweep each).  A handedness' evidence is
+   its *consistent coarse peak* (:func:`consistent_peak`): the largest count that direction
+   a->b reaches at some rotation while b->a reaches it at the inverse rotation.  The mirror
+   image is refined only if its consistent peak, on the screen's rotations, beats that of
+   the files as given on the same rotations by more than ``mirror_margin`` cells (default
+   3); its full coarse stage then runs.  Otherwise the files as given are refined.  A
+   one-direction peak was not enough: on DFSC's TopMatch scans of Ruger SR9 slides the
+   wrong handedness also peaks high in one direction (measured, ``benchmarks/results_compare.md``).
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
-   +-coarse_step / 2; every cell searched over the whole region at ``fine_factor``
-   (default 2), then at full resolution within +-(``refine_px`` + ``fine_factor`` // 2)
-   px (default +-3) of that optimum (masked
-   NCC both times; ``fine_factor=1`` searches the whole region at full resolution).
+   +-coarse_step / 2; every cell searched over the whole region at full resolution
+   (``fine_factor=1``, the default), or at ``fine_factor`` and then at full resolution
+   within +-(``refine_px`` + ``fine_factor`` // 2) px of that optimum (masked NCC).
 
 Each direction runs its own coarse stage, so the two registrations are independent
 estimates whose agreement is evidence (``require_consistency``).
@@ -46,7 +46,7 @@ from ._features import Features, wrap
 from ._ncc import match_cells
 from ._params import CompareParams
 
-__all__ = ["thetas", "Direction", "Search", "search"]
+__all__ = ["thetas", "Direction", "Search", "search", "consistent_peak"]
 
 
 def thetas(lo: float, hi: float, step: float) -> np.ndarray:
@@ -151,7 +151,7 @@ def _candidates(feat: Features, p: CompareParams):
 def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams, every: int = 1,
             reverse: bool = False):
     """The coarse stage; ``every > 1`` evaluates only every ``every``-th rotation of its grid
-    (the mirrored handedness' pre-screen); ``reverse`` searches direction b->a, whose
+    (the mirrored handedness' screen); ``reverse`` searches direction b->a, whose
     rotations are the negated range."""
     lo, hi = _range(p, reverse)
     k = p.coarse_factor
@@ -161,14 +161,8 @@ def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams, every: int =
     return _candidates(feat, p)
 
 
-# The mirrored handedness is first screened on every 2nd rotation of the coarse grid; its
-# full coarse sweep runs only if that screen comes within _SCREEN_SLACK cells of the
-# refinement rule (peak > as-given peak + mirror_margin), so the decision and, when the mirror
-# is refined, its candidates are those of the full sweep.  A screen's peak is at most the
-# full sweep's: the screen can only miss a mirror whose full peak clears the rule while its
-# every-other-rotation peak falls short by more than the slack.
+# The mirror image's coarse stages are screened on every 2nd rotation of the coarse grid.
 _SCREEN_EVERY = 2
-_SCREEN_SLACK = 2
 
 
 def _match_fine(ref: PreparedScan, tgt: PreparedScan, th: float, prior: np.ndarray, m: int,
@@ -225,11 +219,58 @@ def _fine(ref: PreparedScan, tgt: PreparedScan, cands, p: CompareParams, reverse
     return Features(np.asarray(ths, float), ncc, dy, dx, lr.rc, lr.boxes)
 
 
-def _better(ev_m: dict, ev_g: dict, margin: int) -> bool:
-    """True if the mirrored coarse CMC peak beats the as-given one by more than ``margin``
-    cells (the files' own handedness is the default: on 738 different-firearm Fadul and
-    DFSC pairs the two peaks differed by -5..+5, a mirrored same-firearm copy by +21)."""
-    return ev_m["coarse_max_cmc"] > ev_g["coarse_max_cmc"] + margin
+def consistent_peak(ab: list[tuple[float, int]], ba: list[tuple[float, int]], tol: float) -> int:
+    """The handedness evidence of a coarse stage: the largest ``c`` such that direction a->b
+    has ``c`` CMC candidates at some rotation ``theta`` and direction b->a at least ``c``
+    within ``tol`` degrees of ``-theta`` (the two registrations must be inverse of each
+    other, as ``require_consistency`` demands of the final counts).
+
+    Parameters
+    ----------
+    ab, ba : list of (float, int)
+        CMC-theta curves (rotation in degrees, candidate count) of the two directions.
+    tol : float
+        Rotation tolerance, degrees.
+
+    Returns
+    -------
+    int
+        The consistent peak count (0 for empty curves).
+    """
+    if not ab or not ba:
+        return 0
+    tb = np.array([t for t, _ in ba], float)
+    cb = np.array([c for _, c in ba], int)
+    best = 0
+    for t, c in ab:
+        near = np.abs(wrap(tb + t)) <= tol + 1e-9
+        if near.any():
+            best = max(best, min(int(c), int(cb[near].max())))
+    return best
+
+
+def _on_grid(curve: list[tuple[float, int]], grid: np.ndarray) -> list[tuple[float, int]]:
+    """The points of ``curve`` at the rotations of ``grid``."""
+    keep = {round(float(t), 6) for t in grid}
+    return [(t, c) for t, c in curve if round(float(t), 6) in keep]
+
+
+@dataclass
+class _Sweeps:
+    """The coarse stage of both directions in one handedness."""
+
+    tb: PreparedScan
+    cands: list
+    curve: list[tuple[float, int]]
+    ev: dict[str, Any]
+    rcands: list
+    rcurve: list[tuple[float, int]]
+
+
+def _sweeps(pa: PreparedScan, tb: PreparedScan, p: CompareParams, every: int = 1) -> _Sweeps:
+    cands, curve, ev = _coarse(pa, tb, p, every)
+    rcands, rcurve, _ = _coarse(tb, pa, p, every, reverse=True)
+    return _Sweeps(tb, cands, curve, ev, rcands, rcurve)
 
 
 def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
@@ -237,29 +278,44 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
     lo, hi = p.rotation_range
     variants = ([(False, pb)] if p.handedness != "mirrored" else []) \
         + ([(True, pb.mirrored())] if p.handedness != "as_given" else [])
-    if p.coarse_step is None:        # every rotation at full resolution
+    tol = p.coarse_step if p.coarse_step is not None else p.rotation_step
+    if p.coarse_step is None:        # every rotation at full resolution, both directions
         th = thetas(lo, hi, p.rotation_step)
-        m = margin(pa, p)
         stage = {}
         for mir, tb in variants:
-            feat = _grid(pa, tb, th, m, p)
-            stage[mir] = (tb, feat, _candidates(feat, p)[2])
-        mir = variants[0][0] if len(variants) == 1 else _better(stage[True][2], stage[False][2], p.mirror_margin)
-        tb, feat, _ = stage[mir]
-        back = _grid(tb, pa, -th[::-1], margin(tb, p), p)
+            feat = _grid(pa, tb, th, margin(pa, p), p)
+            back = _grid(tb, pa, -th[::-1], margin(tb, p), p)
+            ev = _candidates(feat, p)[2]
+            ev["consistent_peak"] = consistent_peak(_candidates(feat, p)[1], _candidates(back, p)[1], tol)
+            stage[mir] = (tb, feat, back, ev)
+        mir = variants[0][0] if len(variants) == 1 else \
+            stage[True][3]["consistent_peak"] > stage[False][3]["consistent_peak"] + p.mirror_margin
+        tb, feat, back, _ = stage[mir]
         return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], bool(mir),
-                      {("mirrored" if k else "as_given"): v[2] for k, v in stage.items()})
-    coarse: dict[bool, tuple[Any, ...]] = {}
-    for mir, tb in variants:
-        every = _SCREEN_EVERY if mir and len(variants) > 1 else 1
-        cands, curve, ev = _coarse(pa, tb, p, every)
-        if mir and every > 1 and ev["coarse_max_cmc"] > coarse[False][3]["coarse_max_cmc"] \
-                + p.mirror_margin - _SCREEN_SLACK:
-            cands, curve, ev = _coarse(pa, tb, p)
-        coarse[mir] = (tb, cands, curve, ev)
-    mir = variants[0][0] if len(variants) == 1 else _better(coarse[True][3], coarse[False][3], p.mirror_margin)
-    tb, cands, curve, _ = coarse[mir]
-    rcands, rcurve, _ = _coarse(tb, pa, p, reverse=True)
-    return Search([Direction("a_to_b", pa, tb, _fine(pa, tb, cands, p), curve),
-                   Direction("b_to_a", tb, pa, _fine(tb, pa, rcands, p, reverse=True), rcurve)], bool(mir),
-                  {("mirrored" if k else "as_given"): v[3] for k, v in coarse.items()})
+                      {("mirrored" if k else "as_given"): v[3] for k, v in stage.items()})
+    if len(variants) == 1:
+        mir = variants[0][0]
+        sw = _sweeps(pa, variants[0][1], p)
+        sw.ev["consistent_peak"] = consistent_peak(sw.curve, sw.rcurve, tol)
+        evidence = {("mirrored" if mir else "as_given"): sw.ev}
+    else:
+        # both handedness: the files as given over the whole coarse grid, the mirror image
+        # screened on every other rotation; the handedness evidence is compared on the
+        # screen's rotations, and the mirror's full coarse stage runs only if it wins
+        g = _sweeps(pa, pb, p)
+        m = _sweeps(pa, variants[1][1], p, every=_SCREEN_EVERY)
+        grid = thetas(lo, hi, p.coarse_step)[::_SCREEN_EVERY]
+        rgrid = thetas(-hi, -lo, p.coarse_step)[::_SCREEN_EVERY]
+        g.ev["consistent_peak"] = consistent_peak(_on_grid(g.curve, grid), _on_grid(g.rcurve, rgrid), tol)
+        m.ev["consistent_peak"] = consistent_peak(m.curve, m.rcurve, tol)
+        mir = m.ev["consistent_peak"] > g.ev["consistent_peak"] + p.mirror_margin
+        if mir:
+            screened = m.ev
+            m = _sweeps(pa, variants[1][1], p)
+            m.ev["consistent_peak"] = screened["consistent_peak"]
+        m.ev["screened"] = not mir
+        evidence = {"as_given": g.ev, "mirrored": m.ev}
+        sw = m if mir else g
+    return Search([Direction("a_to_b", pa, sw.tb, _fine(pa, sw.tb, sw.cands, p), sw.curve),
+                   Direction("b_to_a", sw.tb, pa, _fine(sw.tb, pa, sw.rcands, p, reverse=True), sw.rcurve)],
+                  bool(mir), evidence)
