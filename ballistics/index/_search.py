@@ -128,7 +128,7 @@ class SearchMixin:
         re-weighted over the parts both sides have) into a short list of ``shortlist``
         candidates.  Stage 2 (verification) matches the query's SIFT key points with
         each candidate's, stored at ingest, under one rigid motion (RANSAC; the
-        query's mirror image too) and orders the list by inlier count (about 3.6 ms CPU
+        query's mirror image too) and orders the list by inlier count (about 1.5 ms CPU
         per candidate).  Stage 3 compares the query's breech face with the best
         ``rerank`` verified candidates that have at least ``rerank_min_inliers``
         inliers (:func:`ballistics.comparison.compare`); they come first, by CMC count
