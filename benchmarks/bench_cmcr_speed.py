@@ -2,6 +2,7 @@
 
     NUMBA_NUM_THREADS=1 python benchmarks/bench_cmcr_speed.py [--old /tmp/old-engine] [--rounds 3]
     NUMBA_NUM_THREADS=1 python benchmarks/bench_cmcr_speed.py --profile   # cProfile, this tree
+    NUMBA_NUM_THREADS=1 python benchmarks/bench_cmcr_speed.py --steps     # CPU per step, this tree
 
 Each tree runs in its own subprocess (``PYTHONPATH=<tree>``; the old tree needs
 ``ballistics/kernels`` linked to its ``kernels/``, since the editable install maps
@@ -62,13 +63,67 @@ def run(tree: Path, reps: int, profile: bool = False) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def steps(reps: int) -> None:
+    """CPU time per step of ``cmcr_features`` (both directions of the first pair), in process:
+    the module's kernels and ``scipy.fft`` calls wrapped with ``time.process_time``."""
+    import time
+
+    import numpy as np
+
+    import ballistics as b
+    import ballistics.comparison._cmcr as C
+    from ballistics.comparison import prepare
+    a, c = (prepare(b.read_scan(FADUL / f"{n}.x3p")) for n in PAIRS[0])
+    th = np.arange(-30, 31, 3.0)
+    acc: dict[str, float] = {}
+
+    def wrap(mod, name):
+        f = getattr(mod, name)
+
+        def g(*args, **kw):
+            t = time.process_time()
+            r = f(*args, **kw)
+            acc[name] = acc.get(name, 0.0) + time.process_time() - t
+            return r
+        setattr(mod, name, g)
+        return f
+    originals = {n: wrap(C, n) for n in ("rotate_nearest", "cut_windows", "ccf_argmax", "window_pearson")}
+    ffts = {n: wrap(C.sfft, n) for n in ("rfft", "fft", "ifft", "irfft", "rfft2", "irfft2")}
+
+    def pair():
+        C.cmcr_features(a.cmcr(), c.scan.data, th, workers=1, float32=True)
+        C.cmcr_features(c.cmcr(), a.scan.data, -th[::-1], workers=1, float32=True)
+    try:
+        pair()
+        acc.clear()
+        t = time.process_time()
+        for _ in range(reps):
+            pair()
+        total = (time.process_time() - t) / reps
+    finally:
+        for n, f in originals.items():
+            setattr(C, n, f)
+        for n, f in ffts.items():
+            setattr(C.sfft, n, f)
+    fft = sum(v for k, v in acc.items() if "fft" in k) / reps
+    print(f"{PAIRS[0][0]} vs {PAIRS[0][1]}, both directions: {total * 1e3:.0f} ms CPU per pair")
+    for k, v in sorted(acc.items(), key=lambda x: -x[1]):
+        print(f"  {k:16s} {v / reps * 1e3:6.1f} ms")
+    print(f"  {'all FFT passes':16s} {fft * 1e3:6.1f} ms; the rest {(total - fft) * 1e3:.1f} ms")
+    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--old", type=Path, default=None, help="another checkout to compare with")
     ap.add_argument("--rounds", type=int, default=3, help="alternating subprocess runs per tree")
     ap.add_argument("--reps", type=int, default=2, help="timed comparisons per pair and run")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of each tree instead")
+    ap.add_argument("--steps", action="store_true", help="CPU time per step of this tree's cmcr_features")
     args = ap.parse_args()
+    if args.steps:
+        steps(args.reps)
+        return
     trees = {"new": HERE} | ({"old": args.old} if args.old else {})
     if args.profile:
         for name, tree in trees.items():
