@@ -192,6 +192,9 @@ def test_case_database_search_runs_the_cascade(tmp_path, sample):
     top = hits[0]
     assert datasets.firearm_of(top.scan_id) == firearms[4] and top.stage == 3 and top.cmc_count is not None
     assert top.cmc_count >= 10 and top.stage3["seeded"] and top.to_dict()["stage3"]["window_deg"] == 18.0
+    from ballistics.review import search_report
+    html = search_report(db, scans[4], hits=hits[:2], preprocess=False)
+    assert "Stage 3 was seeded by stage 2&#x27;s pose" in html or "Stage 3 was seeded by stage 2's pose" in html
     assert top.inliers > max(h.inliers for h in hits[1:])
     assert all(h.stage == 2 and h.inliers is not None for h in hits[1:])
     assert "stage2" in db.search_timings() and db.last_search["params"]["rerank"] == 1

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import BallisticsError
+from ..errors import BallisticsError, ParameterError
 from ..scan import Scan
 from ._verify_sift import PARAMS as VERIFY_PARAMS
 from ._verify_sift import Keypoints, Verification, query_keypoints, verify
@@ -353,9 +353,16 @@ def compare_candidates(query: Any, hits: list[CascadeHit], load_scan: Callable[[
                       "LR's warnings); compare the pair in full for the evidence" if kw else None)
         try:
             cand = load_scan(h.key)
-            c = compare(query, cand, **{**kw, **compare_kw})
-            if kw and int(c.cmc_count) == 0:
-                plan["fallback"] = "no CMC within the window: compared over the full circle"
+            c = None
+            if kw:
+                try:
+                    c = compare(query, cand, **{**kw, **compare_kw})
+                except ParameterError as exc:   # e.g. a preset that cannot search one handedness
+                    plan["fallback"] = f"seeded comparison refused ({exc}): compared over the full circle"
+                if c is not None and int(c.cmc_count) == 0:
+                    plan["fallback"] = "no CMC within the window: compared over the full circle"
+                    c = None
+            if c is None:
                 c = compare(query, cand, **compare_kw)
             h.cmc_count, h.compare_score = int(c.cmc_count), float(c.score)
             h.comparison = c.to_dict()
