@@ -786,10 +786,41 @@ def _seeded_nonmates(a: argparse.Namespace, scans: list, names: list, fa: list, 
             print(f"  {names[i]} -> {names[j]}: {inl} inliers, full {fc}, seeded {sc} ({hand})")
 
 
+def cmd_twostep(a: argparse.Namespace) -> None:
+    """A two-step stage 2, measured, not shipped: verify every candidate first against its
+    ``--subset`` strongest key points only (the blob stores them strongest first), and in
+    full only above a threshold.  Real queries against every other real scan and every
+    3rd base decoy (not of the query's firearm)."""
+    from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
+    _cv1()
+    feats = _load()
+    fa = feats["firearms"]
+    kps = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
+    _, dblobs, dfa = _decoy_bases(feats, "both")
+    dk = [Keypoints.from_bytes(b) for b in dblobs]
+    scans, *_ = real_scans()
+    for K in a.subset:
+        mate_a, non_a, t, n = [], [], 0.0, 0
+        for i in range(len(scans)):
+            q = query_keypoints(scans[i])
+            cands = [(kps[j], fa[j] == fa[i]) for j in range(len(scans)) if j != i] \
+                + [(d, False) for d, f in list(zip(dk, dfa))[::3] if f != fa[i]]
+            for c, mate in cands:
+                cs = Keypoints(c.points[:K], c.angles[:K], c.descriptors[:K], c.shape, c.spacing_m)
+                c0 = time.process_time()
+                v = verify(q, cs).inliers
+                t += time.process_time() - c0
+                n += 1
+                (mate_a if mate else non_a).append(v)
+        m, o = np.array(mate_a), np.array(non_a)
+        print(f"subset {K}: {1e3 * t / n:.2f} ms CPU/pair; mates ({len(m)}) fewest inliers {m.min()}; "
+              f"non-mates ({len(o)}) most {o.max()}, share >= 3: {np.mean(o >= 3):.3f}, >= 4: {np.mean(o >= 4):.4f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["features", "decoys-real", "fadul", "scale", "stage1", "stage2", "vlad", "index",
-                                    "seeded"])
+                                    "seeded", "twostep"])
     ap.add_argument("--decoy-firearms", type=int, default=150)
     ap.add_argument("--copies", type=int, default=6)
     ap.add_argument("--n-features", type=int, default=500, help="stage2: SIFT key points kept")
@@ -811,11 +842,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="seeded: stage-3 window half-widths, degrees")
     ap.add_argument("--report-window", type=float, default=18.0, help="seeded: list the differing pairs at this window")
     ap.add_argument("--nonmates", action="store_true", help="seeded: force seeding on each query's best non-mate")
+    ap.add_argument("--subset", type=int, nargs="+", default=[150, 200], help="twostep: key points of the first step")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     {"features": cmd_features, "decoys-real": cmd_decoys_real, "fadul": cmd_fadul, "scale": cmd_scale,
      "stage1": cmd_stage1, "stage2": cmd_stage2, "vlad": cmd_vlad, "index": cmd_index,
-     "seeded": cmd_seeded}[a.what](a)
+     "seeded": cmd_seeded, "twostep": cmd_twostep}[a.what](a)
 
 
 if __name__ == "__main__":
