@@ -187,9 +187,9 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
         handedness : {"both", "as_given", "mirrored"}, default "both"
             ``"both"``: ``b`` is also searched mirrored (rows reversed, x3ptools'
             ``x3p_flip_y``); the mirrored handedness is refined and reported
-            (``Comparison.mirrored``, with a warning when it has CMCs) if its coarse CMC
-            peak exceeds the as-given one by more than ``mirror_margin`` (int >= 0,
-            default 3) cells.  Files from different
+            (``Comparison.mirrored``, with a warning when it has CMCs) if its consistent
+            coarse peak (both directions agreeing) exceeds that of the files as given by
+            more than ``mirror_margin`` (int >= 0, default 1) cells.  Files from different
             sources can differ in handedness (e.g. DFSC's ``K004*`` conversions).
             ``"mirrored"``: only ``b`` mirrored (e.g. when a search's geometric
             verification already found the mirror image).

@@ -13,9 +13,11 @@ Native pipeline, coarse-to-fine (default):
    a->b reaches at some rotation while b->a reaches it at the inverse rotation.  The mirror
    image is refined only if its consistent peak, on the screen's rotations, beats that of
    the files as given on the same rotations by more than ``mirror_margin`` cells (default
-   3); its full coarse stage then runs.  Otherwise the files as given are refined.  A
-   one-direction peak was not enough: on DFSC's TopMatch scans of Ruger SR9 slides the
-   wrong handedness also peaks high in one direction (measured, ``benchmarks/results_compare.md``).
+   1: on 801 real pairs the right handedness led by 3 or more cells for every mirrored
+   mate, and no different-firearm count rose); its full coarse stage then runs.
+   Otherwise the files as given are refined.  A one-direction peak was not enough: on
+   DFSC's TopMatch scans of Ruger SR9 slides the wrong handedness also peaks high in one
+   direction (measured, ``benchmarks/results_compare.md`` section H2).
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
    +-coarse_step / 2; every cell searched over the whole region at full resolution
    (``fine_factor=1``, the default), or at ``fine_factor`` and then at full resolution
