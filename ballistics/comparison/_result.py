@@ -90,10 +90,15 @@ class Comparison:
         ``cmc_count > 0``) means the two files have opposite handedness (different
         conversion routes); the examiner must check their provenance.
     handedness : dict
-        ``"as_given"`` (and ``"mirrored"`` when both were searched) -> the coarse
-        stage's evidence of direction a_to_b: ``coarse_max_cmc`` (peak of the coarse
+        ``"as_given"`` and/or ``"mirrored"`` (the handedness searched) -> the coarse
+        stage's evidence: ``consistent_peak`` (cells; the count that direction a_to_b
+        reaches at some rotation while b_to_a reaches it at the inverse rotation: the
+        handedness decision, read on the mirror screen's rotations when both were
+        searched), and of direction a_to_b ``coarse_max_cmc`` (peak of the coarse
         CMC-theta curve), ``coarse_ncc_sum`` (its cells' correlation sum, the tie-break)
-        and ``rotation_deg`` (its rotation).  Empty for the full-grid cmcR pipeline.
+        and ``rotation_deg`` (its rotation); ``screened`` (mirrored only) is True when
+        the mirror was only screened (every other rotation), not refined.  Empty for
+        the full-grid cmcR pipeline.
     score_kind : str
         ``"learned"`` (``score`` is the learned score) or ``"cmc"`` (``score`` is
         ``cmc_score``: the cmcR pipeline, or a result made without the evidence step).
