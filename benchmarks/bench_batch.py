@@ -72,11 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     args = ap.parse_args(argv)
 
-    from distributed import Client, LocalCluster
 
     from ballistics import read_scan
     from ballistics.batch import all_pairs, read_results
-    from ballistics.batch._cluster import WORKER_ENV
+    from ballistics.batch._cluster import cluster_client
     from ballistics.comparison import compare, prepare
 
     paths = sorted((FADUL / "processed").glob("*.x3p"), key=lambda p: p.name)[: args.n_scans]
@@ -103,21 +102,16 @@ def main(argv: list[str] | None = None) -> int:
 
     out["load_before_dask"] = _load()
     t0 = time.perf_counter()
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", env=dict(WORKER_ENV))
-    client = Client(cluster)
-    client.wait_for_workers(args.workers)
-    out["cluster_start_s"] = time.perf_counter() - t0
-    try:
+    # the library's own local cluster (as all_pairs starts it without a client)
+    with cluster_client(n_workers=args.workers) as client:
+        client.wait_for_workers(args.workers)
+        out["cluster_start_s"] = time.perf_counter() - t0
         with tempfile.TemporaryDirectory() as tmp:
             t1 = time.perf_counter()
             summary = all_pairs(paths, Path(tmp) / "run", client=client, tile_size=args.tile_size)
             out["dask_s"] = time.perf_counter() - t1
             table = read_results(Path(tmp) / "run", require_complete=True)
             rows = table.to_pylist()
-    finally:
-        client.close()
-        cluster.close()
     out["dask_with_startup_s"] = out["dask_s"] + out["cluster_start_s"]
     out["tiles"] = summary.n_tiles
     out["pair_errors"] = summary.pair_errors

@@ -297,6 +297,26 @@ def test_unreachable_scheduler_is_a_clear_error():
         pass
 
 
+def _worker_env() -> dict:
+    import os
+    return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
+
+
+def test_local_workers_keep_glibcs_adaptive_malloc():
+    """The library's local cluster drops Dask's MALLOC_TRIM_THRESHOLD_ (it froze glibc's
+    mmap threshold and made each comparison ~50 % slower in the workers), keeps one
+    thread per worker, and leaves the caller's Dask configuration as it was."""
+    import dask
+    import distributed  # noqa: F401 - loads Dask's distributed defaults
+    before = dask.config.get("distributed.nanny.pre-spawn-environ", None)
+    assert before["MALLOC_TRIM_THRESHOLD_"]           # Dask's default, which the workers must not get
+    with cluster_client(n_workers=1) as c:
+        envs = list(c.run(_worker_env).values())
+    assert envs and all(e["MALLOC_TRIM_THRESHOLD_"] is None for e in envs)
+    assert all(e["NUMBA_NUM_THREADS"] == "1" and e["OMP_NUM_THREADS"] == "1" for e in envs)
+    assert dask.config.get("distributed.nanny.pre-spawn-environ", None) == before
+
+
 def test_importing_batch_starts_nothing():
     code = ("import sys, logging, ballistics.batch; "
             "print('distributed' in sys.modules, 'dask' in sys.modules, logging.getLogger().handlers)")

@@ -30,6 +30,21 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
               "NUMBA_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def _pre_spawn_environ() -> dict[str, Any]:
+    """Dask's environment for new worker processes, without ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets glibc's trim threshold to 64 KiB so that workers hand memory back to the
+    system; setting it also freezes glibc's adaptive mmap threshold, so every large
+    temporary of a comparison is mapped and unmapped again.  Measured: one comparison
+    took 1.60 s instead of 1.05 s (10 Fadul pairs, one core), and a 2-worker cluster was
+    no faster than one threaded process (``benchmarks/results_batch.md``).
+    """
+    import dask
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return env
+
+
 def n_cores() -> int:
     """CPU cores this process may use."""
     try:
@@ -83,6 +98,7 @@ def cluster_client(scheduler: str | None = None, client: Any = None, n_workers: 
     if client is not None:
         yield client
         return
+    import dask
     from distributed import Client, LocalCluster
     if scheduler is not None:
         try:
@@ -97,8 +113,9 @@ def cluster_client(scheduler: str | None = None, client: Any = None, n_workers: 
         return
     n = n_workers or n_cores()
     log.info("starting a local cluster of %d worker processes (1 thread each)", n)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           env=dict(WORKER_ENV), silence_logs=logging.ERROR)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               env=dict(WORKER_ENV), silence_logs=logging.ERROR)
     try:
         c = Client(cluster)
         try:
