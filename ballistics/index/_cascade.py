@@ -331,7 +331,7 @@ def compare_candidates(query: Any, hits: list[CascadeHit], load_scan: Callable[[
         comparison: the learned score's rotation-peak sharpness sees the window only,
         and the LR system, fitted on full-circle comparisons, flags the differing
         parameters in the LR's warnings (``stage3["lr"]`` says so).  The CMC counts
-        agreed within 2 on every mate measured (``benchmarks/results_index.md`` 5.6).
+        agreed within 3 on every Fadul mate measured (``benchmarks/results_index.md`` 5.6).
     seed_window_deg : float, default 18
         Half-width of the window, degrees.
     seed_min_inliers : int, default 8

@@ -135,10 +135,11 @@ class SearchMixin:
         then comparison score; the others follow by inliers, then retrieval score.
         Stage 3 is seeded by stage 2's pose: a candidate with at least
         ``seed_min_inliers`` inliers is compared only within ``+-seed_window_deg`` of
-        the rotation stage 2 found and in the handedness it found (about 0.3 s CPU per
-        pair instead of about 1 s for the full circle in both handedness, same CMC
-        counts on the Fadul and DFSC mates measured); a seeded comparison with no CMC
-        is repeated over the full circle.
+        the rotation stage 2 found and in the handedness it found (about 0.4 s CPU per
+        pair instead of about 1.2 s for the full circle in both handedness; CMC counts
+        within 3 of the full comparison on every Fadul mate measured, while DFSC mates
+        with poor poses differed widely, hence ``seed_min_inliers``); a seeded
+        comparison with no CMC is repeated over the full circle.
         Per-stage timings of the last search are in ``self.last_search["timings"]``
         (:func:`ballistics.index._cascade.format_timings` prints them).
 
