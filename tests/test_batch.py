@@ -306,12 +306,21 @@ def test_local_workers_keep_glibcs_adaptive_malloc():
     """The library's local cluster drops Dask's MALLOC_TRIM_THRESHOLD_ (it froze glibc's
     mmap threshold and made each comparison ~50 % slower in the workers), keeps one
     thread per worker, and leaves the caller's Dask configuration as it was."""
+    import os
+
     import dask
     import distributed  # noqa: F401 - loads Dask's distributed defaults
     before = dask.config.get("distributed.nanny.pre-spawn-environ", None)
     assert before["MALLOC_TRIM_THRESHOLD_"]           # Dask's default, which the workers must not get
-    with cluster_client(n_workers=1) as c:
-        envs = list(c.run(_worker_env).values())
+    # as a cluster started earlier in this process with Dask's defaults leaves it behind
+    os.environ["MALLOC_TRIM_THRESHOLD_"] = str(before["MALLOC_TRIM_THRESHOLD_"])
+    try:
+        env_before = dict(os.environ)
+        with cluster_client(n_workers=1) as c:
+            envs = list(c.run(_worker_env).values())
+        assert dict(os.environ) == env_before          # the caller's environment is untouched
+    finally:
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     assert envs and all(e["MALLOC_TRIM_THRESHOLD_"] is None for e in envs)
     assert all(e["NUMBA_NUM_THREADS"] == "1" and e["OMP_NUM_THREADS"] == "1" for e in envs)
     assert dask.config.get("distributed.nanny.pre-spawn-environ", None) == before

@@ -45,6 +45,30 @@ def _pre_spawn_environ() -> dict[str, Any]:
     return env
 
 
+@contextlib.contextmanager
+def _spawn_environment() -> Iterator[None]:
+    """While local workers start: without Dask's trim threshold; afterwards: this process's
+    environment exactly as before.
+
+    Dask's nanny writes its pre-spawn variables into the *parent's* ``os.environ`` before
+    spawning a worker, and leaves them there; a cluster started earlier in this process
+    (by the caller, or by Dask with its defaults) can therefore have left
+    ``MALLOC_TRIM_THRESHOLD_`` behind, which new workers would inherit.  The value is
+    dropped only when it is Dask's own default, never a value the user chose.
+    """
+    import dask
+    saved = dict(os.environ)
+    default = (dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}).get("MALLOC_TRIM_THRESHOLD_")
+    if default is not None and os.environ.get("MALLOC_TRIM_THRESHOLD_") == str(default):
+        del os.environ["MALLOC_TRIM_THRESHOLD_"]
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def n_cores() -> int:
     """CPU cores this process may use."""
     try:
@@ -98,7 +122,6 @@ def cluster_client(scheduler: str | None = None, client: Any = None, n_workers: 
     if client is not None:
         yield client
         return
-    import dask
     from distributed import Client, LocalCluster
     if scheduler is not None:
         try:
@@ -113,7 +136,7 @@ def cluster_client(scheduler: str | None = None, client: Any = None, n_workers: 
         return
     n = n_workers or n_cores()
     log.info("starting a local cluster of %d worker processes (1 thread each)", n)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _pre_spawn_environ()}):
+    with _spawn_environment():
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                env=dict(WORKER_ENV), silence_logs=logging.ERROR)
     try:
