@@ -504,17 +504,26 @@ def cmd_stage1(a: argparse.Namespace) -> None:
                 idx = faiss.IndexScalarQuantizer(V.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
                 idx.train(V)
             idx.add(V)
-            rec = {d: [] for d in depths}
-            for qi in range(nreal):
-                mates = {j for j in range(nreal) if j != qi and fa[j] == fa[qi]}
-                if not mates:
-                    continue
-                banned = nreal + np.flatnonzero(dfa_arr[base] == fa[qi])
-                _, I = _search_excluding(idx, V[qi:qi + 1], max(depths) + 1, banned)
-                order = [j for j in I[0].tolist() if j != qi]
-                for d in depths:
-                    rec[d].append(len(set(order[:d]) & mates) / len(mates))
+            rec = _stage1_recall(idx, V[:nreal], fa, dfa_arr[base], depths)
             print(f"{name:<16}{nb:>8}" + "".join(f"{np.mean(rec[d]):8.3f}" for d in depths))
+
+
+def _stage1_recall(idx, queries: np.ndarray, fa, decoy_fa: np.ndarray, depths) -> dict[int, list[float]]:
+    """Share of each real query's mates within the first ``d`` of ``idx`` (rows: the
+    ``len(queries)`` real scans, then decoys labelled ``decoy_fa``), never showing a
+    query copies of its own firearm."""
+    nreal = len(queries)
+    rec: dict[int, list[float]] = {d: [] for d in depths}
+    for qi in range(nreal):
+        mates = {j for j in range(nreal) if j != qi and fa[j] == fa[qi]}
+        if not mates:
+            continue
+        banned = nreal + np.flatnonzero(decoy_fa == fa[qi])
+        _, I = _search_excluding(idx, queries[qi:qi + 1], max(depths) + 1, banned)
+        order = [j for j in I[0].tolist() if j != qi]
+        for d in depths:
+            rec[d].append(_mates_recall(order, mates, d))
+    return rec
 
 
 def cmd_vlad(a: argparse.Namespace) -> None:
@@ -581,16 +590,7 @@ def cmd_vlad(a: argparse.Namespace) -> None:
                 idx = faiss.IndexScalarQuantizer(B.shape[1], faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
                 idx.train(X[:20000])
                 idx.add(np.vstack([R, X]))
-                rec = {d: [] for d in depths}
-                for qi in range(nreal):
-                    mates = {j for j in range(nreal) if j != qi and fa[j] == fa[qi]}
-                    if not mates:
-                        continue
-                    banned = nreal + np.flatnonzero(dfa[b] == fa[qi])
-                    _, I = _search_excluding(idx, R[qi:qi + 1], max(depths) + 1, banned)
-                    order = [j for j in I[0].tolist() if j != qi]
-                    for d in depths:
-                        rec[d].append(len(set(order[:d]) & mates) / len(mates))
+                rec = _stage1_recall(idx, R, fa, dfa[b], depths)
                 print(f"{name + (' +polar' if pw else ''):<24}{B.shape[1]:>6} B/entry(SQ8) {size:>8,}"
                       + "".join(f"{np.mean(rec[d]):8.3f}" for d in depths), flush=True)
 

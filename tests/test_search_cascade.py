@@ -223,3 +223,23 @@ def test_cli_db_search_verbose_prints_stage_timings_and_seeding(tmp_path, capsys
     assert main(["db", "search", path, files[2], "-k", "1", "--rerank", "1", "--no-preprocess", "--no-seed",
                  "--verbose"]) == 0
     assert "stage 3: full circle, both handedness: seeding off" in capsys.readouterr().out
+
+
+def test_fast_matcher_equals_its_reference_twin(sample):
+    """The shipped matcher (one product per query set, row minima) gives exactly the
+    matches of the first one (one argpartition over the stacked matrix) on real key points
+    of the bundled scans: a mate, a non-mate and the mirror image of the query."""
+    from ballistics.index._verify_sift import PARAMS, _match_all, _match_all_reference
+    ratio = float(PARAMS["ratio"])                   # production setting
+    scans, _, blobs, _ = sample
+    qs = query_keypoints(scans[0])
+    n_matches = []
+    for k in (1, 2, 5):
+        cand = Keypoints.from_bytes(blobs[k])
+        fast, ref = _match_all(qs, cand, ratio), _match_all_reference(qs, cand, ratio)
+        assert len(fast) == len(ref) == 2
+        for (iq, ic), (jq, jc) in zip(fast, ref):
+            np.testing.assert_array_equal(iq, jq)
+            np.testing.assert_array_equal(ic, jc)
+            n_matches.append(len(iq))
+    assert max(n_matches) > 10            # the comparison is not between empty match lists

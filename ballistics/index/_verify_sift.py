@@ -266,14 +266,17 @@ def _match_all(qs: Sequence[Keypoints], c: Keypoints, ratio: float) -> list[tupl
         if len(iq) == 0:
             out.append((iq, iq))
             continue
-        ic = first[iq]
-        dist = d1[iq]
-        order = np.lexsort((dist, ic))          # by candidate key point, closest first
-        ic_s, iq_s = ic[order], iq[order]
-        keep = np.ones(len(order), bool)
-        keep[1:] = ic_s[1:] != ic_s[:-1]
-        out.append((iq_s[keep].astype(np.intp), ic_s[keep].astype(np.intp)))
+        out.append(_one_per_candidate(iq, first[iq], d1[iq]))
     return out
+
+
+def _one_per_candidate(iq: np.ndarray, ic: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matches ``iq -> ic`` reduced to one per candidate key point (the closest)."""
+    order = np.lexsort((dist, ic))          # by candidate key point, closest first
+    ic_s, iq_s = ic[order], iq[order]
+    keep = np.ones(len(order), bool)
+    keep[1:] = ic_s[1:] != ic_s[:-1]
+    return iq_s[keep].astype(np.intp), ic_s[keep].astype(np.intp)
 
 
 def _match_all_reference(qs: Sequence[Keypoints], c: Keypoints, ratio: float
@@ -303,13 +306,7 @@ def _match_all_reference(qs: Sequence[Keypoints], c: Keypoints, ratio: float
         if len(iq) == 0:
             out.append((iq, iq))
             continue
-        ic = first[sl][iq]
-        dist = d1[sl][iq]
-        order = np.lexsort((dist, ic))          # by candidate key point, closest first
-        ic_s, iq_s = ic[order], iq[order]
-        keep = np.ones(len(order), bool)
-        keep[1:] = ic_s[1:] != ic_s[:-1]
-        out.append((iq_s[keep].astype(np.intp), ic_s[keep].astype(np.intp)))
+        out.append(_one_per_candidate(iq, first[sl][iq], d1[sl][iq]))
     return out
 
 
