@@ -287,8 +287,8 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
         for mir, tb in variants:
             feat = _grid(pa, tb, th, margin(pa, p), p)
             back = _grid(tb, pa, -th[::-1], margin(tb, p), p)
-            ev = _candidates(feat, p)[2]
-            ev["consistent_peak"] = consistent_peak(_candidates(feat, p)[1], _candidates(back, p)[1], tol)
+            _, curve, ev = _candidates(feat, p)
+            ev["consistent_peak"] = consistent_peak(curve, _candidates(back, p)[1], tol)
             stage[mir] = (tb, feat, back, ev)
         mir = variants[0][0] if len(variants) == 1 else \
             stage[True][3]["consistent_peak"] > stage[False][3]["consistent_peak"] + p.mirror_margin
