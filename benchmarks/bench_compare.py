@@ -300,7 +300,7 @@ def vs_old(old_dir: str, repeat: int, rounds: int) -> None:
           f"{rounds} alternating rounds ==")
     old_cfg = {"360 deg default": {}, "cmcR preset": {"preset": "cmcr"}}
     new_cfg = {"360 deg default": {}, "360 deg, as given only": {"handedness": "as_given"},
-               "360 deg, both handedness, fine_factor=1": {"fine_factor": 1},
+               "360 deg, previous estimator (coarse 4, fine 1)": {"coarse_factor": 4, "fine_factor": 1},
                "cmcR preset": {"preset": "cmcr"}}
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
                OPENBLAS_NUM_THREADS="1")

@@ -19,7 +19,7 @@ from ballistics.comparison import compare, prepare
 FADUL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fadul" / "processed"
 PAIRS = [("Fadul 1-1", "Fadul 1-2"), ("Fadul 1-1", "Fadul 2-1"), ("Fadul 2-1", "Fadul 2-2"),
          ("Fadul 5-1", "Fadul 5-2")]
-SETTINGS = [{}, {"fine_factor": 2}, {"handedness": "as_given"}, {"preset": "cmcr"}]
+SETTINGS = [{}, {"coarse_factor": 4, "fine_factor": 1}, {"handedness": "as_given"}, {"preset": "cmcr"}]
 
 
 def main() -> None:

@@ -68,8 +68,9 @@ def test_same_firearm_pairs_score_above_different(shared_data):
 
 
 def test_different_dfsc_pistols_find_no_congruent_cells(shared_data):
-    """Regression: a half-resolution fine stage (fine_factor=2) gave this different-pistol
-    pair (SR9-B vs SR9-D, same conversion route, so no mirroring) 7 CMCs; the default gives 0."""
+    """Regression: a half-resolution fine stage after the coarse stage at a quarter of the
+    resolution (fine_factor=2, coarse_factor=4) gave this different-pistol pair (SR9-B vs
+    SR9-D, same conversion route, so no mirroring) 7 CMCs; the default gives 0."""
     a, b = (read_scan(shared_path("dfsc", f"{n}.x3p")) for n in ("K004dB1", "K004dD1"))
     res = compare(a, b, lr_system=None)
     assert res.cmc_count == 0 and not res.mirrored

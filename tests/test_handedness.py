@@ -109,3 +109,29 @@ def test_consistent_peak_needs_both_directions():
     assert consistent_peak([], ba_agrees, 6.0) == 0
     # the tolerance wraps around the circle
     assert consistent_peak([(179.0, 9)], [(-177.0, 9)], 6.0) == 9
+
+
+@pytest.mark.parametrize("pair", [(0, 1, False), (0, 1, True), (0, 2, False)])
+def test_pruned_mirror_screen_decides_as_the_whole_screen(fadul, prepared, pair):
+    """The mirror's b->a screen runs only where it could lift the mirror's consistent peak
+    over the decision threshold; the decision and, when the mirror wins, its evidence
+    equal those of the whole screen (both b->a sweeps computed here)."""
+    from ballistics.comparison._params import PRESETS
+    from ballistics.comparison._search import _SCREEN_EVERY, _coarse, _coarse_grid, _mirror_screen, consistent_peak
+    i, j, flip = pair
+    p = PRESETS["default"]
+    pa = prepared[i]
+    mb = prepare(mirror(fadul[j]) if flip else fadul[j]).mirrored()
+    rgrid = _coarse_grid(p, True, _SCREEN_EVERY)
+    whole = consistent_peak(_coarse(pa, mb, p, _SCREEN_EVERY)[1],
+                            _coarse(mb, pa, p, _SCREEN_EVERY, reverse=True)[1], p.coarse_step)
+    for need in (0, 3, 8, whole - 1, whole):
+        sw = _mirror_screen(pa, mb, p, rgrid, need, p.coarse_step)
+        got = sw.ev["consistent_peak"]
+        assert (got > need) == (whole > need)
+        if whole > need:
+            assert got == whole and "consistent_peak_at_most" not in sw.ev
+        else:
+            assert got <= whole <= sw.ev.get("consistent_peak_at_most", got)
+        assert sw.ev["screen_b_to_a_rotations"] <= len(rgrid)
+    assert flip == (whole > 8)      # a mirrored mate's mirror peaks high; a plain pair's does not

@@ -10,7 +10,9 @@ Native pipeline, coarse-to-fine (default):
    against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``), first on every 2nd
    rotation of the coarse grid (a screen, half a sweep each).  A handedness' evidence is
    its *consistent coarse peak* (:func:`consistent_peak`): the largest count that direction
-   a->b reaches at some rotation while b->a reaches it at the inverse rotation.  The mirror
+   a->b reaches at some rotation while b->a reaches it at the inverse rotation.  The
+   mirror's b->a screen runs only at rotations that could lift its consistent peak over
+   the decision threshold (``_mirror_screen``; the decision is the same).  The mirror
    image is refined only if its consistent peak, on the screen's rotations, beats that of
    the files as given on the same rotations by more than ``mirror_margin`` cells (default
    1: on 801 real pairs the right handedness led by 3 or more cells for every mirrored
@@ -19,9 +21,10 @@ Native pipeline, coarse-to-fine (default):
    DFSC's TopMatch scans of Ruger SR9 slides the wrong handedness also peaks high in one
    direction (measured, ``benchmarks/results_compare.md`` section H2).
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
-   +-coarse_step / 2; every cell searched over the whole region at full resolution
-   (``fine_factor=1``, the default), or at ``fine_factor`` and then at full resolution
-   within +-(``refine_px`` + ``fine_factor`` // 2) px of that optimum (masked NCC).
+   +-coarse_step / 2; every cell searched over the whole region
+   at ``fine_factor`` (default 2, half resolution) and then at full resolution within
+   +-(``refine_px`` + ``fine_factor`` // 2) px of that optimum, or directly at full
+   resolution (``fine_factor=1``) (masked NCC).
 
 Each direction runs its own coarse stage, so the two registrations are independent
 estimates whose agreement is evidence (``require_consistency``).
@@ -150,16 +153,21 @@ def _candidates(feat: Features, p: CompareParams):
     return out, curve, ev
 
 
+def _coarse_grid(p: CompareParams, reverse: bool = False, every: int = 1) -> np.ndarray:
+    """The coarse stage's rotations (every ``every``-th); ``reverse``: direction b->a's."""
+    assert p.coarse_step is not None   # the coarse stage runs only in coarse-to-fine searches
+    return thetas(*_range(p, reverse), p.coarse_step)[::every]
+
+
 def _coarse(ref: PreparedScan, tgt: PreparedScan, p: CompareParams, every: int = 1,
-            reverse: bool = False):
+            reverse: bool = False, ths: np.ndarray | None = None):
     """The coarse stage; ``every > 1`` evaluates only every ``every``-th rotation of its grid
     (the mirrored handedness' screen); ``reverse`` searches direction b->a, whose
-    rotations are the negated range."""
-    lo, hi = _range(p, reverse)
+    rotations are the negated range; ``ths`` (degrees) replaces the grid."""
     k = p.coarse_factor
-    assert p.coarse_step is not None   # the coarse stage runs only in coarse-to-fine searches
-    feat = _grid(ref, tgt, thetas(lo, hi, p.coarse_step)[::every], int(math.ceil(margin(ref, p) / k)), p,
-                 factor=k, cache=True)
+    if ths is None:
+        ths = _coarse_grid(p, reverse, every)
+    feat = _grid(ref, tgt, ths, int(math.ceil(margin(ref, p) / k)), p, factor=k, cache=True)
     return _candidates(feat, p)
 
 
@@ -275,6 +283,29 @@ def _sweeps(pa: PreparedScan, tb: PreparedScan, p: CompareParams, every: int = 1
     return _Sweeps(tb, cands, curve, ev, rcands, rcurve)
 
 
+def _mirror_screen(pa: PreparedScan, mb: PreparedScan, p: CompareParams, rgrid: np.ndarray, need: int,
+                   tol: float) -> _Sweeps:
+    """The mirror image's screen: direction a->b on every ``_SCREEN_EVERY``-th coarse
+    rotation, then direction b->a only at the screen rotations within ``tol`` of the
+    inverse of an a->b rotation whose count exceeds ``need`` (the count the mirror's
+    consistent peak must exceed to win).  The decision is the same as with the whole
+    b->a screen: a pair of rotations left out has an a->b count of at most ``need``.
+    When rotations were left out and the mirror loses, ``consistent_peak`` is the peak
+    over the rotations searched and ``consistent_peak_at_most`` bounds the whole screen's.
+    """
+    cands, curve, ev = _coarse(pa, mb, p, _SCREEN_EVERY)
+    hot = np.array([t for t, c in curve if c > need], float)
+    near = np.array([hot.size > 0 and bool(np.any(np.abs(wrap(hot + u)) <= tol + 1e-9)) for u in rgrid], bool)
+    rcands, rcurve = [], []
+    if near.any():
+        rcands, rcurve, _ = _coarse(mb, pa, p, reverse=True, ths=rgrid[near])
+    ev["consistent_peak"] = consistent_peak(curve, rcurve, tol)
+    ev["screen_b_to_a_rotations"] = int(near.sum())
+    if not near.all() and ev["consistent_peak"] <= need:
+        ev["consistent_peak_at_most"] = int(need)
+    return _Sweeps(mb, cands, curve, ev, rcands, rcurve)
+
+
 def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
     """Both directions' features of a native-pipeline comparison (see the module docstring)."""
     lo, hi = p.rotation_range
@@ -305,11 +336,9 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
         # screened on every other rotation; the handedness evidence is compared on the
         # screen's rotations, and the mirror's full coarse stage runs only if it wins
         g = _sweeps(pa, pb, p)
-        m = _sweeps(pa, variants[1][1], p, every=_SCREEN_EVERY)
-        grid = thetas(lo, hi, p.coarse_step)[::_SCREEN_EVERY]
-        rgrid = thetas(-hi, -lo, p.coarse_step)[::_SCREEN_EVERY]
+        grid, rgrid = _coarse_grid(p, False, _SCREEN_EVERY), _coarse_grid(p, True, _SCREEN_EVERY)
         g.ev["consistent_peak"] = consistent_peak(_on_grid(g.curve, grid), _on_grid(g.rcurve, rgrid), tol)
-        m.ev["consistent_peak"] = consistent_peak(m.curve, m.rcurve, tol)
+        m = _mirror_screen(pa, variants[1][1], p, rgrid, g.ev["consistent_peak"] + p.mirror_margin, tol)
         mir = m.ev["consistent_peak"] > g.ev["consistent_peak"] + p.mirror_margin
         if mir:
             screened = m.ev
