@@ -303,3 +303,23 @@ def test_threads_switch_is_explicit_and_restored():
     for bad in (0, -1, 1.5, "two", numba.config.NUMBA_NUM_THREADS + 1):
         with pytest.raises(ParameterError, match="threads"):
             ballistics.set_threads(bad)
+
+
+@pytest.mark.parametrize("i, j", [(0, 1), (2, 3)])
+def test_half_resolution_fine_stage_keeps_the_strong_cells_registration(fadul, i, j):
+    """The default fine stage (``fine_factor=2``: whole region at half resolution, then
+    +-3 px at full resolution) against the full-resolution search of the whole region
+    (``fine_factor=1``) on the same rotations and priors of a same-slide pair: most cells
+    that correlate (NCC >= 0.5 at full resolution) get exactly the same shift and NCC.
+    Measured 91-94 % on these pairs; the rest are cells with two near-equal peaks."""
+    from ballistics.comparison._search import _coarse, _fine
+    p2 = PRESETS["default"]
+    p1 = p2.replace(fine_factor=1)
+    a, b = prepare(fadul[i]), prepare(fadul[j])
+    cands = _coarse(a, b, p2)[0]
+    f1, f2 = _fine(a, b, cands, p1), _fine(a, b, cands, p2)
+    np.testing.assert_array_equal(f1.thetas, f2.thetas)
+    strong = f1.ncc >= 0.5
+    same = (f1.dy == f2.dy) & (f1.dx == f2.dx) & (np.abs(f1.ncc - f2.ncc) < 1e-6)
+    assert strong.sum() >= 50
+    assert (same & strong).sum() >= 0.85 * strong.sum()
