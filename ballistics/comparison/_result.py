@@ -97,7 +97,12 @@ class Comparison:
         searched), and of direction a_to_b ``coarse_max_cmc`` (peak of the coarse
         CMC-theta curve), ``coarse_ncc_sum`` (its cells' correlation sum, the tie-break)
         and ``rotation_deg`` (its rotation); ``screened`` (mirrored only) is True when
-        the mirror was only screened (every other rotation), not refined.  Empty for
+        the mirror was only screened (every other rotation), not refined; then
+        ``screen_b_to_a_rotations`` counts the rotations its b_to_a screen searched
+        (only those that could lift its consistent peak over the decision threshold),
+        and ``consistent_peak_at_most``, present when some were skipped, bounds the
+        consistent peak of the whole screen (``consistent_peak`` is then the peak over
+        the rotations searched).  Empty for
         the full-grid cmcR pipeline.
     score_kind : str
         ``"learned"`` (``score`` is the learned score) or ``"cmc"`` (``score`` is
