@@ -323,3 +323,26 @@ def test_half_resolution_fine_stage_keeps_the_strong_cells_registration(fadul, i
     same = (f1.dy == f2.dy) & (f1.dx == f2.dx) & (np.abs(f1.ncc - f2.ncc) < 1e-6)
     assert strong.sum() >= 50
     assert (same & strong).sum() >= 0.85 * strong.sum()
+
+
+def test_small_surfaces_are_searched_at_scales_that_keep_their_cells(fadul):
+    """A surface too small for the default coarse scale (an 8 x 8 grid on 90 px leaves
+    coarse cells of 2 px) is searched at lower downsampling factors instead of silently
+    at a single rotation; the factors used are recorded in the result."""
+    from ballistics.comparison._cells import downsample
+    from ballistics.comparison._search import MIN_CELL_PX, fit_factors
+    p = PRESETS["default"]
+    full = [prepare(s) for s in fadul[:2]]
+    assert fit_factors(p, *full) is p                       # 69 px cells: the defaults stand
+    for f in (4, 6):
+        small = [scan_from_array(downsample(s.data, f), (s.spacing[0] * f, s.spacing[1] * f), name=s.name)
+                 for s in fadul[:2]]
+        ps = [prepare(s) for s in small]
+        q = fit_factors(p, *ps)
+        side = min(ps[0].level(1).cell_shape)
+        assert q.coarse_factor < p.coarse_factor and side / q.coarse_factor >= MIN_CELL_PX
+        assert len(ps[0].level(q.coarse_factor).rc) > 0
+        r = compare(ps[0], ps[1], lr_system=None)
+        assert r.params["coarse_factor"] == q.coarse_factor and r.params["fine_factor"] == q.fine_factor
+        assert len(r.rotation_curve["a_to_b"]) >= 60                # the whole circle was searched
+        assert abs(r.directions["a_to_b"]["rotation_deg"] - (-24.0)) <= 6.0   # as at full size

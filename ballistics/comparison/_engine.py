@@ -23,7 +23,7 @@ from ._features import Features, wrap
 from ._params import METHODS, PRESETS, CompareParams, resolve
 from ._registration import align_array, areal_correlation, rotation_matrix
 from ._result import Comparison
-from ._search import Direction, Search, search, thetas
+from ._search import Direction, Search, fit_factors, search, thetas
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +176,17 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             issue 13); the ``n_candidates`` (default 2) best rotations are refined
             within +-coarse_step / 2 at ``rotation_step``, translations searched within
             ``fine_margin_px`` (default None: the region's own margin, +-1 cell side) of
-            the coarse estimate, at ``fine_factor``
-            (default 2: half resolution) and then at full resolution within
-            +-(``refine_px`` + ``fine_factor`` // 2) px of that optimum (``fine_factor=1``:
-            directly at full resolution).  The defaults were chosen for speed and
-            checked on all 801 labelled real pairs: 2.2x faster than ``coarse_factor=4,
-            fine_factor=1`` with the separation no worse (``benchmarks/results_compare.md``
-            section S).  A narrow window (e.g. ``fine_margin_px=32``) confines
-            non-matching cells' translations so that they pass the translation check.
-            None = every rotation of the range at full resolution (as cmcR).
+            the coarse estimate, at ``fine_factor`` (default 2: half resolution) and
+            then at full resolution within +-(``refine_px`` + ``fine_factor`` // 2) px
+            of that optimum (``fine_factor=1``: directly at full resolution).  The
+            defaults were chosen for speed and checked on all 801 labelled real pairs:
+            2.5x faster than ``coarse_factor=4, fine_factor=1`` with the Fadul separation
+            no worse (``benchmarks/results_compare.md`` section S).  Both factors are
+            lowered for surfaces whose downsampled cells would be smaller than 8 px a
+            side (``_search.fit_factors``; the factors used are recorded in
+            ``Comparison.params``).  A narrow window (e.g. ``fine_margin_px=32``)
+            confines non-matching cells' translations so that they pass the translation
+            check.  None = every rotation of the range at full resolution (as cmcR).
         handedness : {"both", "as_given", "mirrored"}, default "both"
             ``"both"``: ``b`` is also searched mirrored (rows reversed, x3ptools'
             ``x3p_flip_y``); the mirrored handedness is refined and reported
@@ -253,6 +255,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
     pa = prepare(a, p.cell_grid, p.min_valid)
     pb = prepare(b, p.cell_grid, p.min_valid)
     _check_pair(pa.scan, pb.scan, p.spacing_tolerance)
+    p = fit_factors(p, pa, pb)
     srch = _cmcr_search(pa, pb, p) if p.pipeline == "cmcr" else search(pa, pb, p)
     cmcr = p.pipeline == "cmcr"
 

@@ -37,6 +37,7 @@ Forensic Sci. Int. 280; Padfield (2012) IEEE TIP 21(5).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +52,9 @@ from ._features import Features, wrap
 from ._ncc import match_cells
 from ._params import CompareParams
 
-__all__ = ["thetas", "Direction", "Search", "search", "consistent_peak"]
+log = logging.getLogger(__name__)
+
+__all__ = ["thetas", "Direction", "Search", "search", "consistent_peak", "fit_factors"]
 
 
 def thetas(lo: float, hi: float, step: float) -> np.ndarray:
@@ -94,6 +97,37 @@ def _range(p: CompareParams, reverse: bool) -> tuple[float, float]:
 
 def _workers(p: CompareParams) -> int:
     return int(p.workers) if p.workers is not None else get_fft_workers()
+
+
+#: Smallest cell side (pixels) of a downsampled search level.  The defaults keep 11-12 px
+#: on Fadul's 6.25 um scans and 9 px on DFSC's 7.4 um scans (coarse_factor 6).
+MIN_CELL_PX = 8
+
+
+def fit_factors(p: CompareParams, pa: PreparedScan, pb: PreparedScan) -> CompareParams:
+    """``p`` with ``coarse_factor`` and ``fine_factor`` lowered, where needed, so that the
+    downsampled cells of both scans keep at least :data:`MIN_CELL_PX` pixels a side.
+
+    Without this a small surface (e.g. 90 px across with an 8 x 8 grid at
+    ``coarse_factor=6``) has no cell left at the coarse scale, and the search would
+    silently fall back to a single rotation.  The lowered factors are recorded in the
+    result's parameters (so an LR system fitted at the defaults warns about them).
+    """
+    if p.coarse_step is None or p.pipeline != "native":
+        return p
+    side = min(min(s.level(1).cell_shape) for s in (pa, pb))
+
+    def fit(f: int) -> int:
+        while f > 1 and side / f < MIN_CELL_PX:
+            f -= 1
+        return f
+
+    cf, ff = fit(p.coarse_factor), fit(p.fine_factor)
+    if (cf, ff) == (p.coarse_factor, p.fine_factor):
+        return p
+    log.info("%s vs %s: cells of %d px: coarse_factor %d -> %d, fine_factor %d -> %d (cells of at least %d px "
+             "at every scale)", pa.name, pb.name, side, p.coarse_factor, cf, p.fine_factor, ff, MIN_CELL_PX)
+    return p.replace(coarse_factor=cf, fine_factor=ff)
 
 
 def margin(ref: PreparedScan, p: CompareParams) -> int:
