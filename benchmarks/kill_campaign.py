@@ -191,7 +191,10 @@ def run(rounds: int, workdir: Path, seed: int = 1, log=print) -> dict:
             durations[op].append(float(done[0].split()[1]) if done else time.monotonic() - t0)  # READY to DONE
             if child.returncode != 0:
                 raise RuntimeError(f"child failed: {err}")
-        acks = [ln.split(maxsplit=2)[2] for ln in out.splitlines() if ln.startswith("ACK ")]
+        # an acknowledgement is a whole line: a kill can cut the last one short ("ACK ad"),
+        # and a cut line acknowledged nothing (its outcome is settled from the database below)
+        whole = out.split("\n")[:-1]
+        acks = [f[2] for f in (ln.split(maxsplit=2) for ln in whole) if len(f) == 3 and f[0] == "ACK"]
         expected = len(job.get("entries", job.get("ids", job.get("kinds", []))))
         mid = killed and len(acks) < expected
         if op == "add":
