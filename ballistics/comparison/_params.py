@@ -73,10 +73,10 @@ class CompareParams:
     rotation_range: tuple[float, float] = (-180.0, 180.0)
     rotation_step: float = 3.0
     coarse_step: float | None = 6.0
-    coarse_factor: int = 6     # 4 until issue 13: 6 is 1.5x faster, separation no worse (results_compare.md S)
+    coarse_factor: int = 6     # 4 until issue 13; with fine_factor 2 checked on 801 pairs (results_compare.md S)
     n_candidates: int = 2
     fine_margin_px: int | None = None
-    fine_factor: int = 2       # with coarse_factor 6: all 801 labelled pairs, results_compare.md section S
+    fine_factor: int = 2       # 1 until issue 13 (see coarse_factor)
     refine_px: int = 2
     high_fallback: str = "none"
     require_consistency: bool = True

@@ -372,8 +372,9 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
         g = _sweeps(pa, pb, p)
         grid, rgrid = _coarse_grid(p, False, _SCREEN_EVERY), _coarse_grid(p, True, _SCREEN_EVERY)
         g.ev["consistent_peak"] = consistent_peak(_on_grid(g.curve, grid), _on_grid(g.rcurve, rgrid), tol)
-        m = _mirror_screen(pa, variants[1][1], p, rgrid, g.ev["consistent_peak"] + p.mirror_margin, tol)
-        mir = m.ev["consistent_peak"] > g.ev["consistent_peak"] + p.mirror_margin
+        need = g.ev["consistent_peak"] + p.mirror_margin      # what the mirror must exceed to win
+        m = _mirror_screen(pa, variants[1][1], p, rgrid, need, tol)
+        mir = m.ev["consistent_peak"] > need
         if mir:
             screened = m.ev
             m = _sweeps(pa, variants[1][1], p)
