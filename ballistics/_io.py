@@ -31,9 +31,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import OutputError
+
 __all__ = [
     "atomic_open",
     "atomic_write_bytes",
+    "check_output",
     "default_file_mode",
     "fsync_dir",
     "sha256_file",
@@ -172,3 +175,58 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
     with atomic_open(path, mode=mode) as fh:
         fh.write(data)
     return Path(path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _database_root(p: Path) -> Path | None:
+    """The case database directory ``p`` lies in (a directory holding ``catalogue.sqlite``)."""
+    for d in [p.parent, *p.parent.parents]:
+        if (d / "catalogue.sqlite").exists():
+            return d
+    return None
+
+
+def check_output(path: str | os.PathLike[str], *, inputs: tuple[str | os.PathLike[str], ...] = (),
+                 force: bool = False, what: str = "output") -> Path:
+    """Refuse an output path that would destroy data; return it as a ``Path``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where a command is about to write a file.
+    inputs : tuple of paths
+        The operation's inputs: the output may be none of them (also through links).
+    force : bool
+        Allow replacing an existing file that is not an input and not inside a database.
+    what : str
+        What the output is (``"report"``), for the message.
+
+    Raises
+    ------
+    OutputError
+        The target is an input, lies inside a case database, is a directory, lies under a
+        file, or already exists and ``force`` is false.
+    """
+    p = Path(path)
+    for src in inputs:
+        if _same_file(p, Path(src)):
+            raise OutputError(f"{what} {p} is also an input; choose another output path")
+    db = _database_root(p.absolute())
+    if db is not None:
+        raise OutputError(f"{what} {p} lies inside the case database {db}; write it elsewhere")
+    if p.is_dir():
+        raise OutputError(f"{what} {p} is a directory; give a file name")
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{what} {p} lies under {parent}, which is not a directory")
+            break
+    if p.exists() and not force:
+        raise OutputError(f"{what} {p} already exists; remove it or pass --force to replace it")
+    return p

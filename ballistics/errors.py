@@ -26,6 +26,8 @@ __all__ = [
     "BundleSignatureError",
     "BundleModelError",
     "CalibrationError",
+    "ResourceLimitError",
+    "OutputError",
 ]
 
 
@@ -105,3 +107,15 @@ class CalibrationError(BallisticsError, ValueError):
     cross-validation), for system files that are not valid LR-system JSON, and for
     scores a system was not built for.  Bad arguments raise :class:`ParameterError`.
     """
+
+
+class ResourceLimitError(BallisticsError):
+    """An operation would exceed a resource limit (pixels, memory budget, result count).
+
+    The message names the limit, the estimate, and the setting that raises it.
+    """
+
+
+class OutputError(BallisticsError, OSError):
+    """An output path cannot be written safely: it is one of the inputs, lies inside a
+    case database, already exists (without ``force``), or is not writable."""

@@ -42,3 +42,10 @@ def _test_cache(tmp_path_factory):
         os.environ.pop("BALLISTICS_CACHE", None)
     else:
         os.environ["BALLISTICS_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """The six processed Fadul breech faces bundled with the package (Fadul 1-1 ... 3-2)."""
+    from ballistics import datasets
+    return datasets.fadul("processed")
