@@ -259,7 +259,7 @@ def test_cmcr_pipeline_needs_the_full_grid(fadul):
 
 
 # ----------------------------------------------------------------------------- cmcR 0.1.11, exactly
-CMCR_REF = Path(__file__).resolve().parent / "data" / "cmcr_reference"
+CMCR_REF = Path(__file__).resolve().parents[1] / "data" / "cmcr_reference"
 
 
 def _cmcr_inputs():
