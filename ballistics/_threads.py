@@ -1,33 +1,48 @@
-"""How many threads the engine uses: the one explicit, documented switch.
+"""How many threads the engine uses: one compute thread per operation unless told otherwise.
 
-Importing :mod:`ballistics` changes nothing global.  A program that wants to limit or
-raise the engine's threads calls :func:`set_threads` once (process-wide, like
-``numba.set_num_threads``), or wraps a block in :func:`threads` (restored on exit).
+Importing :mod:`ballistics` changes nothing global.  Each comparison (and each
+extraction) runs inside :func:`compute_threads`, which sets the thread counts of the
+libraries it drives for the calling thread, for the duration of the call only, and
+restores them afterwards:
 
-Two pools are involved: Numba's (the kernels of ``ballistics.kernels``: rotation,
-region cutting, NCC assembly) and the FFT workers of ``scipy.fft`` used by
-:func:`ballistics.compare`.  What one process should use: on a machine shared by
-several jobs, one thread per process and one process per core (e.g.
-``ballistics db add --jobs N``); a comparison spends most of its time in batched FFTs
-of small arrays, which gain little from a second thread (``benchmarks/results_compare.md``).
+* Numba's parallel kernels (``ballistics.kernels``: rotation, region cutting, NCC
+  assembly): ``numba.set_num_threads`` (a per-thread setting in Numba);
+* the FFT workers of ``scipy.fft`` (passed explicitly to every FFT call);
+* OpenCV's worker threads during extraction (``cv2.setNumThreads``, restored after).
 
-Numba's OpenMP threading layer spin-waits between parallel regions unless the
-environment variable ``OMP_WAIT_POLICY=PASSIVE`` is set before Numba starts its
-threads; on a loaded machine that can make the kernels 10-20x slower.  The library does
-not set it (that would change the process's environment); the ``ballistics`` command
-does, and programs can export it themselves.
+The default is **one** thread per operation.  Parallelism comes from processes
+(``ballistics.batch``, ``ballistics db add --jobs N``): on a machine shared with other
+jobs, thread pools that spin-wait for work (Numba's OpenMP layer, OpenCV's pool) fight
+the other processes for the cores, and a comparison that takes 0.5 s alone took 4.1 s
+beside one busy process (``benchmarks/bench_under_load.py``).  A comparison spends most
+of its time in batched FFTs of small arrays, which gain little from a second thread.
+
+:func:`set_threads` changes the default for the whole process (``set_threads(None)``
+leaves Numba, SciPy and OpenCV at their own settings: Numba then uses every core);
+:func:`threads` overrides it inside a ``with`` block, for the calling thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from .errors import ParameterError
 
-__all__ = ["set_threads", "threads", "get_fft_workers"]
+__all__ = ["DEFAULT_THREADS", "set_threads", "threads", "compute_threads", "get_fft_workers",
+           "current_threads", "with_compute_threads"]
 
-_FFT_WORKERS: int | None = None   # None: scipy.fft's own setting (1 unless set_workers is active)
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Compute threads per operation when nothing else is set.
+DEFAULT_THREADS = 1
+
+_UNSET = object()
+_PROCESS: object = _UNSET          # set_threads(): an int, None (libraries' own settings) or _UNSET
+_LOCAL = threading.local()         # .override (threads() blocks), .fft (inside compute_threads)
 
 
 def _check(n: int) -> int:
@@ -38,60 +53,134 @@ def _check(n: int) -> int:
         raise ParameterError(f"the number of threads must be an integer, got {n!r}") from exc
     # numba.config sets its attributes at run time (from the environment): invisible to mypy
     n_max: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    if n_int != n or not 1 <= n_int <= n_max:
+    if isinstance(n, bool) or n_int != n or not 1 <= n_int <= n_max:
         raise ParameterError(f"the number of threads must be between 1 and {n_max} "
                              f"(Numba's NUMBA_NUM_THREADS on this machine), got {n!r}")
     return n_int
 
 
-def set_threads(n: int) -> None:
-    """Use ``n`` threads in the engine's kernels and FFTs from now on (process-wide).
+def current_threads() -> int | None:
+    """Compute threads an operation started now in this thread would use.
+
+    Returns
+    -------
+    int or None
+        The innermost :func:`threads` block's value, else the :func:`set_threads`
+        setting, else :data:`DEFAULT_THREADS`; None means the libraries' own settings.
+    """
+    override = getattr(_LOCAL, "override", _UNSET)
+    if override is not _UNSET:
+        return override  # type: ignore[return-value]
+    if _PROCESS is not _UNSET:
+        return _PROCESS  # type: ignore[return-value]
+    return DEFAULT_THREADS
+
+
+def set_threads(n: int | None) -> None:
+    """Threads per comparison or extraction from now on (process-wide).
 
     Parameters
     ----------
-    n : int
+    n : int or None
         Threads, 1 .. ``numba.config.NUMBA_NUM_THREADS`` (the number of cores unless the
-        environment says otherwise).
+        environment says otherwise); None leaves Numba, ``scipy.fft`` and OpenCV at
+        their own settings (Numba: every core).
 
     Raises
     ------
     ParameterError
-        ``n`` is not an integer in that range.
+        ``n`` is neither None nor an integer in that range.
     """
-    global _FFT_WORKERS
-    import numba
-    n = _check(n)
-    numba.set_num_threads(n)
-    _FFT_WORKERS = n
+    global _PROCESS
+    _PROCESS = None if n is None else _check(n)
 
 
 @contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Context manager: ``n`` threads for the engine inside the block, restored after.
+def threads(n: int | None) -> Iterator[None]:
+    """Context manager: ``n`` threads for the engine inside the block (this thread), restored after.
 
     >>> import ballistics
-    >>> with ballistics.threads(1):            # doctest: +SKIP
+    >>> with ballistics.threads(2):            # doctest: +SKIP
     ...     res = ballistics.compare(a, b)
 
-    The Numba setting is per calling thread (``numba.set_num_threads``); the FFT setting
-    is this module's.
+    Parameters
+    ----------
+    n : int or None
+        As :func:`set_threads`.
     """
-    global _FFT_WORKERS
-    import numba
-    n = _check(n)
-    old_numba, old_fft = numba.get_num_threads(), _FFT_WORKERS
-    numba.set_num_threads(n)
-    _FFT_WORKERS = n
+    n = None if n is None else _check(n)
+    old = getattr(_LOCAL, "override", _UNSET)
+    _LOCAL.override = n
     try:
-        yield
+        with compute_threads():
+            yield
+    finally:
+        _LOCAL.override = old
+
+
+@contextlib.contextmanager
+def compute_threads(fft_workers: int | None = None, *, opencv: bool = False) -> Iterator[int | None]:
+    """Run a block with :func:`current_threads` compute threads, restoring every setting after.
+
+    Parameters
+    ----------
+    fft_workers : int, optional
+        FFT threads inside the block (a comparison's ``workers`` parameter); default the
+        compute threads.
+    opencv : bool
+        Also set OpenCV's threads (process-wide in OpenCV, restored on exit).
+
+    Yields
+    ------
+    int or None
+        The compute threads in force (None: the libraries' own settings).
+    """
+    n = current_threads()
+    if n is None:
+        old_fft = getattr(_LOCAL, "fft", None)
+        _LOCAL.fft = fft_workers
+        try:
+            yield None
+        finally:
+            _LOCAL.fft = old_fft
+        return
+    import numba
+    old_numba, old_fft = numba.get_num_threads(), getattr(_LOCAL, "fft", None)
+    cv2 = None
+    if opencv:
+        import cv2
+        old_cv = cv2.getNumThreads()
+        cv2.setNumThreads(n)
+    numba.set_num_threads(n)
+    _LOCAL.fft = fft_workers or n
+    try:
+        yield n
     finally:
         numba.set_num_threads(old_numba)
-        _FFT_WORKERS = old_fft
+        _LOCAL.fft = old_fft
+        if cv2 is not None:
+            cv2.setNumThreads(old_cv)
 
 
 def get_fft_workers() -> int:
-    """FFT threads the comparison uses when its ``workers`` parameter is None."""
-    if _FFT_WORKERS is not None:
-        return _FFT_WORKERS
+    """FFT threads for the calling thread: the innermost :func:`compute_threads` block's,
+    else :func:`current_threads`, else ``scipy.fft``'s own setting."""
+    fft = getattr(_LOCAL, "fft", None)
+    if fft is not None:
+        return int(fft)
+    n = current_threads()
+    if n is not None:
+        return n
     import scipy.fft as sfft
     return int(sfft.get_workers())
+
+
+def with_compute_threads(*, opencv: bool = False) -> Callable[[F], F]:
+    """Decorator: run the function inside :func:`compute_threads` (see the module docstring)."""
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with compute_threads(opencv=opencv):
+                return fn(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+    return deco

@@ -44,10 +44,19 @@ from scipy import ndimage as ndi
 import ballistics as bl
 from ballistics import datasets
 from ballistics.features import extract_breech_face, extract_firing_pin, find_regions
-from ballistics.features._agreement import surface_agreement
-from ballistics.features._plot import plot_regions
+from agreement import surface_agreement  # benchmarks/agreement.py, beside this script
 
 cv2.setNumThreads(1)
+
+
+def plot_regions(scan: bl.Scan, regions, path: Path, title: str | None = None) -> None:
+    """Save a PNG of ``scan`` with its ``regions`` drawn on it."""
+    from ballistics import plot
+    h, w = scan.shape
+    fig = plot.new_figure((7.0, 7.0 * h / max(w, 1) + 1.2))
+    plot.regions(scan, regions, ax=fig.add_subplot(), title=title or scan.name)
+    Path(path).write_bytes(plot.figure_to_png(fig, dpi=110))
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 SHARED = Path(os.environ.get("BALLISTICS_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -11,12 +11,6 @@ from . import emit
 
 log = logging.getLogger(__name__)
 
-#: A scan without an extraction step in its provenance and with less than this fraction
-#: missing is taken to be a raw whole-primer scan (extracted breech faces are mostly NaN
-#: outside the annulus and inside the firing-pin hole).
-RAW_MAX_MISSING = 0.6
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare", help="compare two scans (Congruent Matching Cells): CMC count, score, registration",
@@ -43,14 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", action="store_true", help="also print the per-cell table")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=run)
-
-
-def looks_raw(scan) -> bool:
-    """True if ``scan`` seems to be a raw whole-primer scan that needs extraction."""
-    steps = " ".join(str(s.get("step", "")) for s in scan.provenance.steps)
-    if "extract" in steps or scan.region is not None:
-        return False
-    return scan.missing_fraction < RAW_MAX_MISSING
 
 
 def _extract(scan):
@@ -81,6 +67,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..comparison import compare
+    from ..features import looks_raw
     from ..reading import read_scan
 
     scans = []

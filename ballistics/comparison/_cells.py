@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from .._threads import with_compute_threads
 from ..errors import ComparisonError, EmptyScanError
 from ..kernels._cmc_rotate import rotate_nearest
 from ..scan import Scan
@@ -232,6 +233,7 @@ class PreparedScan:
                 "cell_shape_px": list(lv.cell_shape)}
 
 
+@with_compute_threads()
 def prepare(scan: Scan | PreparedScan, cell_grid: tuple[int, int] = (8, 8),
             min_valid: float = 0.15) -> PreparedScan:
     """Precompute the per-scan part of the cell comparison (reusable across comparisons).

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import with_compute_threads
 from .._version import __version__
 from ..errors import ComparisonError, EmptyScanError
 from ..scan import Scan
@@ -121,6 +122,7 @@ def _check_pair(a: Scan, b: Scan, tol: float) -> None:
                 f"(more than {100 * tol:g} %); resample one scan to the other's spacing first.")
 
 
+@with_compute_threads()
 def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "convergence", *,
             preset: str | CompareParams = "default", lr_system: Any = "default", **params: Any) -> Comparison:
     """Compare two extracted surfaces with the Congruent Matching Cells method.

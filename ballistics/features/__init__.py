@@ -14,10 +14,11 @@ One algorithm per private module: ``_regions`` (primer / firing-pin finding),
 from __future__ import annotations
 
 from ._extract import EXTRACT_STEPS, extract_breech_face, extract_firing_pin
+from ._raw import RAW_MAX_MISSING, looks_raw
 from ._regions import Regions, find_regions
 
 __all__ = ["extract_breech_face", "extract_firing_pin", "find_regions", "Regions", "EXTRACT_STEPS",
-           "plot_regions"]
+           "looks_raw", "RAW_MAX_MISSING",            "plot_regions"]
 
 
 def plot_regions(*args, **kwargs):

@@ -8,7 +8,7 @@ import pytest
 
 from ballistics import datasets
 from ballistics.cli import main
-from ballistics.cli._compare import looks_raw
+from ballistics.features import looks_raw
 
 
 def test_cli_compare_processed_json(capsys):

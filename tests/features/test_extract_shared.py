@@ -10,7 +10,7 @@ from conftest import shared_path
 import ballistics
 from ballistics import datasets
 from ballistics.features import extract_breech_face, extract_firing_pin, find_regions
-from ballistics.features._agreement import surface_agreement
+from agreement_tool import surface_agreement
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 

@@ -188,7 +188,7 @@ def test_other_real_files_give_regions_or_a_clear_error(rel):
 
 
 def test_bundled_fadul_filled_extracts_the_same_breech_face(bundled_raw):
-    from ballistics.features._agreement import surface_agreement
+    from agreement_tool import surface_agreement
 
     scan = bundled_raw[0]
     a = extract_breech_face(scan)
