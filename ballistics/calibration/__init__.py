@@ -1,25 +1,29 @@
-"""Calibrated likelihood ratios: score-to-LR systems, their validation and bounds (issue 12).
+"""Calibrated likelihood ratios: score-to-LR systems, their domains, bounds and metrics.
 
-A comparison score (the CMC count, a learned score) says *how similar* two cartridge
-cases are; a likelihood ratio says how much more probable that similarity is if one
-firearm fired both than if two different firearms did.  This package turns scores into
-log10 LRs and measures how good those LRs are:
+A comparison score says *how similar* two cartridge cases are; a likelihood ratio says
+how much more probable that similarity is if one firearm fired both than if two
+different firearms did.  This package is the numeric core that turns scores into log10
+LRs and measures how good those LRs are; it imports nothing above the base layer
+(comparisons are read as their ``to_dict()``).
 
 * :func:`fit` -- logistic regression, per-class KDE or isotonic (PAV) calibration,
-  firearm-level cross-validation, ELUB bounds, a firearm bootstrap; gives an
-  :class:`LRSystem` with ``.llr(scores)``, ``.llr_interval(score)``, ``save``/``load``
-  (JSON);
-* :func:`get_system` -- the shipped default system (:data:`DEFAULT_SYSTEM`) or a lab's
-  own file;
+  firearm-level cross-validation, ELUB bounds, firearm-bootstrap refits (each with its
+  own bounds); gives an :class:`LRSystem` with ``.llr(scores)``, ``.interval(score)``,
+  ``save``/``load`` (checksummed JSON);
+* :class:`Domain`, :func:`instrument_family`, :func:`scan_domain` -- the comparisons a
+  system's validation covers; outside them no LR is given by default;
+* :func:`get_system`, :func:`system_for_family`, :func:`evaluate_comparison` -- the
+  shipped systems (one per instrument family) or a lab's own file;
 * metrics: :func:`cllr`, :func:`cllr_min`, :func:`cllr_cal`, :func:`ece`, :func:`eer`,
-  :func:`misleading_evidence`, :func:`metrics`; bounds: :func:`elub_bounds`;
-* :func:`verbal_scale` -- ENFSI (2015) verbal equivalents;
-* :func:`validate` -- all pairs of a lab's labelled scans, a cross-validated system and
-  an HTML validation report (``ballistics validate``).
+  :func:`misleading_evidence`, :func:`misleading_rates`, :func:`metrics`; bounds:
+  :func:`elub_bounds`; :func:`verbal_scale` -- ENFSI (2015) verbal equivalents.
+
+Validation on a lab's own labelled scans (all pairs compared through the batch engine)
+is :func:`ballistics.workflow.validate` (``ballistics validate``).
 
 >>> from ballistics import calibration as cal
 >>> system = cal.get_system("default")                   # doctest: +SKIP
->>> system.llr(25.3), system.llr_interval(25.3)          # doctest: +SKIP
+>>> system.llr(2.5), system.interval(2.5)["interval"]    # doctest: +SKIP
 
 References
 ----------
@@ -36,32 +40,41 @@ ENFSI (2015). Guideline for Evaluative Reporting in Forensic Science.
 
 from __future__ import annotations
 
+from ..errors import CalibrationError
 from ._calibrators import IsotonicCalibrator, KDECalibrator, LogisticCalibrator, make_calibrator
+from ._criteria import DEFAULT_CRITERIA, evaluate_criteria
+from ._domain import Domain, instrument_family, scan_domain
 from ._elub import elub_bounds
-from ._errors import CalibrationError
-from ._metrics import Metrics, cllr, cllr_cal, cllr_min, ece, eer, metrics, misleading_evidence, pav_llr
-from ._system import (
+from ._fitting import DEFAULT_BAR, cross_validate, fit, held_to
+from ._metrics import (
+    Metrics,
+    cllr,
+    cllr_cal,
+    cllr_min,
+    ece,
+    eer,
+    metrics,
+    misleading_evidence,
+    misleading_rates,
+    pav_llr,
+)
+from ._model import LRSystem
+from ._registry import (
+    CALIBRATE_HINT,
     DATA_DIR,
     DEFAULT_SYSTEM,
-    LRSystem,
-    cross_validate,
-    fit,
+    evaluate_comparison,
     get_system,
     list_systems,
-    training_checksum,
+    system_for_family,
 )
+from ._storage import training_checksum
 from ._verbal import VERBAL_SCALE, verbal_scale
 
 __all__ = [
-    "fit", "cross_validate", "LRSystem", "get_system", "list_systems", "DEFAULT_SYSTEM", "DATA_DIR",
-    "training_checksum", "cllr", "cllr_min", "cllr_cal", "pav_llr", "ece", "eer", "misleading_evidence",
-    "metrics", "Metrics", "elub_bounds", "verbal_scale", "VERBAL_SCALE", "CalibrationError",
-    "LogisticCalibrator", "KDECalibrator", "IsotonicCalibrator", "make_calibrator", "validate",
+    "fit", "cross_validate", "held_to", "DEFAULT_BAR", "LRSystem", "Domain", "instrument_family", "scan_domain",
+    "get_system", "list_systems", "system_for_family", "evaluate_comparison", "CALIBRATE_HINT", "DEFAULT_SYSTEM",
+    "DATA_DIR", "training_checksum", "cllr", "cllr_min", "cllr_cal", "pav_llr", "ece", "eer",
+    "misleading_evidence", "misleading_rates", "metrics", "Metrics", "elub_bounds", "verbal_scale", "VERBAL_SCALE",
+    "CalibrationError", "DEFAULT_CRITERIA", "evaluate_criteria", "LogisticCalibrator", "KDECalibrator", "IsotonicCalibrator", "make_calibrator",
 ]
-
-
-def __getattr__(name: str):  # validate pulls in the comparison engine: import it on use
-    if name in ("validate", "ValidationResult"):
-        from . import _validate
-        return getattr(_validate, name)
-    raise AttributeError(f"module 'ballistics.calibration' has no attribute {name!r}")

@@ -29,7 +29,7 @@ from ..errors import ParameterError
 from ._checks import as_labels, as_llr, check_both_classes
 from ._pav import pav
 
-__all__ = ["cllr", "cllr_min", "cllr_cal", "pav_llr", "ece", "eer", "misleading_evidence", "Metrics",
+__all__ = ["cllr", "cllr_min", "cllr_cal", "pav_llr", "ece", "eer", "misleading_evidence", "misleading_rates", "Metrics",
            "metrics"]
 
 _LN10 = math.log(10.0)
@@ -252,6 +252,47 @@ def misleading_evidence(llr: Any, same_source: Any, threshold: float = 0.0) -> t
     if not math.isfinite(threshold) or threshold < 0:
         raise ParameterError(f"threshold must be a finite log10 LR >= 0, got {threshold}")
     return float(np.mean(a[y] < -threshold)), float(np.mean(a[~y] > threshold))
+
+
+def misleading_rates(llr: Any, same_source: Any, thresholds: tuple[float, ...] = (0.0, 1.0, 2.0)
+                     ) -> dict[str, Any]:
+    """Counts and rates of misleading evidence at several strengths.
+
+    Parameters
+    ----------
+    llr : array_like, shape (n,)
+        log10 LRs (pairs without an LR left out beforehand).
+    same_source : array_like of bool, shape (n,)
+    thresholds : tuple of float
+        log10 LR strengths: 0 (LR < 1 / LR > 1), 1 (beyond 10), 2 (beyond 100).
+
+    Returns
+    -------
+    dict
+        ``n_same``, ``n_different`` and, per threshold ``t``, ``same_below_<10^t>`` /
+        ``different_above_<10^t>`` as ``{"count", "rate"}`` (rate None without pairs of
+        that class): same-source pairs with LR < 10^-t, different-source pairs with
+        LR > 10^t.
+
+    References
+    ----------
+    Meuwly, Ramos & Haraksim (2017), section 4 (rates of misleading evidence).
+    """
+    a = np.asarray(llr, dtype=float).ravel()
+    y = np.asarray(same_source, dtype=bool).ravel()
+    if a.shape != y.shape:
+        raise ParameterError(f"llr and same_source differ in length ({a.size} vs {y.size})")
+    n1, n0 = int(y.sum()), int((~y).sum())
+    out: dict[str, Any] = {"n_same": n1, "n_different": n0}
+    for t in thresholds:
+        if not math.isfinite(t) or t < 0:
+            raise ParameterError(f"thresholds must be finite log10 LRs >= 0, got {t}")
+        lab = f"{10 ** t:g}"
+        c1 = int(np.sum(a[y] < -t))
+        c0 = int(np.sum(a[~y] > t))
+        out[f"same_below_1/{lab}" if t else "same_below_1"] = {"count": c1, "rate": c1 / n1 if n1 else None}
+        out[f"different_above_{lab}"] = {"count": c0, "rate": c0 / n0 if n0 else None}
+    return out
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate a score-to-likelihood-ratio system on a lab's own scans (Meuwly et al. 2017): compare "
                     "every pair of the scans listed in a CSV of file,firearm (resumable), fit a calibrator with "
                     "whole firearms left out of every evaluation, check the performance characteristics against "
-                    "validation criteria, and write OUT/validation_report.html, OUT/lr_system.json (usable with "
-                    "get_system(path)) and OUT/pairs_llr.csv. Exit status 0 when every criterion is met, 1 when "
+                    "validation criteria, and write OUT/validation_report.html, OUT/lr_system.json (the lab's own system "
+                    "with the study's domain: compare(..., lr_system=\"OUT/lr_system.json\")) and OUT/pairs_llr.csv. Exit status 0 when every criterion is met, 1 when "
                     "not, 2 on errors.")
     p.add_argument("table", help="CSV with columns file,firearm (one row per scan; relative names from --folder)")
     p.add_argument("-o", "--output", required=True, help="output folder (rerun with the same folder to resume)")
@@ -59,19 +59,23 @@ def _kv(items: list[str], what: str, numeric: bool) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..calibration import validate
+    from ..comparison._params import PRESETS
+    from ..review import validation_report
+    from ..workflow import validate
 
+    params = PRESETS[args.preset].replace(**_kv(args.param, "--param", False))
     res = validate(args.table, args.output, folder=args.folder, method=args.method, score_column=args.score_column,
-                   compare_method=args.compare_method, preset=args.preset, params=_kv(args.param, "--param", False),
-                   n_workers=args.workers, extract=args.extract,
+                   compare_method=args.compare_method, params=params, n_workers=args.workers, extract=args.extract,
                    criteria=_kv(args.criterion, "--criterion", True) or None, bootstrap=args.bootstrap)
+    res.report = validation_report(res, res.output / "validation_report.html")
     m = res.system.cv_metrics
     out = {"passed": res.passed, "pairs": len(res.pairs), "cross_validated": {k: m.get(k) for k in (
         "n_same", "n_different", "cllr", "cllr_min", "cllr_cal", "eer", "rmep", "rmed")},
         "elub_log10": list(res.system.elub),
         "criteria": [{"metric": c["metric"], "max": c["max"], "result": c["result"], "passed": c["passed"]}
                      for c in res.criteria],
-        "report": str(res.report) if res.report else None, "system": str(res.output / "lr_system.json")}
+        "report": str(res.report) if res.report else None, "system": str(res.system_path),
+        "use": f"compare(..., lr_system={str(res.system_path)!r})"}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:

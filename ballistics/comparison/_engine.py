@@ -338,7 +338,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
                               "b's rows reversed first when b_mirrored"},
         mirrored=srch.mirrored, warnings=warnings, handedness=srch.evidence,
     )
-    return attach_evidence(result, lr_system)
+    return attach_evidence(result, lr_system, scans=(pa.scan, pb.scan))
 
 
 def _cell_rows(name: str, feat: Features, dec: dict, ref: PreparedScan, tgt: PreparedScan, p: CompareParams,

@@ -5,7 +5,8 @@ CMC count and its score (``Comparison.cmc_score``), adds the learned score
 (:mod:`._learned`, logistic regression on features of the comparison, trained with whole
 firearms left out) with each feature's contribution, and converts the score into a
 bounded log10 likelihood ratio with an :class:`~ballistics.calibration.LRSystem`
-(the shipped default or a lab's own).
+(the shipped system of the scans' instrument family, applied only inside its
+domain, or a lab's own).
 
 The learned score was trained on the native pipeline's comparisons; comparisons made
 with ``pipeline="cmcr"`` (preset ``"cmcr"``) keep the CMC score, and an LR system fitted
@@ -24,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BallisticsError
@@ -38,14 +40,14 @@ LRSystemLike = Any
 
 @functools.lru_cache(maxsize=8)
 def _load(name_or_path: str, stamp: tuple[int, int] | None) -> Any:
-    """A system loaded (and checksum-verified) once per name, or per file version."""
+    """A lab's system file loaded (and checksum-verified) once per file version."""
     from ..calibration import get_system
     return get_system(name_or_path)
 
 
 def _system(lr_system: LRSystemLike) -> Any:
     from ..calibration import LRSystem
-    if isinstance(lr_system, LRSystem):
+    if isinstance(lr_system, LRSystem) or lr_system == "default":
         return lr_system
     if isinstance(lr_system, (str, os.PathLike)):
         key = os.fspath(lr_system)
@@ -59,7 +61,8 @@ def _system(lr_system: LRSystemLike) -> Any:
     raise ParameterError(f"lr_system must be a system name, a file path, an LRSystem or None, got {lr_system!r}")
 
 
-def attach_evidence(result: Comparison, lr_system: LRSystemLike = "default") -> Comparison:
+def attach_evidence(result: Comparison, lr_system: LRSystemLike = "default", scans: Sequence[Any] | None = None,
+                    lr_outside_domain: bool | None = None) -> Comparison:
     """Fill the learned score and the likelihood ratio of a comparison (in place).
 
     Parameters
@@ -67,19 +70,25 @@ def attach_evidence(result: Comparison, lr_system: LRSystemLike = "default") -> 
     result : Comparison
         Output of the CMC search; ``result.score`` holds the CMC score on entry.
     lr_system : str, path-like, LRSystem or None
-        ``"default"`` (the shipped system), the name of a shipped system, the path of a
-        lab's own system file (:meth:`ballistics.calibration.LRSystem.save`), or None for
-        no likelihood ratio.
+        ``"default"``: the shipped system of the scans' instrument family, applied only
+        inside its domain; the name of a shipped system, the path of a lab's own system
+        file or an LRSystem: that system, even outside its domain (marked so); None: no LR.
+    scans : (Scan, Scan), optional
+        The two compared scans, whose metadata give the instrument family.
+    lr_outside_domain : bool, optional
+        Give an LR outside the system's domain (default: only for an explicit system).
 
     Returns
     -------
     Comparison
-        The same object: ``cmc_score`` (CMC count + mean CMC correlation), ``score``
-        (the learned score where it applies, else the CMC score), ``score_kind``,
-        ``learned_score``, ``score_contributions`` (feature -> contribution to the
-        logit), ``llr`` (bounded log10 LR), ``llr_interval`` and ``lr`` (the system's
-        name, version, reference population, verbal equivalent and any warnings).
+        The same object: ``cmc_score``, ``score`` (learned where it applies),
+        ``score_kind``, ``learned_score``, ``score_contributions``, ``llr`` (bounded
+        log10 LR, or None with the reason in ``lr["warnings"]`` and ``warnings``),
+        ``llr_interval`` and ``lr`` (the system's account, its domain, the interval's
+        bound flag).
     """
+    from ..calibration import evaluate_comparison, scan_domain
+
     result.cmc_score = float(result.score)
     if result.params.get("pipeline", "native") == "native":
         result.learned_score = float(learned_score(result))
@@ -90,23 +99,19 @@ def attach_evidence(result: Comparison, lr_system: LRSystemLike = "default") -> 
         result.score_kind = "cmc"
     if lr_system is None:
         return result
-    system = _system(lr_system)
+    doms = [scan_domain(s) for s in scans] if scans else None
     try:
-        system.score_of(result)
-    except BallisticsError:
-        result.lr = {"system": {"name": system.name, "version": system.system_version},
-                     "warnings": [f"no LR: system {system.name!r} takes {system.score_column!r}, which this "
-                                  f"comparison ({result.score_kind} score) does not have"]}
-        return result
-    try:
-        ev = system.evaluate(result)
-    except BallisticsError as exc:   # e.g. an interval the system cannot give
+        ev = evaluate_comparison(result, _system(lr_system), scans=doms, outside_domain=lr_outside_domain)
+    except BallisticsError as exc:   # e.g. a score the system does not take
         log.warning("LR of %s vs %s not computed: %s", result.a_name, result.b_name, exc)
-        result.lr = {"system": {"name": system.name, "version": system.system_version}, "warnings": [str(exc)]}
-        return result
-    result.llr = float(ev["llr"])
-    result.llr_interval = tuple(ev["interval"]) if ev.get("interval") else None
+        ev = {"llr": None, "warnings": [f"no LR: {exc}"]}
     result.lr = ev
+    result.llr = None if ev.get("llr") is None else float(ev["llr"])
+    result.llr_interval = tuple(ev["interval"]) if ev.get("interval") and result.llr is not None else None
+    notes = [w for w in ev.get("warnings") or [] if w.startswith(("no LR", "LR given outside"))]
+    if ev.get("interval_at_bound") and result.llr is not None:
+        notes.append(f"the LR interval is {ev.get('interval_note')}")
+    result.warnings = list(result.warnings) + [w for w in notes if w not in result.warnings]
     for w in ev.get("warnings") or []:
-        log.info("%s vs %s: LR system %s: %s", result.a_name, result.b_name, system.name, w)
+        log.info("%s vs %s: %s", result.a_name, result.b_name, w)
     return result

@@ -7,13 +7,15 @@
   scores (:func:`reference_scores`) and where a score falls among them (:func:`placement`).
 * :func:`ballistics.report` -- one HTML file per comparison (``ballistics report A B``);
   :func:`search_report` -- the candidate list of a database search
-  (``ballistics report --db DB --query Q``).
+  (``ballistics report --db DB --query Q``); :func:`validation_report` -- the report of a
+  validation study (:func:`ballistics.workflow.validate`; ``ballistics validate``).
 """
 
 from __future__ import annotations
 
 from ._search_report import search_report
+from .validation_report import validation_report
 from .reference import Placement, ReferencePair, ReferenceScores, pair_scores, placement, reference_scores
 
-__all__ = ["search_report", "reference_scores", "pair_scores", "placement", "ReferenceScores",
+__all__ = ["search_report", "validation_report", "reference_scores", "pair_scores", "placement", "ReferenceScores",
            "ReferencePair", "Placement"]

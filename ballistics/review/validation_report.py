@@ -1,10 +1,11 @@
-"""Self-contained HTML validation report of a likelihood-ratio system (issue 12).
+"""Self-contained HTML validation report of a likelihood-ratio system.
 
 One HTML file: figures embedded as base64 PNG, no scripts, no network.  It holds the
 validation matrix (performance characteristic, metric, criterion, result, decision --
 Meuwly et al. 2017), the Tippett, ECE and PAV plots of the cross-validated LLRs, the
 scores with their densities, the LR curve with its ELUB bounds, a per-firearm
-breakdown, every misleading pair with its score, and the parameters, versions and
+breakdown, the rates of misleading evidence per instrument family against the bar
+each system was held to, every misleading pair with its score, and the parameters, versions and
 checksums needed to reproduce it.
 
 References
@@ -96,6 +97,15 @@ def _pairs_from_system(system: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _domain_html(system: Any) -> str:
+    dom = system.domain
+    text = (_e(dom.summary()) if dom else "none declared: nothing checks that a comparison is of the kind the "
+            "system was validated on")
+    return ("<h2>Domain of the fitted system</h2><p>" + text + ". Comparisons outside it get no LR from this "
+            "system unless one is asked for explicitly, and then it is marked as outside the validation. Use it "
+            f"with <code>compare(..., lr_system=\"{_e('<study>/lr_system.json')}\")</code>.</p>")
+
+
 def render_validation_report(result: Any = None, *, system: Any = None, pairs: list[dict[str, Any]] | None = None,
                              criteria: Any = None, title: str | None = None,
                              parameters: dict[str, Any] | None = None) -> str:
@@ -104,7 +114,7 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
     Parameters
     ----------
     result : ValidationResult, optional
-        Output of :func:`ballistics.calibration.validate` (gives system, pairs,
+        Output of :func:`ballistics.workflow.validate` (gives system, pairs,
         criteria and parameters).
     system : LRSystem, optional
         Instead of ``result``: a fitted system; its stored training data and
@@ -113,7 +123,7 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
         Pairs (``a``, ``b``, ``a_firearm``, ``b_firearm``, ``same``, ``score``, ``llr``,
         ``error``).
     criteria : dict or list, optional
-        See :func:`ballistics.calibration._validate.evaluate_criteria`.
+        See :func:`ballistics.calibration.evaluate_criteria`.
     title : str, optional
     parameters : dict, optional
 
@@ -122,9 +132,9 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
     str
         A complete HTML document.
     """
-    from ..calibration._validate import evaluate_criteria
-    from ..calibration._verbal import verbal_scale
+    from ..calibration import evaluate_criteria, verbal_scale
     from . import _plot_calibration as P
+    from ._validation_misleading import misleading_section
 
     if result is not None:
         system = result.system
@@ -190,6 +200,8 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
                            ("cllr", "cllr_min", "cllr_cal", "eer", "rmep", "rmed", "rmep_strong", "rmed_strong"))
                  + "</tr>")
     h.append("</table>")
+    h.append(misleading_section(pairs, {c["metric"]: c["max"] for c in crit}, system.name))
+    h.append(_domain_html(system))
     # figures
     figs = []
     if y.any() and (~y).any():
@@ -301,9 +313,6 @@ def validation_report(result: Any = None, output: str | os.PathLike = "validatio
     ----------
     Meuwly, Ramos & Haraksim (2017).
     """
-    text = render_validation_report(result, **kwargs)
-    p = Path(output)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    from .._io import atomic_write_bytes
+
+    return atomic_write_bytes(Path(output), render_validation_report(result, **kwargs).encode("utf-8"))
