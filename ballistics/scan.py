@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._json import jsonable
 from ._version import __version__
 from .errors import EmptyScanError, ScanValidationError, UnitsError
+from .limits import current_limits
 
 __all__ = ["Scan", "Provenance", "array_checksum"]
 
@@ -236,9 +238,7 @@ class Scan:
         """
         who = self.provenance.source or self.name
         if max_abs_height_m is None:
-            from .reading._limits import LIMITS  # imported late: reading imports this module
-
-            max_abs_height_m = LIMITS.max_abs_height_m
+            max_abs_height_m = current_limits().max_abs_height_m
 
         def fail(msg: str) -> ScanValidationError:
             return ScanValidationError(f"{who}: {msg}")
@@ -322,7 +322,7 @@ class Scan:
                  "input_checksum": self.checksum,
                  "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         entry.update(params or {})
-        prov.steps.append(_jsonable(entry))
+        prov.steps.append(jsonable(entry))
         return dataclasses.replace(
             self,
             data=data,
@@ -343,7 +343,7 @@ class Scan:
             "spacing_m": list(self.spacing),
             "extent_m": list(self.extent),
             "missing_fraction": round(self.missing_fraction, 6),
-            "metadata": _jsonable(self.metadata),
+            "metadata": jsonable(self.metadata),
             "case_id": self.case_id,
             "exhibit_id": self.exhibit_id,
             "provenance": self.provenance.to_dict(),
@@ -352,7 +352,7 @@ class Scan:
             out["value_range"] = [float(valid.min()), float(valid.max())]
             out["value_std"] = float(valid.std())
         if self.region is not None:
-            out["region"] = _jsonable(self.region)
+            out["region"] = jsonable(self.region)
         return out
 
     def __repr__(self) -> str:  # keep reprs short in notebooks
@@ -362,20 +362,3 @@ class Scan:
             f"missing={100 * self.missing_fraction:.1f} %)"
         )
 
-
-def _jsonable(obj: Any) -> Any:
-    """JSON-friendly copy: numpy scalars and arrays to Python, tuples to lists, datetimes
-    to ISO text, NaN and infinities to None (strict JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, (_dt.datetime, _dt.date)):
-        return obj.isoformat()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj

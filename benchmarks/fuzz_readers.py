@@ -4,7 +4,7 @@
 
 Sources: the bundled sample (all processed and raw Fadul files), small files cut from
 it for each reader path (x3p, x3p with the revision repair, x3p with the micrometre
-repairs, PNG, al3d; see ``ballistics.reading._fuzz.make_small_sources``), and where
+repairs, PNG, al3d; see ``benchmarks/fuzz_harness.py``, ``make_small_sources``), and where
 ``../shared/data`` is present four of its files: a DFSC file that needs the revision
 repair (K004dB1), the SR9-J file with the micrometre repairs (K002fJ1), an Alicona
 al3d and an NBIDE PNG. Cases go round robin over the sources.
@@ -31,7 +31,7 @@ SHARED = Path(os.environ.get("BALLISTICS_SHARED_DATA", ROOT.parent / "shared" / 
 
 
 def sources(tmp: Path) -> list[Path]:
-    from ballistics.reading._fuzz import make_small_sources
+    from fuzz_harness import make_small_sources
 
     data = ROOT / "ballistics" / "datasets" / "data"
     bundled = sorted(data.glob("*.x3p"))
@@ -52,7 +52,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="worker processes")
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per case before it counts as a hang")
     args = ap.parse_args()
-    from ballistics.reading._fuzz import run_fuzz
+    from fuzz_harness import run_fuzz
 
     with tempfile.TemporaryDirectory() as tmp:
         srcs = sources(Path(tmp))

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scan import _jsonable as _clean
+from .._json import jsonable as _clean
 
 __all__ = ["Comparison"]
 

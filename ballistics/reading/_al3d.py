@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import ScanFormatError, ScanTooLargeError
-from ._limits import Limits
+from ..errors import ScanFormatError
+from ..limits import Limits, limit_error
 from ._provenance import empty_writer
 
 #: Header tags that describe the image layout, not who wrote it.
@@ -81,7 +81,8 @@ def read_al3d_arrays(path: Path, fh: BinaryIO, limits: Limits) -> dict[str, Any]
     if rows <= 0 or cols <= 0 or depth_off <= 0:
         raise ScanFormatError(f"{path}: al3d header gives an empty depth image ({rows} x {cols}).")
     if rows * cols > max_pixels:
-        raise ScanTooLargeError(f"{path}: {rows} x {cols} points exceed the limit of {max_pixels:,}.")
+        raise limit_error(path, f"a depth image of {rows} x {cols} points", "max_pixels", max_pixels,
+                          "Crop or subsample the scan first.")
     fixes: list[str] = []
     stride = cols
     if depth_off + rows * cols * 4 > file_size:

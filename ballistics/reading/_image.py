@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import ScanFormatError, ScanTooLargeError, UnitsError
-from ._limits import Limits
+from ..limits import Limits, check_expansion, limit_error
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
     """Decode an image file into an intensity array and its spacing in metres.
 
     The image size is read from the header and checked against
-    ``limits.max_image_pixels`` before any pixel is decoded. Pillow's process-wide
+    ``limits.max_image_pixels`` and ``limits.max_expansion`` before any pixel is
+    decoded. Pillow's process-wide
     ``Image.MAX_IMAGE_PIXELS`` is never changed; its decompression-bomb error and
     warning are caught here.
 
@@ -142,6 +143,7 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
 
     fixes: list[str] = []
     max_px = limits.max_image_pixels
+    file_bytes = fh.seek(0, 2)
     fh.seek(0)
     png_time = None
     if fh.read(8) == _PNG_SIGNATURE:
@@ -155,8 +157,9 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
             img = Image.open(fh)  # lazy: reads the header only
             w, h = img.size
             if w * h > max_px:
-                raise ScanTooLargeError(f"{path}: image of {w} x {h} pixels is larger than {max_px:,} pixels "
-                                        "(ballistics.reading.LIMITS.max_image_pixels); crop it first.")
+                raise limit_error(path, f"an image of {w} x {h} pixels", "max_image_pixels", max_px,
+                                  "Crop it first.")
+            check_expansion(path, w * h, file_bytes, limits)
             if w <= 0 or h <= 0:
                 raise ScanFormatError(f"{path}: the image header gives {w} x {h} pixels.")
             img.load()

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._json import jsonable as _jsonable
 from .._version import __version__
 from ..errors import BallisticsError
-from ..scan import Scan, _jsonable
+from ..scan import Scan
 from ._figures import figure_to_png
 
 if TYPE_CHECKING:

@@ -46,9 +46,11 @@ from typing import Any
 
 import numpy as np
 
+from .._json import jsonable as _jsonable
 from .._version import __version__
-from ..errors import BallisticsError
-from ..scan import Scan, _jsonable
+from ..comparison import CompareParams
+from ..errors import BallisticsError, ParameterError
+from ..scan import Scan
 from ._cells import comparison_dict
 from ._reference_cache import cache_key, read_cached, write_cached
 
@@ -226,8 +228,17 @@ def placement(score: float, same: Iterable[float], different: Iterable[float]) -
                      min_same=float(s.min()) if s.size else None)
 
 
-def pair_scores(scans: Sequence[Scan], *, method: str | None = None, truth_key: str = "firearm",
-                progress: bool = False, **compare_kwargs: Any) -> list[ReferencePair]:
+#: Instrument family of the named reference sources.
+SOURCE_FAMILY = {"bundled": "confocal", "fadul40": "confocal"}
+
+
+def _check_params(params: Any) -> None:
+    if params is not None and not isinstance(params, CompareParams):
+        raise ParameterError(f"params must be a CompareParams, got {type(params).__name__}")
+
+
+def pair_scores(scans: Sequence[Scan], *, method: str | None = None, params: CompareParams | None = None,
+                truth_key: str = "firearm", progress: bool = False) -> list[ReferencePair]:
     """Compare every pair of scans and label it same-firearm or different-firearm.
 
     Parameters
@@ -237,12 +248,12 @@ def pair_scores(scans: Sequence[Scan], *, method: str | None = None, truth_key: 
     method : str, optional
         Comparison method given to :func:`ballistics.compare` (default: its default,
         ``"convergence"``).
+    params : CompareParams, optional
+        Comparison parameters (default: the default preset); must be the case's.
     truth_key : str
         Metadata key naming the firearm.
     progress : bool
         Show a tqdm progress bar.
-    **compare_kwargs
-        Further parameters of :func:`ballistics.compare`.
 
     Returns
     -------
@@ -251,6 +262,7 @@ def pair_scores(scans: Sequence[Scan], *, method: str | None = None, truth_key: 
     """
     from ..comparison import compare
 
+    _check_params(params)
     scans = list(scans)
     if len(scans) < 2:
         raise BallisticsError(f"Reference scores need at least two scans, got {len(scans)}.")
@@ -265,7 +277,7 @@ def pair_scores(scans: Sequence[Scan], *, method: str | None = None, truth_key: 
     if progress:
         from tqdm.auto import tqdm
         it = tqdm(pairs, desc="reference pairs", unit="pair")
-    kw = dict(compare_kwargs)
+    kw: dict[str, Any] = {"preset": params if params is not None else "default", "lr_system": None}
     if method is not None:
         kw["method"] = method
     out = []
@@ -283,7 +295,8 @@ def pair_scores(scans: Sequence[Scan], *, method: str | None = None, truth_key: 
 
 
 def reference_scores(source: str | Sequence[Scan] = "bundled", *, method: str | None = None,
-                     cache: bool = True, progress: bool = False, **compare_kwargs: Any) -> ReferenceScores:
+                     params: CompareParams | None = None, cache: bool = True,
+                     progress: bool = False) -> ReferenceScores:
     """Scores of known same-firearm and different-firearm pairs, to place a case score.
 
     Parameters
@@ -296,13 +309,13 @@ def reference_scores(source: str | Sequence[Scan] = "bundled", *, method: str | 
     method : str, optional
         Comparison method (default: the default of :func:`ballistics.compare`,
         ``"convergence"``); must be the one used for the case comparison.
+    params : CompareParams, optional
+        Comparison parameters (default: the default preset); must match the case's.
     cache : bool
         Keep the scores in ``$BALLISTICS_CACHE`` (default ``~/.cache/openbreech``), keyed
         by library version, comparison code, method, parameters and the scans' checksums.
     progress : bool
         Show a progress bar.
-    **compare_kwargs
-        Further parameters of :func:`ballistics.compare` (must match the case's).
 
     Returns
     -------
@@ -310,7 +323,9 @@ def reference_scores(source: str | Sequence[Scan] = "bundled", *, method: str | 
         ``same``/``different`` CMC counts, ``pairs`` (``rows()`` as a table), ``source``.
     """
     scans, desc = _reference_scans(source)
-    key = cache_key(method, compare_kwargs, [s.checksum for s in scans])
+    _check_params(params)
+    pdict = params.to_dict() if params is not None else {}
+    key = cache_key(method, pdict, [s.checksum for s in scans])
     if cache:
         cached = read_cached(key)
         if cached is not None:
@@ -319,8 +334,8 @@ def reference_scores(source: str | Sequence[Scan] = "bundled", *, method: str | 
             except (BallisticsError, TypeError, ValueError) as exc:
                 log.warning("ignoring a reference cache entry of another layout: %s", exc)
     t0 = time.perf_counter()
-    pairs = pair_scores(scans, method=method, progress=progress, **compare_kwargs)
-    out = ReferenceScores.from_pairs(pairs, desc, method=method, params=_jsonable(compare_kwargs),
+    pairs = pair_scores(scans, method=method, params=params, progress=progress)
+    out = ReferenceScores.from_pairs(pairs, desc, method=method, params=_jsonable(pdict),
                                      elapsed_s=round(time.perf_counter() - t0, 2))
     if cache:
         write_cached(key, json.dumps(out.to_dict()).encode("utf-8"))

@@ -33,9 +33,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .._json import jsonable as _jsonable
 from .._version import __version__
 from ..errors import BallisticsError, ComparisonError
-from ..scan import Scan, _jsonable
+from ..scan import Scan
 from . import _lr_sections as lrs
 from . import _sections as sec
 from ._cells import comparison_dict, directions_of

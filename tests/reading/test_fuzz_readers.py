@@ -1,6 +1,6 @@
 """Seeded mutational fuzzing of the readers: every mutant is a valid Scan or a BallisticsError.
 
-The harness (``ballistics.reading._fuzz``) runs each case in a worker process with a
+The harness (``benchmarks/fuzz_harness.py``, a developer tool) runs each case in a worker process with a
 time limit enforced from outside, so a hang in C code counts as a failure too. The
 bundled sample is always fuzzed; ``../shared/data`` files where present.
 """
@@ -12,17 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reading_tools import fuzz_harness as _fuzz
 
 import ballistics
 from ballistics import reading
-from ballistics.reading import _fuzz
-from ballistics.reading._fuzz import (
-    MUTATIONS,
-    make_small_sources,
-    mutate,
-    run_case,
-    run_fuzz,
-)
+
+MUTATIONS, make_small_sources, mutate = _fuzz.MUTATIONS, _fuzz.make_small_sources, _fuzz.mutate
+run_case, run_fuzz = _fuzz.run_case, _fuzz.run_fuzz
 
 BUNDLED = Path(ballistics.__file__).parent / "datasets" / "data"
 SMALLEST = BUNDLED / "Fadul 3-1 processed.x3p"

@@ -1,4 +1,5 @@
-"""A seeded mutational fuzzer of the scan readers (used by the tests and a benchmark).
+"""A seeded mutational fuzzer of the scan readers (a developer tool, used by
+``benchmarks/fuzz_readers.py`` and ``tests/reading/test_fuzz_readers.py``).
 
 Each case takes a real file, applies one seeded mutation and reads the result with
 :func:`ballistics.read_scan` in a worker process. The only acceptable outcomes are
@@ -24,7 +25,6 @@ Mutations: bit flips, truncation, inserted bytes, zeroed bytes, and (x3p) a valu
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import multiprocessing as mp
 import random
@@ -39,6 +39,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 import numpy as np
+
+from ballistics.reading._archive import rewrite_main
 
 MUTATIONS = ("bitflip", "truncate", "insert", "zero", "edit", "edit+md5")
 _VALUE_EDITS = ("scale", "negate", "zero", "nan", "inf", "huge", "empty", "garbage", "digit", "long")
@@ -59,22 +61,14 @@ def _edit_value(text: bytes, rng: random.Random) -> bytes:
 
 
 def _edit_x3p(raw: bytes, rng: random.Random, fix_md5: bool) -> bytes:
-    src = zipfile.ZipFile(io.BytesIO(raw))
-    names = src.namelist()
-    main_name = next(n for n in names if n.lower().endswith("main.xml"))
-    main = src.read(main_name)
-    spans = [m.span(1) for m in re.finditer(rb">([^<>]+)<", main) if m.group(1).strip()]
-    if spans:
-        a, b = rng.choice(spans)
-        main = main[:a] + _edit_value(main[a:b], rng) + main[b:]
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name in names:
-            data = main if name == main_name else src.read(name)
-            if fix_md5 and name.lower().endswith("md5checksum.hex"):
-                data = (hashlib.md5(main).hexdigest() + " *main.xml\n").encode()
-            dst.writestr(name, data)
-    return out.getvalue()
+    def edit(main: bytes) -> bytes:
+        spans = [m.span(1) for m in re.finditer(rb">([^<>]+)<", main) if m.group(1).strip()]
+        if spans:
+            a, b = rng.choice(spans)
+            main = main[:a] + _edit_value(main[a:b], rng) + main[b:]
+        return main
+
+    return rewrite_main(raw, edit, refresh_md5=fix_md5, compression=zipfile.ZIP_DEFLATED)
 
 
 def _edit_al3d(raw: bytes, rng: random.Random) -> bytes:
@@ -154,7 +148,7 @@ def make_small_sources(source: Path, dest: Path, size: int = 64) -> list[Path]:
     import x3pio
     from PIL import Image
 
-    from . import read_scan, write_x3p
+    from ballistics import read_scan, write_x3p
 
     scan = read_scan(source)
     rows, cols = np.nonzero(scan.mask)
@@ -169,16 +163,9 @@ def make_small_sources(source: Path, dest: Path, size: int = 64) -> list[Path]:
     def dfsc_like(values: np.ndarray, spacing: float, name: str) -> Path:
         buf = io.BytesIO()
         x3pio.write(buf, values, x_scale=spacing, y_scale=spacing)
-        src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
-        main = re.sub(rb"<Revision>[^<]*", b"<Revision>ISO5436-2000", src.read("main.xml"))
-        dst_buf = io.BytesIO()
-        with zipfile.ZipFile(dst_buf, "w", zipfile.ZIP_DEFLATED) as dst:
-            for n in src.namelist():
-                data = main if n == "main.xml" else src.read(n)
-                if n == "md5checksum.hex":
-                    data = (hashlib.md5(main).hexdigest() + " *main.xml\n").encode()
-                dst.writestr(n, data)
-        (dest / name).write_bytes(dst_buf.getvalue())
+        (dest / name).write_bytes(rewrite_main(
+            buf.getvalue(), lambda m: re.sub(rb"<Revision>[^<]*", b"<Revision>ISO5436-2000", m),
+            compression=zipfile.ZIP_DEFLATED))
         return dest / name
 
     out.append(dfsc_like(z, dx, "revision.x3p"))
@@ -200,21 +187,21 @@ _originals: dict[str, object] = {}
 
 def run_case(source: str, seed: int, workdir: str) -> tuple[str, str, str, float]:
     """Mutate ``source`` with ``seed``, read it; return (mutation, outcome, detail, cpu_s)."""
-    from ..errors import BallisticsError
-    from . import read_scan
+    from ballistics import reading
+    from ballistics.errors import BallisticsError
 
     t0 = time.process_time()
     src = Path(source)
     fmt = file_format(src)
     if source not in _originals:
-        _originals[source] = read_scan(src)
+        _originals[source] = reading.read_scan(src)
     orig = _originals[source]
     rng = random.Random(seed)
     mutant, how = mutate(src.read_bytes(), fmt, rng)
     path = Path(workdir) / f"mutant{src.suffix}"
     path.write_bytes(mutant)
     try:
-        scan = read_scan(path)
+        scan = reading.read_scan(path)
     except BallisticsError as exc:
         return how, type(exc).__name__, str(exc)[:300], time.process_time() - t0
     except Exception as exc:  # noqa: BLE001  (counting escapes is the point)

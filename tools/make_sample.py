@@ -1,6 +1,6 @@
-"""How the bundled sample in ``ballistics/datasets/data`` was made (run once by the developers).
+"""How the bundled sample in ``ballistics/datasets/data`` was made (a developer tool, run once).
 
-    python -m ballistics.datasets.make_sample ../shared/data
+    python tools/make_sample.py ../shared/data
 
 * six processed Fadul breech faces (slides 1, 2 and 3, two fires each; CSAFE
   cartridgeCaseScans, CC-BY 4.0), stored unchanged at 6.25 um as float32;
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reading import read_scan, write_x3p
+from ballistics.reading import read_scan, write_x3p
 
 PROCESSED = ["Fadul 1-1", "Fadul 1-2", "Fadul 2-1", "Fadul 2-2", "Fadul 3-1", "Fadul 3-2"]
 RAW = ["Fadul 1-1", "Fadul 1-2", "Fadul 2-1"]
@@ -35,7 +35,8 @@ def block_nanmean(z: np.ndarray, k: int) -> np.ndarray:
 
 
 def main(shared: str) -> None:
-    out = Path(__file__).parent / "data"
+    """Write the sample files from the ``shared`` real-scan collection (see the module docstring)."""
+    out = Path(__file__).resolve().parents[1] / "ballistics" / "datasets" / "data"
     out.mkdir(exist_ok=True)
     for name in PROCESSED:
         s = read_scan(Path(shared) / "fadul" / "processed" / f"{name}.x3p")

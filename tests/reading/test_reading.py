@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from reading_tools import fix_md5, rewrite, x3p_bytes
 
 import ballistics
 from ballistics import datasets, reading
@@ -22,44 +23,10 @@ from ballistics.errors import (
     ScanTooLargeError,
     UnitsError,
 )
-
+from ballistics.reading import _write
 
 # ---------------------------------------------------------------- helpers
-def _x3p_bytes(z: np.ndarray, spacing: float = 6.25e-6) -> bytes:
-    import x3pio
-
-    buf = io.BytesIO()
-    x3pio.write(buf, z, x_scale=spacing, y_scale=spacing)
-    return buf.getvalue()
-
-
-def _rewrite(raw: bytes, edit) -> bytes:
-    """Rewrite main.xml of an x3p archive with ``edit(bytes) -> bytes`` (checksum kept stale)."""
-    src = zipfile.ZipFile(io.BytesIO(raw))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename.endswith("main.xml"):
-                data = edit(data)
-            dst.writestr(info.filename, data)
-    return out.getvalue()
-
-
-def _fix_md5(raw: bytes) -> bytes:
-    """Make md5checksum.hex match main.xml again (a well-formed but non-standard file)."""
-    import hashlib
-
-    src = zipfile.ZipFile(io.BytesIO(raw))
-    main = src.read("main.xml")
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == "md5checksum.hex":
-                data = (hashlib.md5(main).hexdigest() + " *main.xml\n").encode()
-            dst.writestr(info.filename, data)
-    return out.getvalue()
+_x3p_bytes, _rewrite, _fix_md5 = x3p_bytes, rewrite, fix_md5
 
 
 @pytest.fixture()
@@ -92,8 +59,12 @@ def test_roundtrip_is_exact(tmp_path, surface):
     np.testing.assert_array_equal(back.mask, scan.mask)
     np.testing.assert_array_equal(back.data[back.mask], scan.data[scan.mask])
     assert back.spacing == scan.spacing
-    assert (back.case_id, back.exhibit_id) == ("C7", "E1")
     assert back.provenance.steps[0]["step"] == "identity"  # history survives the file
+    # identifiers recorded in the file are claims, not facts: kept aside, never applied
+    assert (back.case_id, back.exhibit_id) == (None, "a b")
+    assert back.provenance.steps[-1]["unverified_record"]["exhibit_id"] == "E1"
+    again = ballistics.read_scan(tmp_path / "a b.x3p", case_id="C7", exhibit_id="E1")
+    assert (again.case_id, again.exhibit_id) == ("C7", "E1")
 
 
 def test_write_is_atomic_and_keeps_old_file_on_failure(tmp_path, surface, monkeypatch):
@@ -104,7 +75,7 @@ def test_write_is_atomic_and_keeps_old_file_on_failure(tmp_path, surface, monkey
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(reading, "write_x3p_file", boom)
+    monkeypatch.setattr(_write, "write_x3p_file", boom)
     with pytest.raises(RuntimeError):
         ballistics.write_x3p(scan, target)
     assert target.read_bytes() == before
@@ -122,12 +93,17 @@ def test_every_shared_scan_reads_and_roundtrips(shared_data, tmp_path):
         fixed[p.name] = s.provenance.fixes
         if s.kind == "height" and "processed/" in str(p) and not p.name.startswith("Fadul 1-"):
             continue  # the round trip of 37 more processed Fadul files adds time, not information
-        back = ballistics.read_scan(ballistics.write_x3p(s, tmp_path / "rt.x3p"))
+        written = ballistics.write_x3p(s, tmp_path / "rt.x3p")
+        if s.kind == "intensity":  # the record's kind is a claim: the caller says what the file holds
+            with pytest.raises(ScanFormatError, match="kind='intensity'"):
+                ballistics.read_scan(written)
+        back = ballistics.read_scan(written, kind=s.kind)
         np.testing.assert_array_equal(back.mask, s.mask)
         np.testing.assert_allclose(back.data[back.mask], s.data[s.mask], rtol=0, atol=0)
         assert back.spacing == s.spacing and back.kind == s.kind
-    assert len(files) == 58  # 54 x3p, 2 NBIDE PNG, 2 Alicona al3d (../shared/data/README.md)
-    dfsc = {k: v for k, v in fixed.items() if k.startswith("K0")}
+    assert len(files) >= 58  # at least 54 x3p, 2 NBIDE PNG, 2 Alicona al3d (../shared/data/README.md)
+    known = ("K002fJ1", "K002fJ2", "K004dB1", "K004dB2", "K004dB3", "K004dD1", "K004dD3")
+    dfsc = {k: v for k, v in fixed.items() if k.removesuffix(".x3p") in known}
     assert len(dfsc) == 7 and all(any("revision" in f for f in v) for v in dfsc.values())
     # only the SR9-J files store micrometres
     for name, v in dfsc.items():
