@@ -63,6 +63,25 @@ def _check_png_crcs(path: Path, fh: BinaryIO) -> str | None:
             return modified
 
 
+def _png_size(path: Path, fh: BinaryIO) -> tuple[int, int]:
+    """Width and height from the PNG ``IHDR`` chunk; ``fh`` is positioned after the signature
+    and left there."""
+    pos = fh.tell()
+    head = fh.read(16)
+    fh.seek(pos)
+    if len(head) < 16 or head[4:8] != b"IHDR":
+        raise ScanFormatError(f"{path}: cannot decode the image: the PNG file does not start with IHDR.")
+    return int.from_bytes(head[8:12], "big"), int.from_bytes(head[12:16], "big")
+
+
+def _check_size(path: Path, w: int, h: int, file_bytes: int, limits: Limits) -> None:
+    """Refuse an image whose header promises too many pixels or too much expansion."""
+    if w * h > limits.max_image_pixels:
+        raise limit_error(path, f"an image of {w} x {h} pixels", "max_image_pixels", limits.max_image_pixels,
+                          "Crop it first.")
+    check_expansion(path, w * h, file_bytes, limits)
+
+
 def _png_time(b: bytes) -> str | None:
     """ISO text of a ``tIME`` chunk's 7 bytes, None if the values are impossible."""
     y, mo, d, h, mi, s = int.from_bytes(b[:2], "big"), b[2], b[3], b[4], b[5], b[6]
@@ -142,11 +161,11 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
     from PIL import Image
 
     fixes: list[str] = []
-    max_px = limits.max_image_pixels
     file_bytes = fh.seek(0, 2)
     fh.seek(0)
     png_time = None
     if fh.read(8) == _PNG_SIGNATURE:
+        _check_size(path, *_png_size(path, fh), file_bytes, limits)  # before Pillow sees the file
         png_time = _check_png_crcs(path, fh)
     fh.seek(0)
     with warnings.catch_warnings(record=True) as caught:
@@ -156,10 +175,7 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
         try:
             img = Image.open(fh)  # lazy: reads the header only
             w, h = img.size
-            if w * h > max_px:
-                raise limit_error(path, f"an image of {w} x {h} pixels", "max_image_pixels", max_px,
-                                  "Crop it first.")
-            check_expansion(path, w * h, file_bytes, limits)
+            _check_size(path, w, h, file_bytes, limits)
             if w <= 0 or h <= 0:
                 raise ScanFormatError(f"{path}: the image header gives {w} x {h} pixels.")
             img.load()
@@ -170,8 +186,8 @@ def read_image_arrays(path: Path, fh: BinaryIO, spacing: float | tuple[float, fl
         except (ScanTooLargeError, ScanFormatError):
             raise
         except Image.DecompressionBombError as exc:
-            raise ScanTooLargeError(f"{path}: image is larger than Pillow's decompression-bomb limit "
-                                    f"({exc}); crop it first.") from exc
+            raise ScanTooLargeError(f"{path}: the image is larger than Pillow's decompression-bomb guard "
+                                    f"({exc}), which this library never changes; crop it first.") from exc
         except Exception as exc:  # Pillow raises many types for damaged files
             raise ScanFormatError(f"{path}: cannot decode the image ({type(exc).__name__}: {exc}); the "
                                   "file is truncated, corrupt or not an image.") from exc
