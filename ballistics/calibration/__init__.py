@@ -76,5 +76,6 @@ __all__ = [
     "get_system", "list_systems", "system_for_family", "evaluate_comparison", "CALIBRATE_HINT", "DEFAULT_SYSTEM",
     "DATA_DIR", "training_checksum", "cllr", "cllr_min", "cllr_cal", "pav_llr", "ece", "eer",
     "misleading_evidence", "misleading_rates", "metrics", "Metrics", "elub_bounds", "verbal_scale", "VERBAL_SCALE",
-    "CalibrationError", "DEFAULT_CRITERIA", "evaluate_criteria", "LogisticCalibrator", "KDECalibrator", "IsotonicCalibrator", "make_calibrator",
+    "CalibrationError", "DEFAULT_CRITERIA", "evaluate_criteria",
+    "LogisticCalibrator", "KDECalibrator", "IsotonicCalibrator", "make_calibrator",
 ]

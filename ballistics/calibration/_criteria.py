@@ -39,13 +39,14 @@ DEFAULT_CRITERIA: list[dict[str, Any]] = [
 ]
 
 
-def evaluate_criteria(system: LRSystem | dict[str, Any], criteria: dict[str, float] | Sequence[dict[str, Any]] | None = None
-                      ) -> list[dict[str, Any]]:
+def evaluate_criteria(system: LRSystem | dict[str, Any],
+                      criteria: dict[str, float] | Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Validation matrix rows of a system's cross-validated metrics (Meuwly et al. 2017, table 1).
 
     Parameters
     ----------
-    system : LRSystem
+    system : LRSystem or dict
+        A system, or a dict of metrics (e.g. ``Metrics.to_dict()``).
     criteria : dict or list of dict, optional
         ``{metric: maximum}`` overriding :data:`DEFAULT_CRITERIA` limits, or a full list
         of rows like :data:`DEFAULT_CRITERIA`.

@@ -44,7 +44,8 @@ _META_KEYS = ("instrument", "instrument_manufacturer", "instrument_model", "prob
 
 def _texts(scan: Any) -> list[str]:
     out: list[str] = []
-    for src in (getattr(scan, "metadata", None) or {}, getattr(getattr(scan, "provenance", None), "writer", None) or {}):
+    prov = getattr(scan, "provenance", None)
+    for src in (getattr(scan, "metadata", None) or {}, getattr(prov, "writer", None) or {}):
         for k in _META_KEYS:
             v = src.get(k)
             if isinstance(v, str) and v:

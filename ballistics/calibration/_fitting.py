@@ -186,7 +186,7 @@ def held_to(bar: dict[str, float] | None, cv_metrics: dict[str, Any]) -> dict[st
     """
     crit = dict(DEFAULT_BAR if bar is None else bar)
     res = {k: cv_metrics.get(k) for k in crit}
-    met = {k: (res[k] is not None and float(res[k]) <= float(v)) for k, v in crit.items()}
+    met = {k: bool(r is not None and float(r) <= float(crit[k])) for k, r in res.items()}
     return {"criteria": crit, "results": res, "met": met, "all_met": all(met.values()),
             "note": "cross-validated results (whole firearms left out) against maxima set before fitting"}
 

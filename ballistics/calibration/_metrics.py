@@ -29,7 +29,8 @@ from ..errors import ParameterError
 from ._checks import as_labels, as_llr, check_both_classes
 from ._pav import pav
 
-__all__ = ["cllr", "cllr_min", "cllr_cal", "pav_llr", "ece", "eer", "misleading_evidence", "misleading_rates", "Metrics",
+__all__ = ["cllr", "cllr_min", "cllr_cal", "pav_llr", "ece", "eer", "misleading_evidence", "misleading_rates",
+           "Metrics",
            "metrics"]
 
 _LN10 = math.log(10.0)

@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate a score-to-likelihood-ratio system on a lab's own scans (Meuwly et al. 2017): compare "
                     "every pair of the scans listed in a CSV of file,firearm (resumable), fit a calibrator with "
                     "whole firearms left out of every evaluation, check the performance characteristics against "
-                    "validation criteria, and write OUT/validation_report.html, OUT/lr_system.json (the lab's own system "
-                    "with the study's domain: compare(..., lr_system=\"OUT/lr_system.json\")) and OUT/pairs_llr.csv. Exit status 0 when every criterion is met, 1 when "
+                    "validation criteria, and write OUT/validation_report.html, OUT/lr_system.json (the lab's "
+                    "own system with the study's domain: compare(..., lr_system=\"OUT/lr_system.json\")) and "
+                    "OUT/pairs_llr.csv. Exit status 0 when every criterion is met, 1 when "
                     "not, 2 on errors.")
     p.add_argument("table", help="CSV with columns file,firearm (one row per scan; relative names from --folder)")
     p.add_argument("-o", "--output", required=True, help="output folder (rerun with the same folder to resume)")

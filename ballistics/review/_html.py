@@ -43,6 +43,8 @@ figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#333;margin-top:.3em}
 .summary{background:#f4f8fb;border-left:5px solid #0072B2;padding:.6em 1em}
 .caveat{background:#fff8ec;border-left:5px solid #E69F00;padding:.6em 1em}
+.applicability{background:#eef4fb;border:1px solid #0072B2;border-left:6px solid #0072B2;padding:.2em 1em;margin:1em 0}
+.hint{color:#8a3c00}
 .alert{background:#fde8e4;border:3px solid #D55E00;border-left-width:10px;padding:.6em 1em;margin:1em 0;
 font-size:1.05em}.alert b{color:#8a2a00}
 .lrbox{background:#eef7f1;border-left:5px solid #009E73;padding:.4em 1em;margin:.6em 0}

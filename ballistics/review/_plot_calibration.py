@@ -1,4 +1,4 @@
-"""Figures of likelihood-ratio systems: Tippett, ECE, PAV, score densities, LR curve (issue 12).
+"""Figures of likelihood-ratio systems: Tippett, ECE, PAV, score densities, LR curve.
 
 Every function returns a :class:`matplotlib.figure.Figure` built directly (no pyplot,
 no backend), or draws into a given ``ax`` and returns its figure.  log10 LRs on the

@@ -57,13 +57,14 @@ from ._plot_calibration import *  # noqa: F403 - the calibration figures, whatev
 from ._plot_cells import cells, comparison
 from ._plot_curves import roc, rotation_curve, score_reference
 from ._plot_surfaces import regions, scan, virtual_light
+from ._regions_figure import plot_regions
 from ._roc import roc_auc, roc_curve
 from ._shading import hillshade
 from ._style import DIVERGING_CMAP, HEIGHT_CMAP, OKABE_ITO
 
 __all__ = [
     "OKABE_ITO", "HEIGHT_CMAP", "DIVERGING_CMAP",
-    "common_limits", "hillshade", "scan", "virtual_light", "regions", "comparison",
+    "common_limits", "hillshade", "scan", "virtual_light", "regions", "plot_regions", "comparison",
     "cells", "rotation_curve", "agreement", "local_correlation", "score_reference",
     "roc", "roc_curve", "roc_auc", "aligned_pair", "figure_to_png", "new_figure",
     *(name for name in _plot_calibration.__all__),

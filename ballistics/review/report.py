@@ -35,14 +35,16 @@ from typing import Any
 
 from .._json import jsonable as _jsonable
 from .._version import __version__
+from ..comparison import CompareParams
 from ..errors import BallisticsError, ComparisonError
 from ..scan import Scan
 from . import _lr_sections as lrs
 from . import _sections as sec
+from ._applicability import applicability_box, pair_family
 from ._cells import comparison_dict, directions_of
 from ._html import esc, inputs_table, page, table, utc_now, write_report
 from ._search_report import load_scan, search_report
-from .reference import Placement, ReferenceScores, reference_scores
+from .reference import SOURCE_FAMILY, Placement, ReferenceScores, reference_scores
 
 __all__ = ["report", "search_report"]
 
@@ -61,7 +63,7 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
            output: str | os.PathLike[str] | None = None, method: str | None = None,
            reference: str | ReferenceScores | Mapping[str, Any] | None = "bundled", extract: bool = False,
            title: str | None = None, notes: str | None = None, azimuth_deg: float = 315.0,
-           compare_kwargs: Mapping[str, Any] | None = None, dpi: int = 90) -> str:
+           params: CompareParams | None = None, dpi: int = 90) -> str:
     """Write a self-contained HTML report of a comparison of two scans.
 
     Parameters
@@ -90,8 +92,9 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
         Examiner's notes, shown verbatim (escaped).
     azimuth_deg : float
         Direction of the virtual light, degrees clockwise from the top.
-    compare_kwargs : dict, optional
-        Further parameters of :func:`ballistics.compare`.
+    params : CompareParams, optional
+        Comparison parameters when ``comparison`` is computed here, and of the reference
+        scores (default: the default preset).
     dpi : int
         Resolution of the embedded figures, dots per inch.
 
@@ -105,7 +108,8 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
         raise BallisticsError(f"dpi must be an integer within 10..600, got {dpi!r}.")
     a = load_scan(a, "first scan")
     b = load_scan(b, "second scan")
-    kw = dict(compare_kwargs or {})
+    if params is not None and not isinstance(params, CompareParams):
+        raise BallisticsError(f"params must be a CompareParams, got {type(params).__name__}.")
     raw_a = raw_b = None
     if extract:
         from ..features import extract_breech_face
@@ -117,7 +121,8 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
             raise BallisticsError(f"The {w} {s.name!r} is an intensity image; reports compare height scans.")
     if comparison is None:
         from ..comparison import compare
-        comparison = compare(a, b, **({"method": method} if method is not None else {}), **kw)
+        comparison = compare(a, b, **({"method": method} if method is not None else {}),
+                             preset=params if params is not None else "default")
     d = comparison_dict(comparison)
     if "cells" not in d:
         raise ComparisonError("The comparison holds no cells; pass the result of ballistics.compare(a, b).")
@@ -128,12 +133,24 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
     ref: ReferenceScores | None = None
     place: Placement | None = None
     warnings: list[str] = []
+    family = pair_family(a, b)
+    ref_note = "none requested"
+    if isinstance(reference, str) and SOURCE_FAMILY.get(reference) not in (None, family):
+        ref_note = (f"none: the {reference!r} reference pairs are {SOURCE_FAMILY[reference]} scans and this pair is "
+                    f"{family}; no reference scores of {family} scans are available, so the score is not placed "
+                    "among known pairs")
+        reference = None
     if reference is not None:
         try:
-            ref, place, warnings = _placement(reference, d, method, kw, a, b)
+            ref, place, warnings = _placement(reference, d, method, params, a, b)
+            fam = SOURCE_FAMILY.get(ref.source.split()[0].lower(), "") if isinstance(reference, str) else ""
+            ref_note = (f"{ref.source} ({len(ref.same)} same-firearm, {len(ref.different)} different-firearm "
+                        f"pairs{', ' + fam + ' scans like this pair' if fam else ''})")
         except BallisticsError as exc:
             log.warning("no reference distribution: %s", exc)
             body.append(f"<p class='caveat'>No reference distribution: {esc(exc)}</p>")
+            ref_note = f"none: {exc}"
+    body.append(applicability_box(d, [s for s in (raw_a, raw_b) if s is not None] or [a, b], ref_note))
     if extract and place is not None:
         warnings.append(_PREPARED_DIFFERENTLY)
 
@@ -180,10 +197,10 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
 
 
 def _placement(reference: str | ReferenceScores | Mapping[str, Any], d: Mapping[str, Any], method: str | None,
-               kw: Mapping[str, Any], a: Scan, b: Scan) -> tuple[ReferenceScores, Placement, list[str]]:
+               params: CompareParams | None, a: Scan, b: Scan) -> tuple[ReferenceScores, Placement, list[str]]:
     """The reference without this pair, where the count falls in it, and scale warnings."""
     if isinstance(reference, str):
-        ref = reference_scores(reference, method=d.get("method", method), **kw)
+        ref = reference_scores(reference, method=d.get("method", method), params=params)
     elif isinstance(reference, ReferenceScores):
         ref = reference
     elif isinstance(reference, Mapping):

@@ -1,16 +1,11 @@
-"""Figure of a scan with the regions found in it (for examiners to check by eye).
-
-The drawing itself is :func:`ballistics.review.plot.regions`; this module keeps the
-features stage's entry point, which also saves the figure to a file.
-"""
+"""Figure of a scan with the regions found in it, saved to a file (for examiners to check by eye)."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..scan import Scan
-from ._regions import Regions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -18,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["plot_regions"]
 
 
-def plot_regions(scan: Scan, regions: Regions, path: str | os.PathLike[str] | None = None,
+def plot_regions(scan: Scan, regions: Any, path: str | os.PathLike[str] | None = None,
                  title: str | None = None) -> Figure | None:
     """Draw the primer edge, breech-face annulus, firing-pin rim and hole on the scan.
 
@@ -42,9 +37,9 @@ def plot_regions(scan: Scan, regions: Regions, path: str | os.PathLike[str] | No
         The figure (None when saved to ``path``).
     """
     from .._io import atomic_write_bytes
-    from ..errors import BallisticsError
-    from ..review._figures import figure_to_png, new_figure
-    from ..review._plot_surfaces import regions as draw_regions
+    from ..errors import OutputError
+    from ._figures import figure_to_png, new_figure
+    from ._plot_surfaces import regions as draw_regions
 
     h, w = scan.shape
     fig = new_figure((7.0, 7.0 * h / max(w, 1) + 1.2))
@@ -56,5 +51,5 @@ def plot_regions(scan: Scan, regions: Regions, path: str | os.PathLike[str] | No
     try:
         atomic_write_bytes(path, figure_to_png(fig, dpi=110))
     except OSError as exc:
-        raise BallisticsError(f"Cannot write the regions figure to {path}: {exc}") from exc
+        raise OutputError(f"Cannot write the regions figure to {path}: {exc}") from exc
     return None
