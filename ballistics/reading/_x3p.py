@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -139,7 +140,7 @@ def read_x3p_arrays(path: Path, fh: BinaryIO, limits: Limits, kind: str = "heigh
             "reader": f"x3pio {x3pio.__version__}", "writer": writer}
 
 
-def _metadata(md: Any, writer: dict[str, Any]) -> dict[str, Any]:
+def _metadata(md: Any, writer: Mapping[str, Any]) -> dict[str, Any]:
     """Instrument, creator, date and comment of ``Record2`` as the scan's metadata."""
     metadata: dict[str, Any] = {}
     if md is not None:
