@@ -63,8 +63,8 @@ def _fmt(r: dict) -> str:
 # ------------------------------------------------------------------------------ fadul
 def fadul(rerank: int = 10) -> None:
     from ballistics import read_scan
-    from ballistics.index import CaseDatabase
-    from ballistics.index import _signature as sg
+    from ballistics.database import CaseDatabase
+    from ballistics.retrieval import _signature as sg
 
     gt = SHARED / "fadul" / "ground_truth.csv"
     if not gt.exists():
@@ -135,7 +135,7 @@ def fadul(rerank: int = 10) -> None:
 # ------------------------------------------------------------------------------ scale
 def _real_signatures() -> np.ndarray:
     from ballistics import datasets, read_scan
-    from ballistics.index import signature
+    from ballistics.retrieval import signature
 
     paths = sorted((SHARED / "fadul" / "processed").glob("*.x3p")) if SHARED.exists() else []
     scans = [read_scan(p) for p in paths] or datasets.fadul("processed")
@@ -187,7 +187,7 @@ def _scans_of(F: np.ndarray, rng: np.random.Generator, b2: float = 3.0, chunk: i
 def scale(sizes: list[int], n_queries: int = 200, kinds: list[str] | None = None, hnsw_max: int = 100_000) -> None:
     import faiss
 
-    from ballistics.index import SignatureIndex, choose_kind
+    from ballistics.database import SignatureIndex, choose_kind
 
     faiss.omp_set_num_threads(2)
     real = _real_signatures()

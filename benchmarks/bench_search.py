@@ -89,8 +89,8 @@ def augment(scan, rng: np.random.Generator):
 
 def cmd_features(a: argparse.Namespace) -> None:
     """Signatures (synth-trained and shipped codebooks) and stage-2 key points."""
-    from ballistics.index._signature import signature, train_codebook
-    from ballistics.index._verify_sift import keypoints
+    from ballistics.retrieval._signature import signature, train_codebook
+    from ballistics.retrieval._verify_sift import keypoints
     _cv1()
     OUT.mkdir(exist_ok=True)
     rng = np.random.default_rng(7)
@@ -129,8 +129,8 @@ def cmd_decoys_real(a: argparse.Namespace) -> None:
     A query never sees decoys derived from its own firearm (they are removed from its
     search), so every decoy it meets is real texture of another firearm.
     """
-    from ballistics.index._signature import signature
-    from ballistics.index._verify_sift import keypoints
+    from ballistics.retrieval._signature import signature
+    from ballistics.retrieval._verify_sift import keypoints
     _cv1()
     feats = _load()
     scans, names, firearms, _ = real_scans()
@@ -161,7 +161,7 @@ class PairCompare:
     """Stage-3 compare() of real pairs, cached on disk (a pair's result does not depend on the database).
 
     With ``seed`` (the shipped default) the comparison is seeded by the pair's stage-2 pose
-    exactly as the cascade does it (:func:`ballistics.index._cascade.stage3_seed`, no LR,
+    exactly as the cascade does it (:func:`ballistics.retrieval._cascade.stage3_seed`, no LR,
     a full comparison when the seeded one finds no CMC); the cache key holds the
     comparison's keywords, so seeded and full results never mix.  CPU times include
     the query's ``prepare`` work (lazy: paid by its first comparison).
@@ -181,7 +181,7 @@ class PairCompare:
         self.prepared: dict = {}
 
     def __call__(self, i: int, j: int, stage2: dict | None = None) -> tuple[int, float, float, float]:
-        from ballistics.index._cascade import stage3_seed
+        from ballistics.retrieval._cascade import stage3_seed
         kw: dict = {}
         if self.seed:
             kw = stage3_seed(stage2, self.window, self.min_inliers)["compare_kw"]
@@ -206,8 +206,8 @@ def cmd_fadul(a: argparse.Namespace) -> None:
     """Leave-one-out over the 40 processed Fadul scans, every stage."""
     import faiss
 
-    from ballistics.index._cascade import CascadeHit
-    from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
+    from ballistics.retrieval._cascade import CascadeHit
+    from ballistics.retrieval._verify_sift import Keypoints, query_keypoints, verify
     _cv1()
     feats = _load()
     fad = [i for i, s in enumerate(feats["source"]) if s == "fadul"]
@@ -336,8 +336,8 @@ def cmd_scale(a: argparse.Namespace) -> None:
     """Fadul + DFSC queries in databases padded with synthetic decoys."""
     import faiss
 
-    from ballistics.index._cascade import CascadeHit
-    from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
+    from ballistics.retrieval._cascade import CascadeHit
+    from ballistics.retrieval._verify_sift import Keypoints, query_keypoints, verify
     _cv1()
     feats = _load()
     names, fa = feats["names"], feats["firearms"]
@@ -445,7 +445,7 @@ def cmd_scale(a: argparse.Namespace) -> None:
 
 def cmd_stage2(a: argparse.Namespace) -> None:
     """Stage 2 alone on all ordered pairs of the 40 processed Fadul scans."""
-    from ballistics.index._verify_sift import query_keypoints, verify
+    from ballistics.retrieval._verify_sift import query_keypoints, verify
     _cv1()
     scans, names, firearms, source = real_scans()
     fad = [i for i, s in enumerate(source) if s == "fadul"]
@@ -530,7 +530,7 @@ def cmd_vlad(a: argparse.Namespace) -> None:
     """Larger VLAD (synth-trained PCA-64 x 64 words = 4096 values) vs the 640-d signature, among decoys."""
     import faiss
 
-    from ballistics.index._signature import PARAMS, _centre_px, _standardise, polar_spectrum, sift_descriptors, vlad
+    from ballistics.retrieval._signature import PARAMS, _centre_px, _standardise, polar_spectrum, sift_descriptors, vlad
     _cv1()
     feats = _load()
     p = dict(PARAMS)
@@ -599,7 +599,7 @@ def cmd_index(a: argparse.Namespace) -> None:
     """Stage-1 latency and memory at 10 k .. 1 M entries (decoy replicas, say so)."""
     import faiss
 
-    from ballistics.index._faiss_index import SignatureIndex
+    from ballistics.retrieval._faiss_index import SignatureIndex
     feats = _load()
     faiss.omp_set_num_threads(1)
     R = feats["real"]["sig_synth"].astype(np.float32)
@@ -636,14 +636,14 @@ def cmd_seeded(a: argparse.Namespace) -> None:
 
     For each ordered mate pair (query i, candidate j): stage 2's pose (query key points
     vs j's stored ones), the full 360-degree ``compare`` (both handedness: the truth),
-    and ``compare`` seeded by the pose (:func:`ballistics.index._cascade.stage3_seed`) at
+    and ``compare`` seeded by the pose (:func:`ballistics.retrieval._cascade.stage3_seed`) at
     each window; then the same with j mirrored (rows reversed, a file of the opposite
     handedness): the seeded comparison must find the mirrored mate with the count of
     the as-given full comparison.  CPU times are of this single-threaded process.
     """
     from ballistics.comparison import compare, prepare
-    from ballistics.index._cascade import stage3_seed
-    from ballistics.index._verify_sift import Keypoints, keypoints, query_keypoints, verify
+    from ballistics.retrieval._cascade import stage3_seed
+    from ballistics.retrieval._verify_sift import Keypoints, keypoints, query_keypoints, verify
     _cv1()
     feats = _load()
     scans, names, fa, src = real_scans()
@@ -744,8 +744,8 @@ def _seeded_nonmates(a: argparse.Namespace, scans: list, names: list, fa: list, 
     most stage-2 inliers is compared seeded by its (meaningless) pose, whatever its inlier
     count, and over the full circle; does a seeded window raise a non-mate's count?"""
     from ballistics.comparison import compare, prepare
-    from ballistics.index._cascade import stage3_seed
-    from ballistics.index._verify_sift import query_keypoints, verify
+    from ballistics.retrieval._cascade import stage3_seed
+    from ballistics.retrieval._verify_sift import query_keypoints, verify
     f = OUT / f"search_seeded_nonmates{('-' + a.shard.replace('/', 'of')) if a.shard else ''}.pkl"
     cache: dict = {}
     for g in sorted(OUT.glob("search_seeded_nonmates*.pkl")):
@@ -791,7 +791,7 @@ def cmd_twostep(a: argparse.Namespace) -> None:
     ``--subset`` strongest key points only (the blob stores them strongest first), and in
     full only above a threshold.  Real queries against every other real scan and every
     3rd base decoy (not of the query's firearm)."""
-    from ballistics.index._verify_sift import Keypoints, query_keypoints, verify
+    from ballistics.retrieval._verify_sift import Keypoints, query_keypoints, verify
     _cv1()
     feats = _load()
     fa = feats["firearms"]

@@ -37,7 +37,7 @@ import numpy as np
 
 CHILD = r"""
 import pickle, sys, time
-from ballistics.index import CaseDatabase
+from ballistics.database import CaseDatabase
 db_path, job_path = sys.argv[1], sys.argv[2]
 with open(job_path, "rb") as fh:
     job = pickle.load(fh)
@@ -84,7 +84,7 @@ class RoundResult:
 def base_entries(downsample: int = 4) -> list:
     """Prepared entries of the bundled processed sample, down-sampled for speed."""
     from ballistics import datasets
-    from ballistics.index import prepare_entry
+    from ballistics.database import prepare_entry
     from ballistics.reading import scan_from_array
 
     out = []
@@ -100,7 +100,7 @@ def base_entries(downsample: int = 4) -> list:
 
 def variant(base, i: int):
     """Entry ``i``: a base scan offset by a tiny height (new checksum), its own evidence bytes."""
-    from ballistics.index import PreparedEntry
+    from ballistics.database import PreparedEntry
 
     e = base[i % len(base)]
     s = e.scan.derive(e.scan.data + (i + 1) * 1e-12, "kill_campaign_offset", {"i": i})
@@ -112,7 +112,7 @@ def variant(base, i: int):
 def check(path: Path, present: set[str], absent: set[str], evidence: dict[str, bytes]) -> tuple[bool, list, list,
                                                                                               list, list]:
     """Open, deep-verify; (ok, lost, resurrected, problems, repaired)."""
-    from ballistics.index import CaseDatabase
+    from ballistics.database import CaseDatabase
 
     db = CaseDatabase(path)
     try:
@@ -138,7 +138,7 @@ def check(path: Path, present: set[str], absent: set[str], evidence: dict[str, b
 
 def run(rounds: int, workdir: Path, seed: int = 1, log=print) -> dict:
     """Run the campaign; returns a summary dictionary (``survived``, ``lost``, per-round results)."""
-    from ballistics.index import CaseDatabase
+    from ballistics.database import CaseDatabase
 
     rng = random.Random(seed)
     base = base_entries()

@@ -1,5 +1,5 @@
 """``ballistics db ...``: the case database (init, add, search, list, remove, stats, verify, rebuild,
-export, import, keygen)."""
+recover, export, import, keygen).  Every operating-system error becomes one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"],
                    help="FAISS index kind (auto: exact below 50 000 signatures, IVF above)")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_init)
+    q.set_defaults(func=_os_errors(run_init))
 
     q = dsub.add_parser("add", help="add scan files to the database")
     q.add_argument("path", help="database directory")
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
                    help="the files are already extracted breech faces (e.g. processed Fadul scans)")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_add)
+    q.set_defaults(func=_os_errors(run_add))
 
     q = dsub.add_parser("search", help="rank stored scans by similarity to FILE")
     q.add_argument("path", help="database directory, or an exchange bundle (.zip) searched without importing it")
@@ -60,32 +60,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
                    help="the query is already an extracted breech face")
     q.add_argument("--public-key", default=None, help="when PATH is a bundle: its lab's public key (PEM)")
+    q.add_argument("--trust-unsigned", action="store_true",
+                   help="when PATH is a signed bundle: search it without checking its signature")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_search)
+    q.set_defaults(func=_os_errors(run_search))
 
     q = dsub.add_parser("list", help="list the stored scans")
     q.add_argument("path")
     q.add_argument("--case", default=None, help="only this case")
     q.add_argument("--all", action="store_true", help="include removed scans")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_list)
+    q.set_defaults(func=_os_errors(run_list))
 
     q = dsub.add_parser("remove", help="withdraw a scan from searches (kept on disk and in the audit log)")
     q.add_argument("path")
     q.add_argument("id", help="scan id")
     q.add_argument("--reason", default=None)
-    q.set_defaults(func=run_remove)
+    q.set_defaults(func=_os_errors(run_remove))
 
     q = dsub.add_parser("stats", help="counts, index and disk use")
     q.add_argument("path")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_stats)
+    q.set_defaults(func=_os_errors(run_stats))
 
     q = dsub.add_parser("verify", help="check that catalogue, stored files and index agree")
     q.add_argument("path")
     q.add_argument("--deep", action="store_true", help="re-read every stored file and check its hash")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_verify)
+    q.set_defaults(func=_os_errors(run_verify))
 
     q = dsub.add_parser("rebuild", help="rebuild the FAISS index from the catalogue")
     q.add_argument("path")
@@ -93,7 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--blobs", action="store_true",
                    help="also compute the search's per-scan blobs that stored scans lack, from their surfaces")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_rebuild)
+    q.set_defaults(func=_os_errors(run_rebuild))
+
+    q = dsub.add_parser("recover", help="rebuild a lost or unreadable catalogue from the stored surfaces and the "
+                                        "audit journal (the damaged catalogue is kept beside it)")
+    q.add_argument("path")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_os_errors(run_recover))
 
     q = dsub.add_parser("export", help="write an exchange bundle for a partner lab (never the evidence files)")
     q.add_argument("path", help="database directory")
@@ -102,8 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--with-surfaces", action="store_true", help="include the extracted surfaces as x3p")
     q.add_argument("--lab", required=True, help="name of this lab (the partner files the entries under it)")
     q.add_argument("--sign-key", default=None, help="Ed25519 private key (PEM) to sign the bundle with")
+    q.add_argument("--force", action="store_true", help="replace an existing bundle file")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_export)
+    q.set_defaults(func=_os_errors(run_export))
 
     q = dsub.add_parser("import", help="add a partner lab's exchange bundle (entries keep their lab)")
     q.add_argument("path", help="database directory")
@@ -111,19 +120,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--public-key", default=None, help="the partner lab's public key (PEM): require its signature")
     q.add_argument("--resign", action="store_true",
                    help="recompute signatures from the bundle's surfaces if its signature model differs")
+    q.add_argument("--trust-unsigned", action="store_true",
+                   help="import a signed bundle without checking its signature (no --public-key)")
     q.add_argument("--json", action="store_true", help="print JSON")
-    q.set_defaults(func=run_import)
+    q.set_defaults(func=_os_errors(run_import))
 
     q = dsub.add_parser("keygen", help="create an Ed25519 key pair for signing bundles")
     q.add_argument("private", help="private key file to write (keep it private)")
     q.add_argument("public", help="public key file to write (give it to partner labs)")
-    q.set_defaults(func=run_keygen)
+    q.add_argument("--force", action="store_true", help="replace an existing public key file (never a private key)")
+    q.set_defaults(func=_os_errors(run_keygen))
 
     p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
 
 
+def _os_errors(func: Any) -> Any:
+    """Run a command, turning an operating-system error into one DatabaseError line (exit status 2)."""
+    import functools
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        from ..errors import DatabaseError
+
+        try:
+            return int(func(args))
+        except OSError as exc:
+            from ..errors import BallisticsError
+
+            if isinstance(exc, BallisticsError):
+                raise
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            raise DatabaseError(f"{exc.strerror or exc}{where}") from exc
+    return run
+
+
 def _open(path: str, **kw: Any):
-    from ..index import CaseDatabase
+    from ..database import CaseDatabase
 
     return CaseDatabase(path, create=False, **kw)
 
@@ -131,8 +163,8 @@ def _open(path: str, **kw: Any):
 def run_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..database import CaseDatabase
     from ..errors import DatabaseError
-    from ..index import CaseDatabase
 
     if (Path(args.path) / "catalogue.sqlite").exists():
         raise DatabaseError(f"{args.path}: a case database exists already.")
@@ -148,7 +180,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 def _prepare_one(path: str, preprocess: bool) -> Any:
     """Worker of ``db add --jobs N``: read, extract, sign, stage-2 blobs (no database access)."""
-    from ..index import prepare_entry
+    from ..database import prepare_entry
 
     return prepare_entry(path, preprocess)
 
@@ -161,8 +193,8 @@ def _prepared(files: list[str], preprocess: bool, jobs: int) -> Iterator[tuple[s
     (one thread each), a chunk of files at a time so that only a chunk of entries is
     held here; the caller, the only writer, stores them as they come.
     """
+    from ..database import prepare_entry
     from ..errors import BallisticsError
-    from ..index import prepare_entry
 
     def here(path: str) -> tuple[str, Any, str | None]:
         try:
@@ -244,22 +276,23 @@ def run_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if Path(args.path).is_file():  # an exchange bundle: a temporary read-only database
-        from ..index import open_bundle
+        from ..database import open_bundle
 
-        db = open_bundle(args.path, public_key=args.public_key)
+        db = open_bundle(args.path, public_key=args.public_key, trust_unsigned=args.trust_unsigned)
     else:
         db = _open(args.path, readonly=True)
     try:
         hits = db.search(args.file, k=args.k, preprocess=args.preprocess, rerank=args.rerank,
                          shortlist=args.shortlist, rerank_min_inliers=args.rerank_min_inliers, verify=args.verify,
                          seed=args.seed, seed_window_deg=args.seed_window, seed_min_inliers=args.seed_min_inliers)
-        timings = db.search_timings()
     finally:
         db.close()
     if args.timings or args.search_verbose or getattr(args, "verbose", 0):
-        print(timings, file=sys.stderr)
+        print(hits.format_timings(), file=sys.stderr)
+    for w in hits.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if args.json:
-        emit({"query": args.file, "hits": [h.to_dict() for h in hits]}, True)
+        emit({"query": args.file, "hits": [h.to_dict() for h in hits], "warnings": list(hits.warnings)}, True)
         return 0
     print(f"query: {args.file}")
     print(f"{'rank':>4s}  {'scan':<24s} {'case':<14s} {'firearm':<12s} {'retrieval':>9s} {'inliers':>7s} "
@@ -352,21 +385,29 @@ def run_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_recover(args: argparse.Namespace) -> int:
+    from ..database import recover
+
+    res = recover(args.path)
+    emit(res, args.json)
+    return 0 if not res["not_restored"] else 1
+
+
 def run_export(args: argparse.Namespace) -> int:
     _call(args, lambda db: db.export_bundle(args.output, args.scans, include_surfaces=args.with_surfaces,
-                                            lab=args.lab, sign_key=args.sign_key), readonly=False)
+                                            lab=args.lab, sign_key=args.sign_key, force=args.force), readonly=False)
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
-    _call(args, lambda db: db.import_bundle(args.bundle, public_key=args.public_key, resign=args.resign),
-          readonly=False)
+    _call(args, lambda db: db.import_bundle(args.bundle, public_key=args.public_key, resign=args.resign,
+                                            trust_unsigned=args.trust_unsigned), readonly=False)
     return 0
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    from ..index import generate_signing_key
+    from ..database import generate_signing_key
 
-    fp = generate_signing_key(args.private, args.public)
+    fp = generate_signing_key(args.private, args.public, force=args.force)
     print(f"wrote {args.private} (private: keep it) and {args.public} (public: share it); fingerprint {fp}")
     return 0

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
           f"gap {gap:+.3f} ({'separated' if gap > 0 else 'NOT separated'})")
 
     _section("5. Case database: search with Fadul 1-1 against the other processed scans")
-    from ..index import CaseDatabase
+    from ..database import CaseDatabase
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         db = CaseDatabase(Path(tmp) / "demo.db")
         for s in processed[1:]:
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{'-' if h.score is None else f'{h.score:.3f}':>9}{'-' if llr is None else f'{llr:+.2f}':>10}")
         print(f"query answered in {dt:.2f} s (retrieval, key-point verification, full comparison of the best); "
               "true mate is slide-1")
-        print(db.search_timings())
+        print(hits.format_timings())
         db.close()
 
     _section("6. Report")

@@ -65,8 +65,9 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
         The questioned scan.
     k : int
         Number of candidates.
-    hits : sequence of SearchHit, optional
-        An existing result of ``db.search(query, k)``; searched here if omitted.
+    hits : SearchResult or sequence of SearchHit, optional
+        An existing result of ``db.search(query, k)``; searched here if omitted.  A
+        :class:`~ballistics.retrieval.SearchResult` brings its own timings and parameters.
     output : path, optional
         Where to write the HTML file (atomically).
     preprocess : bool
@@ -75,9 +76,8 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
     dpi : int
         Resolution of the thumbnails, dots per inch.
     timings, search_params : dict, optional
-        Per-stage timings (``db.last_search["timings"]``) and the cascade's knobs
-        (``db.last_search["params"]``) of the search that gave ``hits``; taken from the
-        database when the search is run here.
+        Per-stage timings and the cascade's knobs of the search that gave ``hits``
+        (default: those the ``SearchResult`` carries).
 
     Returns
     -------
@@ -88,18 +88,15 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
     if not (isinstance(k, int) and k >= 1):
         raise BallisticsError(f"k must be a positive number of candidates, got {k!r}.")
     if isinstance(db, (str, os.PathLike)):
-        from ..index import CaseDatabase
+        from ..database import CaseDatabase
         db = CaseDatabase(db)
     q = load_scan(query, "query scan")
-    searched_here = hits is None
     if hits is None:
         hits = db.search(q, k=k, preprocess=preprocess)
     q_proc = _query_processed(db, q, preprocess)
-    last = getattr(db, "last_search", None)
-    if timings is None and isinstance(last, Mapping) and (
-            searched_here or last.get("query_sha256") in (q.checksum, q_proc.checksum)):
-        timings = last.get("timings")       # the last search was this query's
-        search_params = search_params or last.get("params")
+    if timings is None and hasattr(hits, "timings") and hasattr(hits, "params"):
+        timings = hits.timings              # a SearchResult carries its own search's record
+        search_params = search_params or hits.params
     ttl = title or f"Database search: {q.name}"
     body = [f"<h1>{esc(ttl)}</h1><p class='meta'>Date: {esc(utc_now())} &middot; ballistics (openbreech) version "
             f"{esc(__version__)} &middot; {len(hits)} candidates</p>", _NOT_IDENTIFICATIONS]

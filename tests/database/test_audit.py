@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from ballistics import DatabaseError, datasets
-from ballistics.index import CaseDatabase, PreparedEntry, _faiss_index, _stage2, _sync, prepare_entry, signature_dim
+from ballistics.database import CaseDatabase, PreparedEntry, _search_index, prepare_entry
+from ballistics.retrieval import _faiss_index, _stage2, signature_dim
 from ballistics.reading import scan_from_array
 
 
@@ -249,7 +250,7 @@ def test_threads_share_one_database(tmp_path, sample, entries):
 
 # ---------------------------------------------------------------- IVF retraining
 def test_ivf_retrained_after_fourfold_growth(tmp_path, monkeypatch):
-    monkeypatch.setattr(_sync, "IVF_MIN", 16)
+    monkeypatch.setattr(_search_index, "IVF_MIN", 16)
     db = CaseDatabase(tmp_path / "db", index_kind="ivf")
     for i in range(20):
         db.add(_tiny(i), scan_id=f"s{i}")
@@ -269,9 +270,9 @@ def test_ivf_retrained_after_fourfold_growth(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- portability
 def test_index_package_imports_without_fcntl():
-    """The writer lock is filelock's, so ballistics.index imports where fcntl does not exist."""
+    """The writer lock is filelock's, so ballistics.database imports where fcntl does not exist."""
     code = ("import sys; sys.modules['fcntl'] = None\n"
-            "import ballistics.index._lock, ballistics.index._database\n"
+            "import ballistics.database._lock, ballistics.database._database\n"
             "print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

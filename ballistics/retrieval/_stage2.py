@@ -1,6 +1,6 @@
-"""Per-scan data computed at ingest for the verification stages of search (issue 10).
+"""Per-scan data computed at ingest for the verification stages of search.
 
-:func:`ingest_blobs` names the byte blobs that :class:`~ballistics.index.CaseDatabase`
+:func:`ingest_blobs` names the byte blobs that :class:`~ballistics.database.CaseDatabase`
 computes from each extracted surface when it is added, and stores with the scan.  Stage
 2 of search (:mod:`._verify_sift`) reads them back instead of recomputing SIFT for
 every candidate.
@@ -25,6 +25,6 @@ def ingest_blobs() -> dict[str, Callable[[Scan], bytes]]:
     dict
         ``{SIFT_BLOB: blob}``: the 500 strongest SIFT key points of the breech face
         (positions, orientations, ``uint8`` descriptors; about 69 kB per scan), see
-        :func:`ballistics.index._verify_sift.keypoints`.
+        :func:`ballistics.retrieval._verify_sift.keypoints`.
     """
     return {SIFT_BLOB: blob}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ballistics import BallisticsError, DatabaseError
-from ballistics.index import FLAT_LIMIT, SignatureIndex, choose_kind
+from ballistics.retrieval import FLAT_LIMIT, SignatureIndex, choose_kind
 
 
 def _unit(x):
@@ -43,7 +43,7 @@ def test_flat_equals_bruteforce(clustered):
     assert (I == Ib).mean() > 0.99  # ties aside, identical
     # real signatures as input too
     from ballistics import datasets
-    from ballistics.index import signature
+    from ballistics.retrieval import signature
     R = np.array([signature(s) for s in datasets.fadul("processed")])
     ri = SignatureIndex.build(np.arange(6) + 100, R)
     Dr, Ir = ri.search(R, 6)

@@ -21,7 +21,7 @@ Kinds (``SignatureIndex.kind``):
     Hierarchical navigable small-world graph (``IndexHNSWFlat`` in ``IndexIDMap2``).
     FAISS cannot remove from an HNSW graph: removed ids are kept in a tombstone set,
     filtered out of results (the search over-fetches by their number), and the
-    owner (:class:`~ballistics.index.CaseDatabase`) rebuilds the index from the
+    owner (:class:`~ballistics.database.CaseDatabase`) rebuilds the index from the
     catalogue when tombstones exceed 10 %.  Only chosen on request.
 
 Persistence: :meth:`SignatureIndex.save` writes ``faiss.write_index`` output to a
@@ -46,12 +46,12 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
+from .._io import atomic_write_bytes
 from ..errors import BallisticsError, DatabaseError
 
 logger = logging.getLogger(__name__)
@@ -82,21 +82,6 @@ def ids_digest(ids: np.ndarray) -> str:
     """SHA-256 of the sorted id set (to check an index against the catalogue)."""
     a = np.sort(np.asarray(ids, dtype=np.int64))
     return hashlib.sha256(a.tobytes()).hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class SignatureIndex:
@@ -358,8 +343,8 @@ class SignatureIndex:
                 "ids_digest": ids_digest(ids), "index_sha256": hashlib.sha256(data).hexdigest(),
                 "hnsw_m": self.hnsw_m, "ef_search": self.ef_search, "pq_m": self.pq_m,
                 "nprobe": self.nprobe, "trained_size": int(self.trained_size), **(extra or {})}
-        _atomic_write_bytes(Path(str(p) + ".json"), json.dumps(meta).encode())
-        _atomic_write_bytes(p, data)
+        atomic_write_bytes(Path(str(p) + ".json"), json.dumps(meta).encode())
+        atomic_write_bytes(p, data)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SignatureIndex:

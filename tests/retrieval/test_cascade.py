@@ -11,7 +11,7 @@ import pytest
 
 from ballistics import datasets
 from ballistics.errors import BallisticsError
-from ballistics.index._cascade import (
+from ballistics.retrieval._cascade import (
     CASCADE_DEFAULTS,
     CascadeHit,
     cascade,
@@ -20,9 +20,9 @@ from ballistics.index._cascade import (
     format_timings,
     stage3_seed,
 )
-from ballistics.index._signature import signature
-from ballistics.index._stage2 import SIFT_BLOB, ingest_blobs
-from ballistics.index._verify_sift import Keypoints, VerificationError, keypoints, query_keypoints, verify
+from ballistics.retrieval._signature import signature
+from ballistics.retrieval._stage2 import SIFT_BLOB, ingest_blobs
+from ballistics.retrieval._verify_sift import Keypoints, VerificationError, keypoints, query_keypoints, verify
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_bad_knobs_raise(sample):
 
 
 def test_case_database_search_runs_the_cascade(tmp_path, sample):
-    from ballistics.index import CaseDatabase
+    from ballistics.database import CaseDatabase
     scans, firearms, _, _ = sample
     db = CaseDatabase(tmp_path / "db")
     for s in scans:
@@ -229,7 +229,7 @@ def test_fast_matcher_equals_its_reference_twin(sample):
     """The shipped matcher (one product per query set, row minima) gives exactly the
     matches of the first one (one argpartition over the stacked matrix) on real key points
     of the bundled scans: a mate, a non-mate and the mirror image of the query."""
-    from ballistics.index._verify_sift import PARAMS, _match_all, _match_all_reference
+    from ballistics.retrieval._verify_sift import PARAMS, _match_all, _match_all_reference
     ratio = float(PARAMS["ratio"])                   # production setting
     scans, _, blobs, _ = sample
     qs = query_keypoints(scans[0])

@@ -1,6 +1,6 @@
 """The fixed PCA basis and VLAD codebook of signature version ``vlad-sift-pca32-k16+polar-b4-h32/v1``.
 
-Generated once by ``ballistics.index._signature.train_codebook`` (seed 1) from the SIFT
+Generated once by ``ballistics.retrieval._signature.train_codebook`` (seed 1) from the SIFT
 descriptors of the six bundled processed Fadul breech faces
 (``ballistics.datasets.fadul("processed")``), then frozen here so that every signature
 of this version is computed with the same parameters on every machine.  Do not edit:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from ballistics import BallisticsError, DatabaseError, ScanReadError, datasets
-from ballistics.index import CaseDatabase, SearchHit, _faiss_index, prepare_entry
+from ballistics.database import CaseDatabase, SearchHit, prepare_entry
+from ballistics.retrieval import _faiss_index
 
 
 class FakeComparison:
@@ -203,7 +204,7 @@ def test_index_repaired_on_open(db6, sample, tmp_path):
 
 def test_failed_index_write_after_commit_is_repaired(db6, sample, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = _faiss_index._atomic_write_bytes
+    real = _faiss_index.atomic_write_bytes
 
     def flaky(path, data):
         calls["n"] += 1
@@ -211,10 +212,10 @@ def test_failed_index_write_after_commit_is_repaired(db6, sample, tmp_path, monk
             raise OSError("disk full (simulated)")
         return real(path, data)
 
-    monkeypatch.setattr(_faiss_index, "_atomic_write_bytes", flaky)
+    monkeypatch.setattr(_faiss_index, "atomic_write_bytes", flaky)
     extra = sample[1].derive(sample[1].data + 3e-9, "offset", {})
     assert db6.add(extra, scan_id="extra", preprocess=False) == "extra"  # committed: the add stands
-    monkeypatch.setattr(_faiss_index, "_atomic_write_bytes", real)
+    monkeypatch.setattr(_faiss_index, "atomic_write_bytes", real)
     assert not db6.verify()["index_in_sync"]  # index file behind its side-car
     assert db6.search(sample[1], k=1, preprocess=False, rerank=0)[0].scan_id in ("extra", "Fadul 1-1")
     db6.close()
@@ -263,10 +264,10 @@ def test_preprocess_with_real_extraction_fuses_parts(tmp_path):
 
 def test_large_index_is_saved_lazily_and_patched_on_open(tmp_path, sample, entries, monkeypatch):
     """Big indices are not rewritten after every add; readers and re-opens patch the lag."""
-    from ballistics.index import _sync
+    from ballistics.database import _search_index as _sync
 
-    monkeypatch.setattr(_sync, "SAVE_ALWAYS_BELOW", 0)
-    monkeypatch.setattr(_sync, "SAVE_EVERY", 4)
+    monkeypatch.setattr(_search_index, "SAVE_ALWAYS_BELOW", 0)
+    monkeypatch.setattr(_search_index, "SAVE_EVERY", 4)
     db = CaseDatabase(tmp_path / "db")
     for s, e in zip(sample[:3], entries[:3]):
         db.add(e, scan_id=s.exhibit_id)

@@ -21,16 +21,16 @@ import numpy as np
 import pytest
 
 from ballistics import datasets
-from ballistics.index import CaseDatabase
+from ballistics.database import CaseDatabase
 
 #: A writer process: adds offset copies of the six bundled scans (distinct hashes) forever.
 WRITER = r"""
 import sys
 from ballistics import datasets
-from ballistics.index import CaseDatabase, prepare_entry
+from ballistics.database import CaseDatabase, prepare_entry
 path, prefix, count, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if len(sys.argv) > 5:  # "lazy": write the index only every 5 changes, as for large indices
-    from ballistics.index import _sync
+    from ballistics.database import _search_index as _sync
     _sync.SAVE_ALWAYS_BELOW, _sync.SAVE_EVERY = 0, 5
 base = [prepare_entry(s, preprocess=False) for s in datasets.fadul("processed")]
 db = CaseDatabase(path)

@@ -394,7 +394,7 @@ def verify(query: Keypoints | Sequence[Keypoints], candidate: Keypoints,
     p = PARAMS if params is None else {**PARAMS, **params}
     qs = (query,) if isinstance(query, Keypoints) else tuple(query)
     if not qs or not all(isinstance(q, Keypoints) for q in qs) or not isinstance(candidate, Keypoints):
-        raise BallisticsError("verify() needs Keypoints (see ballistics.index._verify_sift.keypoints).")
+        raise BallisticsError("verify() needs Keypoints (see ballistics.retrieval._verify_sift.keypoints).")
     if any(abs(q.spacing_m - candidate.spacing_m) > 1e-3 * candidate.spacing_m for q in qs):
         raise BallisticsError("query and candidate key points were computed at different pixel sizes.")
     best = Verification(0, 0)

@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 
 from ballistics import BallisticsError, EmptyScanError, datasets
-from ballistics.index import SIGNATURE_PARAMS, signature, signature_dim
-from ballistics.index import _signature as sg
+from ballistics.retrieval import SIGNATURE_PARAMS, signature, signature_dim
+from ballistics.retrieval import _signature as sg
 from ballistics.reading import scan_from_array
 
 

@@ -1,8 +1,8 @@
 """A scan prepared for storage: its extracted surfaces, signatures and stage-2 blobs.
 
 :func:`prepare_entry` is the expensive, lock-free half of
-:meth:`~ballistics.index.CaseDatabase.add` (reading, extraction, signatures, the
-per-scan blobs of :func:`ballistics.index._stage2.ingest_blobs`); it is a module-level
+:meth:`~ballistics.database.CaseDatabase.add` (reading, extraction, signatures, the
+per-scan blobs of :func:`ballistics.retrieval.ingest_blobs`); it is a module-level
 function so that ``ballistics db add --jobs N`` can run it in worker processes.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BallisticsError, DatabaseError
+from ..retrieval import signature
 from ..scan import Scan
-from ._signature import signature
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class PreparedEntry:
         Non-fatal problems (e.g. no firing pin found).
     blobs : dict of str to bytes
         Per-scan data of the search's verification stages, by name
-        (:func:`ballistics.index._stage2.ingest_blobs`), computed from the breech face.
+        (:func:`ballistics.retrieval.ingest_blobs`), computed from the breech face.
     evidence : bytes or None
         The evidence file exactly as received, when the scan was read from a file.
     """
@@ -84,11 +84,11 @@ def _default_extractors() -> dict[str, Callable[[Scan], Scan]]:
 
 
 def compute_blobs(surface: Scan) -> dict[str, bytes]:
-    """The stage-2 blobs of one extracted breech face (:func:`~._stage2.ingest_blobs`)."""
-    from ._stage2 import ingest_blobs
+    """The stage-2 blobs of one extracted breech face (:func:`ballistics.retrieval.ingest_blobs`)."""
+    from ..retrieval import _stage2
 
     out: dict[str, bytes] = {}
-    for name, fn in ingest_blobs().items():
+    for name, fn in _stage2.ingest_blobs().items():
         try:
             data = fn(surface)
         except BallisticsError:

@@ -8,10 +8,7 @@ index can always be rebuilt), ``blobs`` (named per-scan byte strings computed at
 ingest for the search's verification stages, with their SHA-256), ``parameters`` and
 ``audit``.
 
-The audit log is a hash chain: every entry stores the SHA-256 of the previous entry
-(``prev_hash``) and its own ``hash`` = SHA-256 of its canonical JSON content
-(``id, time, action, scan_id, parameters, library_version, prev_hash``), so an edited,
-deleted, inserted or reordered entry breaks the chain (:func:`check_audit_chain`).
+The audit log is a hash chain (:mod:`._audit`).
 
 Every thread gets its own SQLite connection (:class:`threading.local`).
 
@@ -37,59 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from .._json import jsonable, loads_bounded
 from .._version import __version__
 from ..errors import DatabaseError
-from ..scan import _jsonable
+from ._audit import GENESIS, audit_hash
+from ._schema import SCHEMA, SCHEMA_VERSION, migrate
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
 #: Read-only opens copy catalogues up to this size into memory (see :meth:`Catalogue._snapshot`).
 SNAPSHOT_LIMIT = 1 << 30
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS firearms (firearm_id TEXT PRIMARY KEY, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS exhibits (
-    exhibit_id TEXT PRIMARY KEY, case_id TEXT REFERENCES cases(case_id),
-    firearm_id TEXT REFERENCES firearms(firearm_id), created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS scans (
-    num INTEGER PRIMARY KEY AUTOINCREMENT,
-    scan_id TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    case_id TEXT REFERENCES cases(case_id),
-    exhibit_id TEXT,
-    firearm_id TEXT,
-    added TEXT NOT NULL,
-    removed_at TEXT,
-    preprocess INTEGER NOT NULL,
-    source TEXT, source_sha256 TEXT,
-    shape TEXT, spacing TEXT,
-    metadata TEXT, provenance TEXT,
-    origin_lab TEXT, origin_scan_id TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS scans_live_id ON scans(scan_id) WHERE removed_at IS NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS scans_live_sha ON scans(sha256) WHERE removed_at IS NULL;
-CREATE INDEX IF NOT EXISTS scans_case ON scans(case_id);
-CREATE TABLE IF NOT EXISTS files (
-    num INTEGER NOT NULL REFERENCES scans(num), role TEXT NOT NULL,
-    sha256 TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY (num, role));
-CREATE TABLE IF NOT EXISTS signatures (
-    num INTEGER NOT NULL REFERENCES scans(num), part TEXT NOT NULL,
-    version TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,
-    PRIMARY KEY (num, part));
-CREATE TABLE IF NOT EXISTS parameters (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, action TEXT NOT NULL,
-    scan_id TEXT, parameters TEXT, library_version TEXT NOT NULL,
-    prev_hash TEXT, hash TEXT);
-CREATE TABLE IF NOT EXISTS blobs (
-    num INTEGER NOT NULL REFERENCES scans(num), name TEXT NOT NULL,
-    sha256 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (num, name));
-"""
-
-#: ``prev_hash`` of the first audit entry.
-GENESIS = "0" * 64
 
 
 def now() -> str:
@@ -257,32 +212,7 @@ class Catalogue:
 
     def _migrate(self, con: sqlite3.Connection) -> None:
         """Bring an older catalogue up to :data:`SCHEMA_VERSION` (adds tables and columns)."""
-        with Catalogue._Tx(con):
-            cols = {r[1] for r in con.execute("PRAGMA table_info(audit)")}
-            for c in ("prev_hash", "hash"):
-                if c not in cols:
-                    con.execute(f"ALTER TABLE audit ADD COLUMN {c} TEXT")
-            scols = {r[1] for r in con.execute("PRAGMA table_info(scans)")}
-            for c in ("origin_lab", "origin_scan_id"):
-                if c not in scols:
-                    con.execute(f"ALTER TABLE scans ADD COLUMN {c} TEXT")
-            con.execute("CREATE TABLE IF NOT EXISTS blobs (num INTEGER NOT NULL REFERENCES scans(num), "
-                        "name TEXT NOT NULL, sha256 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (num, name))")
-            # entries written before the chain existed are sealed into it now, in their order
-            prev = GENESIS
-            for r in con.execute("SELECT id, time, action, scan_id, parameters, library_version, hash "
-                                 "FROM audit ORDER BY id").fetchall():
-                if r[6] is None:
-                    h = audit_hash(r[0], r[1], r[2], r[3], r[4], r[5], prev)
-                    con.execute("UPDATE audit SET prev_hash=?, hash=? WHERE id=?", (prev, h, r[0]))
-                    prev = h
-                else:
-                    prev = r[6]
-                last = r[0]
-            put = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
-            if prev != GENESIS:
-                con.execute(put, ("audit_head", f"{last}:{prev}"))
-            con.execute(put, ("schema_version", str(SCHEMA_VERSION)))
+        migrate(con)
 
     def close(self) -> None:
         """Close every thread's connection."""
@@ -331,6 +261,11 @@ class Catalogue:
                 s.con.execute("COMMIT")
         return _R(self.con)  # type: ignore[return-value]
 
+    @staticmethod
+    def parse_json(text: str | bytes) -> Any:
+        """Parse JSON read from a catalogue or its journal (size- and depth-capped)."""
+        return loads_bounded(text, what="catalogue JSON", error=DatabaseError)
+
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
         row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -351,11 +286,11 @@ class Catalogue:
 
     def set_parameter(self, name: str, value: Any) -> None:
         self.con.execute("INSERT INTO parameters(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE "
-                         "SET value=excluded.value", (name, json.dumps(_jsonable(value))))
+                         "SET value=excluded.value", (name, json.dumps(jsonable(value))))
 
     def get_parameter(self, name: str) -> Any:
         row = self.con.execute("SELECT value FROM parameters WHERE name=?", (name,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else loads_bounded(row[0], what=f"catalogue parameter {name}", error=DatabaseError)
 
     # ------------------------------------------------------------------ audit
     def audit(self, action: str, scan_id: str | None, parameters: dict[str, Any] | None) -> None:
@@ -367,7 +302,7 @@ class Catalogue:
         if seq is not None:
             nxt = max(nxt, int(seq[0]) + 1)
         t = now()
-        params = json.dumps(_jsonable(parameters or {}), default=str, sort_keys=True)
+        params = json.dumps(jsonable(parameters or {}), default=str, sort_keys=True)
         h = audit_hash(nxt, t, action, scan_id, params, __version__, prev)
         self.con.execute("INSERT INTO audit(id, time, action, scan_id, parameters, library_version, prev_hash, hash) "
                          "VALUES(?, ?, ?, ?, ?, ?, ?, ?)", (nxt, t, action, scan_id, params, __version__, prev, h))
@@ -386,7 +321,7 @@ class Catalogue:
             args = (scan_id,)
         rows = self.con.execute(q + " ORDER BY id", args).fetchall()
         return [{"id": r[0], "time": r[1], "action": r[2], "scan_id": r[3],
-                 "parameters": json.loads(r[4] or "{}"), "library_version": r[5]} for r in rows]
+                 "parameters": loads_bounded(r[4] or "{}", what="audit entry", error=DatabaseError), "library_version": r[5]} for r in rows]
 
     # ------------------------------------------------------------------ scans
     def ensure_entities(self, case_id: str | None, exhibit_id: str | None, firearm_id: str | None) -> None:
@@ -454,7 +389,7 @@ class Catalogue:
     def _scan_dict(self, r: tuple) -> dict[str, Any]:
         d = dict(zip(self._SCAN_COLS, r))
         for k in ("shape", "spacing", "metadata", "provenance"):
-            d[k] = json.loads(d[k]) if d[k] else None
+            d[k] = self.parse_json(d[k]) if d[k] else None
         d["preprocess"] = bool(d["preprocess"])
         return d
 
@@ -552,44 +487,3 @@ class Catalogue:
 
     def mark_removed(self, num: int) -> None:
         self.con.execute("UPDATE scans SET removed_at=? WHERE num=?", (now(), num))
-
-
-def audit_hash(id_: int, time: str, action: str, scan_id: str | None, parameters: str | None,
-               library_version: str, prev_hash: str) -> str:
-    """SHA-256 of an audit entry's canonical JSON content (sorted keys, no spaces)."""
-    doc = {"id": int(id_), "time": time, "action": action, "scan_id": scan_id, "parameters": parameters,
-           "library_version": library_version, "prev_hash": prev_hash}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def check_audit_chain(rows: list[tuple], head: str | None = None) -> list[str]:
-    """Problems of an audit chain (rows as from :meth:`Catalogue.audit_rows`); empty when intact.
-
-    Detects an edited entry (its hash no longer matches its content), a deleted or
-    reordered entry (its successor's ``prev_hash`` no longer names it, or ids are not
-    consecutive), and a deleted last entry through ``head`` (``"id:hash"`` of the last
-    entry, kept in ``meta.audit_head``).
-    """
-    problems: list[str] = []
-    prev = GENESIS
-    last_id = 0
-    for r in rows:
-        id_, t, action, scan_id, params, ver, prev_hash, h = r
-        if h is None:
-            problems.append(f"audit entry {id_}: not sealed in the hash chain")
-            prev, last_id = h or prev, id_
-            continue
-        if audit_hash(id_, t, action, scan_id, params, ver, prev_hash or "") != h:
-            problems.append(f"audit entry {id_} ({action}): content was edited (hash mismatch)")
-        if prev_hash != prev:
-            problems.append(f"audit entry {id_} ({action}): chain broken before it (an entry was deleted, "
-                            "inserted or reordered)")
-        if id_ != last_id + 1:
-            problems.append(f"audit entry {id_}: ids jump from {last_id} (an entry was deleted or reordered)")
-        prev, last_id = h, id_
-    if head is not None and rows and f"{last_id}:{prev}" != head:
-        problems.append(f"audit log ends at entry {last_id}, but the catalogue recorded {head.split(':')[0]} as "
-                        "the last one (entries were deleted at the end, or the log was rewritten)")
-    if head is not None and not rows:
-        problems.append("audit log is empty, but the catalogue recorded entries (they were deleted)")
-    return problems

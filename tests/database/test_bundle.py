@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ballistics import DatabaseError, datasets
-from ballistics.index import (
+from ballistics.database import (
     BundleFormatError,
     BundleIntegrityError,
     BundleModelError,

@@ -1,0 +1,184 @@
+"""Searching a case database: the three-stage cascade bound to the catalogue.
+
+1. FAISS retrieval of a deep short list, fused over parts (breech face, firing pin);
+2. SIFT + rigid-RANSAC verification of every short-listed candidate from the key points
+   stored at ingest (:mod:`ballistics.retrieval`);
+3. full :func:`ballistics.comparison.compare` of the best verified candidates.
+
+The stages are in :mod:`ballistics.retrieval`; :func:`run_search` reads the candidates
+from a :class:`~._catalogue.Catalogue`, a :class:`~._search_index.SearchIndex` and an
+:class:`~._store.EvidenceStore`, and returns a :class:`~ballistics.retrieval.SearchResult`.
+Every size is clamped to the number of stored entries before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from ..errors import DatabaseError
+from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchResult, VerificationError, query_keypoints
+from ..retrieval._cascade import CascadeHit, compare_candidates, verify_candidates
+from ..retrieval._timing import Timer, format_timings
+from ..scan import Scan
+from ._entry import PreparedEntry
+
+__all__ = ["PART_WEIGHTS", "run_search", "stage3_functions"]
+
+logger = logging.getLogger(__name__)
+
+#: Weights of the parts when their retrieval scores are fused.
+PART_WEIGHTS = {"breech_face": 0.7, "firing_pin": 0.3}
+#: Decoded key points kept by :meth:`CaseDatabase.search_many` across queries.
+CACHE_LIMIT = 50_000
+
+
+def _lab(row: Any) -> str | None:
+    try:
+        return row["origin_lab"] or None
+    except (KeyError, IndexError):
+        return None
+
+
+def stage3_functions(compare: Callable[..., Any] | None, prepare: Callable[[Scan], Any] | None
+                     ) -> tuple[Callable[..., Any], Callable[[Scan], Any] | None]:
+    """The comparison and preparation functions of stage 3 (defaults from :mod:`ballistics.comparison`)."""
+    if compare is None or prepare is None:
+        from ..comparison import compare as default_compare
+        from ..comparison import prepare as default_prepare
+
+        compare = compare or default_compare
+        prepare = prepare or default_prepare
+    return compare, prepare
+
+
+def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, excluded: set[str],
+            self_sha: str | None) -> tuple[list[CascadeHit], dict[int, dict[str, Any]]]:
+    """Fused retrieval over the parts; the short list and the catalogue rows it names."""
+    per_part: dict[str, tuple[dict[int, float], float]] = {}
+    for part, vec in entry.signatures.items():
+        D, I = index.search(part, vec, ncand + len(excluded) + 1)
+        ok = I[0] >= 0
+        if not ok.any():
+            continue
+        per_part[part] = (dict(zip(I[0][ok].tolist(), D[0][ok].tolist())), float(D[0][ok].min()))
+    all_ids = set().union(*[set(s) for s, _ in per_part.values()]) if per_part else set()
+    rows = catalogue.scans_by_nums(all_ids)
+    fused: dict[int, float] = {}
+    wsum: dict[int, float] = {}
+    for i in all_ids:
+        row = rows.get(i)
+        if row is None or row["removed_at"] is not None:
+            continue
+        if row["scan_id"] in excluded or (self_sha is not None and row["sha256"] == self_sha):
+            continue
+        for part, (scores, floor) in per_part.items():
+            if part != "breech_face" and i not in scores:
+                continue  # the stored scan may have no signature of this part: skip the part for it
+            w = PART_WEIGHTS[part]
+            fused[i] = fused.get(i, 0.0) + w * scores.get(i, floor)
+            wsum[i] = wsum.get(i, 0.0) + w
+    order = sorted(fused, key=lambda i: -fused[i] / wsum[i])[:ncand]
+    return [CascadeHit(key=i, stage1_score=float(fused[i] / wsum[i]), stage1_rank=r)
+            for r, i in enumerate(order, 1)], rows
+
+
+def _blobs(catalogue: Any, cache: dict[int, Keypoints | bytes | None] | None
+           ) -> Callable[[list[Hashable]], dict[Hashable, Keypoints | bytes | None]]:
+    def get(keys: list[Hashable]) -> dict[Hashable, Keypoints | bytes | None]:
+        out: dict[Hashable, Keypoints | bytes | None] = {}
+        for key in keys:
+            n = int(key)  # type: ignore[call-overload]
+            if cache is not None and n in cache:
+                out[n] = cache[n]
+                continue
+            b = catalogue.get_blob(n, SIFT_BLOB)
+            kp: Keypoints | bytes | None = b
+            if b is not None:
+                try:
+                    kp = Keypoints.from_bytes(b)
+                except VerificationError:
+                    kp = b  # verify_candidates names and skips it
+            if cache is not None:
+                if len(cache) > CACHE_LIMIT:
+                    cache.clear()
+                cache[n] = kp
+            out[n] = kp
+        return out
+    return get
+
+
+def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: Any, store: Any,
+               compare: Callable[..., Any] | None = None, prepare: Callable[[Scan], Any] | None = None,
+               exclude_self: bool = True, exclude: Sequence[str] = (),
+               cache: dict[int, Keypoints | bytes | None] | None = None,
+               timings: dict[str, dict[str, float]] | None = None) -> SearchResult:
+    """One search of a prepared query (see :meth:`CaseDatabase.search`)."""
+    timings = timings if timings is not None else {}
+    warnings: list[str] = []
+    with Timer(timings, "query", 0):
+        qkp = query_keypoints(entry.surfaces["breech_face"], mirror=p.mirror) if p.verify else None
+    index.sync(persist=False)
+    n_live = int(catalogue.counts()["scans"])
+    k = min(p.k, max(n_live, 1))
+    ncand = min(max(p.shortlist, k), max(n_live, 1))
+    with Timer(timings, "stage1") as t1:
+        chits, rows = _stage1(entry, index, catalogue, ncand, set(exclude),
+                              entry.scan.checksum if exclude_self else None)
+        t1.n = len(chits)
+    damaged_sigs = {n for _, n in index.damaged}
+    for num in sorted(damaged_sigs & set(rows)):
+        warnings.append(f"{rows[num]['scan_id']}: stored signature is damaged; left out of the search "
+                        "(run `ballistics db verify`)")
+    with Timer(timings, "stage2", len(chits) if p.verify else 0):
+        if qkp is not None and chits:
+            chits, w = verify_candidates(qkp, chits, _blobs(catalogue, cache))
+            warnings += [_name(x, rows) for x in w]
+            chits.sort(key=lambda h: h.sort_key())
+    head = [h for h in chits[: p.rerank] if h.stage2_inliers is None or h.stage2_inliers >= p.rerank_min_inliers]
+    with Timer(timings, "stage3", len(head)):
+        if head:
+            cmp, prep = stage3_functions(compare, prepare)
+            q = entry.surfaces["breech_face"]
+            qp = prep(q) if prep is not None else q
+
+            def load(num: Hashable) -> Scan:
+                row = rows[int(num)]  # type: ignore[call-overload]
+                f = catalogue.files_of(row["num"]).get("breech_face")
+                if f is None:
+                    raise DatabaseError(f"scan {row['scan_id']!r} has no stored breech face")
+                return store.read_surface(f["path"], f["sha256"], f"breech face of {row['scan_id']!r}", row)
+
+            bad = compare_candidates(qp, head, load, cmp, seed=p.seed, seed_window_deg=p.seed_window_deg,
+                                     seed_min_inliers=p.seed_min_inliers, compare_params=p.compare, method=p.method)
+            for key in bad:
+                warnings.append(f"{rows[int(key)]['scan_id']}: stored breech face is damaged; skipped "  # type: ignore[call-overload]
+                                "(run `ballistics db verify --deep`)")
+            chits = [h for h in chits if h.key not in set(bad)]
+            chits.sort(key=lambda h: h.sort_key())
+    hits = []
+    for r, h in enumerate(chits[:k], 1):
+        row = rows[int(h.key)]  # type: ignore[call-overload]
+        hits.append(SearchHit(scan_id=row["scan_id"], case_id=row["case_id"], exhibit_id=row["exhibit_id"],
+                              firearm_id=row["firearm_id"], rank=r, retrieval_score=h.stage1_score,
+                              score=h.compare_score, cmc_count=h.cmc_count, comparison=h.comparison,
+                              stage=h.stage, retrieval_rank=h.stage1_rank, inliers=h.stage2_inliers,
+                              verification=h.stage2, lab=_lab(row), stage3=h.stage3))
+    logger.info("search %s:\n%s", entry.scan.name, format_timings(timings))
+    return SearchResult(hits=tuple(hits), timings=timings, params=p.to_dict(), warnings=tuple(warnings),
+                        query_sha256=entry.scan.checksum)
+
+
+def _name(warning: str, rows: dict[int, dict[str, Any]]) -> str:
+    """A stage-2 warning with the candidate's scan id instead of its catalogue number."""
+    if warning.startswith("candidate "):
+        head, _, rest = warning.partition(":")
+        try:
+            num = int(head.split()[1])
+        except (IndexError, ValueError):
+            return warning
+        if num in rows:
+            return f"{rows[num]['scan_id']}:{rest}"
+    return warning
+
