@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -202,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--pairs", nargs="+", help="JSON-lines file(s) of compared pairs")
     src.add_argument("--from-system", nargs="+", help="LR-system file(s) whose stored training data are refitted")
-    ap.add_argument("--score-column", default="score", help="field of the result used as score (dotted paths ok)")
+    ap.add_argument("--score-column", default="learned_score",
+                    help="field of the result used as score (dotted paths ok; default learned_score)")
     ap.add_argument("--method", default="logistic", choices=["logistic", "kde", "isotonic"])
     ap.add_argument("--version", default="1", help="system version")
     ap.add_argument("--out", default=str(DATA_DIR), help="output folder (default: the package's data folder)")

@@ -1,4 +1,4 @@
-"""``ballistics validate`` / ``ballistics.calibration.validate``: all pairs of labelled scans,
+"""``ballistics validate`` / ``ballistics.workflow.validate``: all pairs of labelled scans,
 a firearm-cross-validated LR system and a self-contained HTML validation report."""
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import pytest
 from ballistics import ParameterError, ScanReadError, datasets
 from ballistics import calibration as cal
 from ballistics.calibration import CalibrationError
-from ballistics.calibration import _validate as V
+from ballistics.review import validation_report
+from ballistics.workflow import _inputs as I
+from ballistics.workflow import _validate as V
+from ballistics.workflow import read_table, validate
 from ballistics.cli import main
 
 
@@ -40,41 +43,46 @@ def fake_pairs(monkeypatch):
                              "library_version": "test", "result": None})
         return rows
     monkeypatch.setattr(V, "run_pairs", run_pairs)
-    monkeypatch.setattr(V, "_prepare_inputs", lambda items, extract: [it["file"] for it in items])
+    monkeypatch.setattr(I, "prepare_inputs", lambda items, extract: (
+        [it["file"] for it in items],
+        [{"name": it["file"], "family": "confocal", "pixel_size_m": 6.25e-6, "bandpass_m": None, "hints": []}
+         for it in items]))
 
 
 def test_read_table_errors(tmp_path):
     t = tmp_path / "t.csv"
     t.write_text("path,gun\nx.x3p,A\n")
     with pytest.raises(ParameterError, match="file"):
-        V.read_table(t)
+        read_table(t)
     t.write_text("file,firearm\nmissing.x3p,A\n")
     with pytest.raises(ScanReadError, match="does not exist"):
-        V.read_table(t)
+        read_table(t)
     p = datasets.fadul_paths()[0]
     t.write_text(f"file,firearm\n{p},A\n{p},A\n")
     with pytest.raises(ParameterError, match="twice"):
-        V.read_table(t)
+        read_table(t)
     t.write_text("file,firearm\n")
     with pytest.raises(ParameterError, match="no rows"):
-        V.read_table(t)
+        read_table(t)
     with pytest.raises(ParameterError):
-        V.read_table(tmp_path / "nope.csv")
+        read_table(tmp_path / "nope.csv")
     # relative names are read from the table's folder or from folder=
     t.write_text(f"file,firearm\n{p.name},slide-1\n")
-    assert V.read_table(t, folder=p.parent)[0]["file"] == str(p)
+    assert read_table(t, folder=p.parent)[0]["file"] == str(p)
 
 
 def test_design_is_checked_before_any_comparison(tmp_path):
     paths = datasets.fadul_paths()[:4]                       # two firearms only
     with pytest.raises(CalibrationError, match="at least 3 firearms"):
-        cal.validate(write_table(tmp_path / "t.csv", paths), tmp_path / "out")
+        validate(write_table(tmp_path / "t.csv", paths), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_validate_report_and_outputs(tmp_path, fake_pairs):
     table = write_table(tmp_path / "t.csv", datasets.fadul_paths())
-    res = cal.validate(table, tmp_path / "out", bootstrap=20, criteria={"cllr": 0.9})
+    res = validate(table, tmp_path / "out", bootstrap=20, criteria={"cllr": 0.9})
+    res.report = validation_report(res, res.output / "validation_report.html")
+    assert res.system.domain.instrument_family == "confocal" and res.system_path.exists()
     assert len(res.pairs) == 15 and sum(p["error"] is not None for p in res.pairs) == 1
     assert res.system.cv_metrics["n_same"] == 3 and res.system.cross_validation["scheme"] == "leave-one-firearm-out"
     assert all(p["llr"] is not None for p in res.pairs if p["error"] is None)
@@ -89,6 +97,7 @@ def test_validate_report_and_outputs(tmp_path, fake_pairs):
     html = res.report.read_text()
     for text in ("Validation matrix", "performance characteristic", "Tippett", "ECE", "Per firearm",
                  "Misleading pairs", "could not be compared", "too little overlap", "slide-2",
+                 "Misleading evidence per instrument family", "this study: confocal", "Domain of the fitted system",
                  res.system.training_checksum):
         assert text in html, text
     assert html.count("data:image/png;base64,") == 5
@@ -115,14 +124,15 @@ def test_validate_real_comparisons_resume(tmp_path):
     """Five bundled scans of three slides (10 pairs), compared for real; a rerun resumes."""
     paths = [p for p in datasets.fadul_paths() if not p.name.startswith("Fadul 3-2")]
     table = write_table(tmp_path / "t.csv", paths)
-    res = cal.validate(table, tmp_path / "out", bootstrap=20)
+    res = validate(table, tmp_path / "out", bootstrap=20)
+    res.report = validation_report(res, res.output / "validation_report.html")
     assert len(res.pairs) == 10 and all(p["error"] is None for p in res.pairs)
     same = [p["score"] for p in res.pairs if p["same"]]
     diff = [p["score"] for p in res.pairs if not p["same"]]
     assert min(same) > max(diff)                      # the engine separates these slides
     tiles = sorted((tmp_path / "out" / "pairs").glob("tile-*.parquet"))
     stamps = [t.stat().st_mtime_ns for t in tiles]
-    again = cal.validate(table, tmp_path / "out", bootstrap=20, report=False)
+    again = validate(table, tmp_path / "out", bootstrap=20)
     assert [t.stat().st_mtime_ns for t in tiles] == stamps          # nothing recomputed
     assert [p["score"] for p in again.pairs] == [p["score"] for p in res.pairs]
     assert res.report.exists()

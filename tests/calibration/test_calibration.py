@@ -305,10 +305,10 @@ def test_applicability(system):
     d.pop("content_sha256")
     s = LRSystem.from_dict(d)
     ok = {"score": 10.0, "params": {"method": "convergence", "corr_threshold": 0.5, "workers": 1}}
-    assert s.applicability(ok) == []
+    assert s.outside_domain(ok) == []
     bad = {"score": 1e4, "params": {"method": "high", "corr_threshold": 0.5}}
-    w = " ".join(s.applicability(bad))
-    assert "method" in w and "outside the reference scores" in w
+    assert "method" in " ".join(s.outside_domain(bad))
+    assert "outside the reference scores" in " ".join(s.extrapolation(1e4))
 
 
 def test_evaluate_a_comparison_dict(system):
