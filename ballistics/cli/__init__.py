@@ -2,8 +2,10 @@
 
 Each pipeline stage adds its commands from a module of this package that defines
 ``register(subparsers)``; the module list is :data:`COMMAND_MODULES`.  Errors of the
-library (:class:`ballistics.BallisticsError`) are printed as one clear line and give
-exit status 2, never a traceback.
+library (:class:`ballistics.BallisticsError`) and of the operating system
+(:class:`OSError`: a full disk, a missing permission) are printed as one clear line and
+give exit status 2, never a traceback; a closed output pipe (``ballistics info f.x3p
+--json | head``) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import BallisticsError
+from ._common import check_finite_args
 
 #: Modules of this package that add sub-commands, in the order of the pipeline.
 COMMAND_MODULES = ["_info", "_extract", "_compare", "_db", "_batch", "_validate", "_report", "_demo"]
@@ -86,14 +89,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(exc: BaseException) -> int:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"ballistics: error: {text}", file=sys.stderr)
+    return 2
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away: send the rest to /dev/null and stop quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests capture it)
+        pass
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ballistics`` command.
 
     Only the command line sets process-wide defaults: Numba's OpenMP threads sleep
     between parallel regions (``OMP_WAIT_POLICY=PASSIVE``, unless the user chose
-    otherwise), which is 10-20x faster for the comparison kernels on a shared machine.
+    otherwise), which keeps the kernels fast on a shared machine.
+
+    Returns
+    -------
+    int
+        0 on success, 1 for a result the command reports as incomplete or failing, 2 for
+        an error (one line on stderr), 130 when interrupted.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    for stream in (sys.stdout, sys.stderr):   # file names that are not valid UTF-8 stay printable
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
@@ -102,10 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args.func(args) or 0)
-    except BallisticsError as exc:
-        print(f"ballistics: error: {exc}", file=sys.stderr)
-        return 2
+        check_finite_args(args)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except (BallisticsError, OSError) as exc:
+        return _error(exc)
     except KeyboardInterrupt:
         print("ballistics: interrupted", file=sys.stderr)
         return 130

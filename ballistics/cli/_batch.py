@@ -10,12 +10,12 @@ writes them all as CSV.
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 from typing import Any
 
 from ..errors import ParameterError
 from . import emit
+from ._common import guard_output, parse_params
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("output", metavar="FOLDER")
     r.add_argument("--top", type=int, default=20, metavar="K", help="pairs to print, best score first (default 20)")
     r.add_argument("--csv", default=None, metavar="FILE", help="write every pair (without result_json) to FILE")
+    r.add_argument("--force", action="store_true", help="replace the CSV file if it exists")
     r.add_argument("--json", action="store_true", help="print as JSON")
     r.set_defaults(func=run_results)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
-
-
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` -> dict, values read as Python literals where they parse."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, val = item.partition("=")
-        if not sep or not key.strip():
-            raise ParameterError(f"--param needs KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
 
 
 def _kw(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,16 +98,19 @@ def run_results(args: argparse.Namespace) -> int:
     from ..batch import read_results
     if args.top < 0:
         raise ParameterError(f"--top must be >= 0, got {args.top}")
+    if args.csv:
+        from pathlib import Path
+        guard_output(args.csv, sorted(Path(args.output).glob("*")), force=args.force, what="CSV file")
     table = read_results(args.output)
     if args.csv:
         import io
 
         import pyarrow.csv as pcsv
 
-        from ..batch._files import atomic_write
+        from .._io import atomic_write_bytes
         buf = io.BytesIO()
         pcsv.write_csv(table.drop_columns(["result_json"]), buf)
-        atomic_write(args.csv, buf.getvalue())
+        atomic_write_bytes(args.csv, buf.getvalue())
     n_err = table.num_rows - pc.count(table["score"]).as_py() if table.num_rows else 0
     best = table.filter(pc.is_valid(table["score"])).sort_by([("score", "descending")]).slice(0, args.top)
     cols = ["a_name", "b_name", "cmc_count", "score", "rotation_deg", "correlation"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
-from typing import Any
 
 from . import emit
+from ._common import parse_params
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +50,6 @@ def _extract(scan):
     return extract_breech_face(scan)
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    from ..errors import ComparisonError
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise ComparisonError(f"--param needs KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = val.strip()
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from ..comparison import compare
     from ..features import looks_raw
@@ -77,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         if do:
             scan = _extract(scan)
         scans.append(scan)
-    params = _parse_params(args.param)
+    params = parse_params(args.param)
     if args.handedness is not None:
         params["handedness"] = args.handedness
     res = compare(scans[0], scans[1], args.method, preset=args.preset, **params)

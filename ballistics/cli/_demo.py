@@ -18,6 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ._common import guard_output
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled sample of real scans")
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     _section("6. Report")
     from ..review.report import report
-    path = out / "report Fadul 1-1 vs 1-2.html"
+    path = guard_output(out / "report Fadul 1-1 vs 1-2.html", force=True, what="demo report")
     report(processed[0], processed[1], output=path, **({"method": args.method} if args.method else {}))
     print(f"HTML report written to {path}")
     return 0

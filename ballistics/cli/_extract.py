@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from . import emit
+from ._common import guard_output, shown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +33,37 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 16e-6 500e-6 breech face, 8e-6 250e-6 firing pin)")
     p.add_argument("--level-order", type=int, choices=[1, 2], default=None,
                    help="order of the median-fitted trend surface (default 1 breech face, 2 firing pin)")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT and the figure if they exist")
     p.add_argument("--json", action="store_true", help="print the result summary as JSON")
     p.set_defaults(func=run)
+
+
+def _plot_path(args: argparse.Namespace) -> str | None:
+    if args.plot is None:
+        return None
+    if args.plot:
+        return str(args.plot)
+    if args.output:
+        return str(Path(args.output).with_suffix(".png"))
+    return str(Path(args.file).with_suffix("").name + "_regions.png")
+
+
+def _write_outputs(args: argparse.Namespace, scan, regions, out, plot_path: str | None) -> None:
+    """The figure, then the surface; a figure this call wrote is removed if the surface fails."""
+    from ..reading import write_x3p
+    from ..review.plot import plot_regions
+
+    existed = plot_path is not None and Path(plot_path).exists()
+    if plot_path:
+        title = f"{shown(scan.name)} ({scan.kind}) - confidence {regions.confidence:.2f}"
+        plot_regions(scan, regions, plot_path, title=title)
+    try:
+        if args.output:
+            write_x3p(out, args.output)
+    except BaseException:
+        if plot_path and not existed:
+            Path(plot_path).unlink(missing_ok=True)
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +71,16 @@ def run(args: argparse.Namespace) -> int:
 
     from ..features import extract_breech_face, extract_firing_pin, find_regions
     from ..features._extract import _validate
-    from ..reading import read_scan, write_x3p
+    from ..reading import read_scan
 
+    plot_path = _plot_path(args)
+    outputs = [p for p in (args.output, plot_path) if p]
+    if len(outputs) == 2 and Path(outputs[0]).absolute() == Path(outputs[1]).absolute():
+        from ..errors import OutputError
+        raise OutputError(f"the figure {shown(plot_path)} would overwrite the output; choose another --plot path")
+    for path, what in ((args.output, "output"), (plot_path, "figure")):
+        if path:
+            guard_output(path, (args.file,), force=args.force, what=what)
     kw = {}
     if args.target_spacing is not None:
         kw["target_spacing_m"] = args.target_spacing
@@ -59,19 +97,7 @@ def run(args: argparse.Namespace) -> int:
         fn = extract_breech_face if args.region == "breech-face" else extract_firing_pin
         out = fn(scan, regions=regions, **kw)
         bar.update()
-    if args.output:
-        write_x3p(out, args.output)
-    plot_path = None
-    if args.plot is not None:
-        from ..features._plot import plot_regions
-
-        if args.plot:
-            plot_path = args.plot
-        elif args.output:
-            plot_path = str(Path(args.output).with_suffix(".png"))
-        else:
-            plot_path = str(Path(args.file).with_suffix("").name + "_regions.png")
-        plot_regions(scan, regions, plot_path)
+    _write_outputs(args, scan, regions, out, plot_path)
     g = out.region
     assert g is not None  # the extractors always record the region they cut
     info = {
