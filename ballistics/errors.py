@@ -47,7 +47,14 @@ class ScanFormatError(ScanReadError, ValueError):
     """A scan file was read but its content breaks its format beyond repair."""
 
 
-class ScanTooLargeError(ScanReadError):
+class ResourceLimitError(BallisticsError):
+    """An operation would exceed a resource limit (pixels, memory budget, result count).
+
+    The message names the limit, the estimate, and the setting that raises it.
+    """
+
+
+class ScanTooLargeError(ScanReadError, ResourceLimitError):
     """A scan (or an archive member) is larger than the configured safety limit."""
 
 
@@ -106,13 +113,6 @@ class CalibrationError(BallisticsError, ValueError):
     Raised for unusable reference data (one class only, too few firearms for
     cross-validation), for system files that are not valid LR-system JSON, and for
     scores a system was not built for.  Bad arguments raise :class:`ParameterError`.
-    """
-
-
-class ResourceLimitError(BallisticsError):
-    """An operation would exceed a resource limit (pixels, memory budget, result count).
-
-    The message names the limit, the estimate, and the setting that raises it.
     """
 
 
