@@ -56,10 +56,10 @@ def _lr_lines(d: Mapping[str, Any]) -> list[str]:
         if iv:
             txt = f"log10 LR {float(d['llr']):+.2f}, interval {float(iv[0]):+.2f} to {float(iv[1]):+.2f}"
             if lr.get("interval_at_bound"):
-                out.append(f"<b>{esc(txt)} &mdash; held at the {esc(lr['interval_at_bound'])} ELUB bound.</b> "
-                           f"{esc(lr.get('interval_note', ''))}")
+                out.append(f"<b>{esc(txt)} &mdash; {esc(lr.get('interval_note', ''))}</b>")
             else:
                 out.append(esc(txt) + f" ({esc(lr.get('interval_note', ''))}).")
+        out += [f"Caution: {esc(w)}" for w in lr.get("warnings") or [] if not w.startswith("LR given outside")]
     if lr.get("domain_summary"):
         out.append(f"Domain of the system: {esc(lr['domain_summary'])}.")
     return out

@@ -88,8 +88,10 @@ def mirror_warning(d: Mapping[str, Any]) -> str:
     head = ("Mirrored match: the second scan matched as a mirror image of itself (rows reversed)."
             if d.get("mirrored") else "Warning about this comparison.")
     items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
-    return (f"<div class='alert' role='alert'><p><b>{esc(head)}</b></p>"
-            + (f"<ul>{items}</ul>" if items else "")
+    box = f"<div class='alert' role='alert'><p><b>{esc(head)}</b></p>" + (f"<ul>{items}</ul>" if items else "")
+    if not d.get("mirrored"):
+        return box + "</div>"
+    return (box
             + "<p>Two scans of the same kind of surface should not need a mirror image to match. A mirrored match "
               "usually means that one file was exported or converted with its y axis flipped (another "
               "instrument, software or conversion route) &mdash; or that the files are not what their names say. "

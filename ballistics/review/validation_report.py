@@ -93,7 +93,8 @@ def _pairs_from_system(system: Any) -> list[dict[str, Any]]:
     for k, (s, y, g, l) in enumerate(zip(tr["scores"], tr["same"], tr["groups"], llr)):
         out.append({"a": f"pair {k + 1}", "b": "", "a_firearm": g[0], "b_firearm": g[1], "same": bool(y),
                     "score": s, "llr": l, "error": None,
-                    "stratum": (tr.get("strata") or [None] * len(llr))[k]})
+                    "stratum": (tr.get("strata") or [None] * len(llr))[k],
+                    "family": system.domain.instrument_family if system.domain else "unknown"})
     return out
 
 
