@@ -333,7 +333,8 @@ def test_regions_draws_the_firing_pin_hole_last():
 
 def test_features_plot_regions_saves_png_without_pyplot(tmp_path):
     """The features stage's figure is the review one, saved as PNG, made outside pyplot."""
-    from ballistics.features import find_regions, plot_regions
+    from ballistics.features import find_regions
+    from ballistics.review.plot import plot_regions
 
     raw = datasets.fadul("raw")[0]
     reg = find_regions(raw)
