@@ -176,8 +176,15 @@ class CaseDatabase:
             self.index.sync(persist=True)
             batch = WriteBatch(self.catalogue, self.store, self.path)
             yield batch
-            batch.commit(lambda gen, add: self.index.apply(gen, add=add))
+            batch.commit(self._apply)
             self.audit.sync_journal()
+
+    def _apply(self, gen: int, add: dict[str, Any] | None) -> None:
+        """Bring the index to catalogue generation ``gen`` after a commit (one scan: patched in place)."""
+        if add is not None:
+            self.index.apply(gen, add=add)
+        else:
+            self.index.sync(persist=True)
 
     # ------------------------------------------------------------------ changes
     def add(self, scan: Scan | str | os.PathLike[str] | PreparedEntry, scan_id: str | None = None, *,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "kill_campaign.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kill_campaign.py"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX-only")

@@ -1,4 +1,4 @@
-"""The search cascade (issue 10) on the bundled real Fadul sample: a mate through each stage.
+"""The search cascade on the bundled real Fadul sample: a mate through each stage.
 
 Real engine everywhere: FAISS over real signatures, SIFT + RANSAC on the real key points,
 ``compare`` for stage 3.  No test asserts a speed.
@@ -11,9 +11,10 @@ import pytest
 
 from ballistics import datasets
 from ballistics.errors import BallisticsError
-from ballistics.retrieval._cascade import (
+from ballistics.retrieval import (
     CASCADE_DEFAULTS,
     CascadeHit,
+    SearchResult,
     cascade,
     cascade_many,
     compare_candidates,
@@ -26,8 +27,8 @@ from ballistics.retrieval._verify_sift import Keypoints, VerificationError, keyp
 
 
 @pytest.fixture(scope="module")
-def sample():
-    scans = datasets.fadul("processed")           # Fadul 1-1, 1-2, 2-1, 2-2, 3-1, 3-2
+def data(sample):
+    scans = sample                                # Fadul 1-1, 1-2, 2-1, 2-2, 3-1, 3-2
     firearms = [s.metadata["firearm"] for s in scans]
     blobs = [ingest_blobs()[SIFT_BLOB](s) for s in scans]
     sigs = np.array([signature(s) for s in scans], np.float32)
@@ -41,8 +42,8 @@ def _store(sigs, blobs, scans):
     return (idx.search, lambda keys: {k: blobs[k] for k in keys}, lambda k: scans[k])
 
 
-def test_blob_roundtrip_and_corrupt_blobs(sample):
-    scans, _, blobs, _ = sample
+def test_blob_roundtrip_and_corrupt_blobs(data):
+    scans, _, blobs, _ = data
     kp = Keypoints.from_bytes(blobs[0])
     again = keypoints(scans[0])
     assert len(kp) == len(again) > 50
@@ -54,8 +55,8 @@ def test_blob_roundtrip_and_corrupt_blobs(sample):
     assert issubclass(VerificationError, BallisticsError)
 
 
-def test_stage2_separates_mates_and_recovers_rotation_and_mirror(sample):
-    scans, firearms, blobs, _ = sample
+def test_stage2_separates_mates_and_recovers_rotation_and_mirror(data):
+    scans, firearms, blobs, _ = data
     q = query_keypoints(scans[0])                     # Fadul 1-1 and its mirror image
     kps = [Keypoints.from_bytes(b) for b in blobs]
     scores = [verify(q, kps[j]).inliers for j in range(1, 6)]
@@ -76,8 +77,8 @@ def test_stage2_separates_mates_and_recovers_rotation_and_mirror(sample):
     assert with_mirror.mirrored and with_mirror.inliers >= 10 and without.inliers < with_mirror.inliers / 2
 
 
-def test_a_mate_through_each_stage(sample):
-    scans, firearms, blobs, sigs = sample
+def test_a_mate_through_each_stage(data):
+    scans, firearms, blobs, sigs = data
     search, get_blobs, load = _store(sigs, blobs, scans)
     q = 2                                              # Fadul 2-1, mate Fadul 2-2
     mates = {j for j in range(6) if j != q and firearms[j] == firearms[q]}
@@ -127,12 +128,12 @@ def test_stage3_seed_maps_stage2_pose_to_compare_convention():
     assert not stage3_seed({"inliers": 40, "rotation_deg": 10.0, "mirrored": False}, 180, 8)["seeded"]
 
 
-def test_seeded_stage3_finds_a_mirrored_mate_like_the_full_comparison(sample):
+def test_seeded_stage3_finds_a_mirrored_mate_like_the_full_comparison(data):
     """Fadul 2-1 against a row-mirrored file of its mate 2-2: stage 2 finds the mirror image,
     the seeded comparison searches only b mirrored about stage 2's rotation and counts about
     as many CMCs as the full comparison of the pair as given."""
     from ballistics.comparison import compare, prepare
-    scans, _, blobs, _ = sample
+    scans, _, blobs, _ = data
     q, mate = scans[2], scans[3]
     mir = mate.derive(np.ascontiguousarray(mate.data[::-1]), step="test.mirror_rows")
     v = verify(query_keypoints(q), keypoints(mir))
@@ -153,8 +154,8 @@ def test_seeded_stage3_finds_a_mirrored_mate_like_the_full_comparison(sample):
     assert "seeded" in s3["lr"] and any("rotation_range" in w for w in hit.comparison["lr"]["warnings"])
 
 
-def test_batched_search_matches_single(sample):
-    scans, firearms, blobs, sigs = sample
+def test_batched_search_matches_single(data):
+    scans, firearms, blobs, sigs = data
     search, get_blobs, _ = _store(sigs, blobs, scans)
     many = cascade_many(scans, sigs, search, get_blobs, k=3, exclude=[{i} for i in range(6)], rerank=0)
     for i, res in enumerate(many):
@@ -164,8 +165,8 @@ def test_batched_search_matches_single(sample):
         assert firearms[res.hits[0].key] == firearms[i]      # every bundled query: mate at rank 1
 
 
-def test_bad_knobs_raise(sample):
-    scans, _, blobs, sigs = sample
+def test_bad_knobs_raise(data):
+    scans, _, blobs, sigs = data
     search, get_blobs, _ = _store(sigs, blobs, scans)
     kw = dict(signature=sigs[0], search_vectors=search, get_blobs=get_blobs)
     for bad in ({"shortlist": 0}, {"rerank": -1}, {"depth": 3}, {"shortlist": "many"}, {"seed_window_deg": 0},
@@ -181,9 +182,9 @@ def test_bad_knobs_raise(sample):
     assert CASCADE_DEFAULTS["shortlist"] >= 200
 
 
-def test_case_database_search_runs_the_cascade(tmp_path, sample):
+def test_case_database_search_runs_the_cascade(tmp_path, data):
     from ballistics.database import CaseDatabase
-    scans, firearms, _, _ = sample
+    scans, firearms, _, _ = data
     db = CaseDatabase(tmp_path / "db")
     for s in scans:
         db.add(s, preprocess=False)
@@ -197,7 +198,8 @@ def test_case_database_search_runs_the_cascade(tmp_path, sample):
     assert "Stage 3 was seeded by stage 2&#x27;s pose" in html or "Stage 3 was seeded by stage 2's pose" in html
     assert top.inliers > max(h.inliers for h in hits[1:])
     assert all(h.stage == 2 and h.inliers is not None for h in hits[1:])
-    assert "stage2" in db.search_timings() and db.last_search["params"]["rerank"] == 1
+    assert isinstance(hits, SearchResult) and "stage2" in hits.format_timings() and hits.params["rerank"] == 1
+    assert not hasattr(db, "last_search")
     many = db.search_many(scans[:2], k=2, preprocess=False, rerank=0)
     assert [datasets.firearm_of(m[0].scan_id) for m in many] == firearms[:2]
     off = db.search(scans[4], k=5, preprocess=False, rerank=0, verify=False)
@@ -225,13 +227,13 @@ def test_cli_db_search_verbose_prints_stage_timings_and_seeding(tmp_path, capsys
     assert "stage 3: full circle, both handedness: seeding off" in capsys.readouterr().out
 
 
-def test_fast_matcher_equals_its_reference_twin(sample):
+def test_fast_matcher_equals_its_reference_twin(data):
     """The shipped matcher (one product per query set, row minima) gives exactly the
     matches of the first one (one argpartition over the stacked matrix) on real key points
     of the bundled scans: a mate, a non-mate and the mirror image of the query."""
     from ballistics.retrieval._verify_sift import PARAMS, _match_all, _match_all_reference
     ratio = float(PARAMS["ratio"])                   # production setting
-    scans, _, blobs, _ = sample
+    scans, _, blobs, _ = data
     qs = query_keypoints(scans[0])
     n_matches = []
     for k in (1, 2, 5):
