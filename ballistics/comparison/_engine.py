@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._budget import check_compare_budget
 from .._threads import with_compute_threads
 from .._version import __version__
 from ..errors import ComparisonError, EmptyScanError
@@ -244,6 +245,9 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
         Incompatible inputs (kind, spacing).
     EmptyScanError
         A surface has too little valid data to form cells.
+    ResourceLimitError
+        A surface exceeds the pixel limit or the pair the memory budget
+        (``ballistics._budget.COMPUTE_LIMITS``), checked before any work.
 
     References
     ----------
@@ -254,6 +258,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
     """
     t0 = time.perf_counter()
     p = resolve(method, preset, params)
+    check_compare_budget(a, b)
     pa = prepare(a, p.cell_grid, p.min_valid)
     pb = prepare(b, p.cell_grid, p.min_valid)
     _check_pair(pa.scan, pb.scan, p.spacing_tolerance)

@@ -8,20 +8,16 @@
 One algorithm per private module: ``_regions`` (primer / firing-pin finding),
 ``_circle`` (RANSAC circle fit), ``_level`` (median plane, flat-field), ``_filter``
 (normalised-convolution Gaussian band-pass, outliers), ``_resample``
-(anti-aliased resampling), ``_extract`` (the two pipelines), ``_plot`` (figures).
+(anti-aliased resampling), ``_extract`` (the two pipelines).
 """
 
 from __future__ import annotations
 
 from ._extract import EXTRACT_STEPS, extract_breech_face, extract_firing_pin
+from ._params import BREECH_FACE, FIRING_PIN, ExtractParams
 from ._raw import RAW_MAX_MISSING, looks_raw
 from ._regions import Regions, find_regions
 
 __all__ = ["extract_breech_face", "extract_firing_pin", "find_regions", "Regions", "EXTRACT_STEPS",
-           "looks_raw", "RAW_MAX_MISSING",            "plot_regions"]
+           "ExtractParams", "BREECH_FACE", "FIRING_PIN", "looks_raw", "RAW_MAX_MISSING"]
 
-
-def plot_regions(*args, **kwargs):
-    """Figure of a scan with its found regions drawn on it (see :func:`._plot.plot_regions`)."""
-    from ._plot import plot_regions as _p
-    return _p(*args, **kwargs)

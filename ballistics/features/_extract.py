@@ -9,11 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from .._budget import check_extract_budget
+from .._threads import with_compute_threads
 from .._version import __version__
-from ..errors import BallisticsError, EmptyScanError, ParameterError, UnitsError
+from ..errors import BallisticsError, EmptyScanError, ParameterError
 from ..scan import Scan
 from ._filter import gaussian_bandpass, remove_outliers
 from ._level import normalise_illumination, robust_level
+from ._params import BREECH_FACE, FIRING_PIN, UNSET, ExtractParams
 from ._regions import DEFAULTS as REGION_DEFAULTS
 from ._regions import Regions, find_regions
 from ._resample import resample
@@ -37,24 +40,10 @@ def _already_extracted(scan: Scan) -> str | None:
     return None
 
 
-def _check_params(target_spacing_m: float | None, bandpass_m, level_order: int,
-                  region_params: dict[str, Any]) -> None:
+def _check_region_params(region_params: dict[str, Any]) -> None:
     unknown = sorted(set(region_params) - set(_REGION_KEYS))
     if unknown:
         raise ParameterError(f"Unknown parameter(s) {unknown}; region parameters are {list(_REGION_KEYS)}.")
-    if target_spacing_m is not None and not (1e-8 <= target_spacing_m <= 1e-3):
-        raise UnitsError(f"target_spacing_m={target_spacing_m!r} is not a plausible pixel size in metres.")
-    try:
-        short_m, long_m = bandpass_m
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"bandpass_m must be (short, long) in metres, got {bandpass_m!r}") from exc
-    for v in (short_m, long_m):
-        if v is not None and not (1e-8 <= v <= 1e-2):
-            raise UnitsError(f"Cut-off wavelength {v!r} m is implausible; give bandpass_m in metres.")
-    if short_m is not None and long_m is not None and short_m >= long_m:
-        raise ParameterError(f"bandpass_m short cut-off {short_m} m must be below the long one {long_m} m.")
-    if level_order not in (1, 2):
-        raise ParameterError(f"level_order must be 1 (plane) or 2 (second order), got {level_order!r}.")
 
 
 def _validate(scan: Scan, what: str) -> None:
@@ -74,14 +63,24 @@ def _split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return reg, params
 
 
-def _condition(
-    scan: Scan, data: np.ndarray, *, level_order: int, bandpass_m: tuple[float | None, float | None],
-    target_spacing_m: float | None, outlier_k: float, min_island_m: float,
-) -> tuple[np.ndarray, tuple[float, float], dict[str, Any]]:
+def _settings(params: ExtractParams | None, default: ExtractParams, region_params: dict[str, Any],
+              **given: Any) -> ExtractParams:
+    """The extraction's settings: ``params`` (or the pipeline's default) with the given keywords."""
+    if params is not None and not isinstance(params, ExtractParams):
+        raise ParameterError(f"params must be an ExtractParams, got {type(params).__name__}.")
+    p = (params or default).with_overrides(**given)
+    _check_region_params(region_params)
+    return p
+
+
+def _condition(scan: Scan, data: np.ndarray,
+               p: ExtractParams) -> tuple[np.ndarray, tuple[float, float], dict[str, Any]]:
     """Outliers -> level (heights) / flat-field (images) -> band-pass -> resample."""
+    level_order, target_spacing_m, outlier_k, min_island_m = (p.level_order, p.target_spacing_m, p.outlier_k,
+                                                              p.min_island_m)
     sp = scan.spacing[1]
     info: dict[str, Any] = {}
-    short_m, long_m = bandpass_m
+    short_m, long_m = p.bandpass_m
     data, counts = remove_outliers(data, sp, scale_m=short_m or 4 * sp, k=outlier_k,
                                    min_island_m2=min_island_m ** 2)
     info["outliers_removed"] = counts
@@ -181,15 +180,17 @@ def _finish(scan: Scan, out: np.ndarray, new_sp, origin, step: str, reg: Regions
     return res
 
 
+@with_compute_threads(opencv=True)
 def extract_breech_face(
     scan: Scan,
+    params: ExtractParams | None = None,
     *,
-    target_spacing_m: float | None = 6.25e-6,
-    bandpass_m: tuple[float | None, float | None] = (16e-6, 500e-6),
-    level_order: int = 1,
-    outlier_k: float = 6.0,
-    min_island_m: float = 50e-6,
-    min_valid_fraction: float = 0.05,
+    target_spacing_m: float | None = UNSET,
+    bandpass_m: tuple[float | None, float | None] = UNSET,
+    level_order: int = UNSET,
+    outlier_k: float = UNSET,
+    min_island_m: float = UNSET,
+    min_valid_fraction: float = UNSET,
     regions: Regions | None = None,
     **region_params: Any,
 ) -> Scan:
@@ -205,6 +206,9 @@ def extract_breech_face(
     ----------
     scan : Scan
         Raw whole-primer scan: height map (metres) or 2-D image.
+    params : ExtractParams, optional
+        The conditioning settings (default :data:`BREECH_FACE`); the keyword arguments
+        below override single fields of it.
     target_spacing_m : float or None
         Output pixel size, metres (default 6.25 um as cmcR); None keeps the input's.
     bandpass_m : (float or None, float or None)
@@ -232,6 +236,10 @@ def extract_breech_face(
     ------
     BallisticsError
         The scan is already an extracted region (no double extraction).
+    ParameterError, UnitsError
+        A setting out of range or implausible in metres.
+    ResourceLimitError
+        The scan exceeds the pixel limit or the memory budget (``ballistics.limits``).
     RegionNotFoundError, EmptyScanError
         No primer found, or too little data.
 
@@ -242,29 +250,30 @@ def extract_breech_face(
     """
     t0 = time.perf_counter()
     _validate(scan, "extract_breech_face")
-    _check_params(target_spacing_m, bandpass_m, level_order, region_params)
+    p = _settings(params, BREECH_FACE, region_params, target_spacing_m=target_spacing_m, bandpass_m=bandpass_m,
+                  level_order=level_order, outlier_k=outlier_k, min_island_m=min_island_m,
+                  min_valid_fraction=min_valid_fraction)
+    check_extract_budget(scan, "extract_breech_face")
     reg = regions if regions is not None else find_regions(scan, **region_params)
     sub, origin = _crop_mask(scan, reg.centre_m, reg.breech_face_outer_radius_m,
                              reg.firing_pin_centre_m, reg.breech_face_inner_radius_m)
-    out, new_sp, info = _condition(scan, sub, level_order=level_order, bandpass_m=bandpass_m,
-                                   target_spacing_m=target_spacing_m, outlier_k=outlier_k,
-                                   min_island_m=min_island_m)
-    params = dict(target_spacing_m=target_spacing_m, bandpass_m=list(bandpass_m), level_order=level_order,
-                  outlier_k=outlier_k, min_island_m=min_island_m, min_valid_fraction=min_valid_fraction,
-                  region_params=region_params)
-    return _finish(scan, out, new_sp, origin, "extract_breech_face", reg, "breech_face", params, info, t0,
-                   min_valid_fraction)
+    out, new_sp, info = _condition(scan, sub, p)
+    record = dict(p.record(), region_params=region_params)
+    return _finish(scan, out, new_sp, origin, "extract_breech_face", reg, "breech_face", record, info, t0,
+                   p.min_valid_fraction)
 
 
+@with_compute_threads(opencv=True)
 def extract_firing_pin(
     scan: Scan,
+    params: ExtractParams | None = None,
     *,
-    target_spacing_m: float | None = None,
-    bandpass_m: tuple[float | None, float | None] = (8e-6, 250e-6),
-    level_order: int = 2,
-    outlier_k: float = 6.0,
-    min_island_m: float = 30e-6,
-    min_valid_fraction: float = 0.05,
+    target_spacing_m: float | None = UNSET,
+    bandpass_m: tuple[float | None, float | None] = UNSET,
+    level_order: int = UNSET,
+    outlier_k: float = UNSET,
+    min_island_m: float = UNSET,
+    min_valid_fraction: float = UNSET,
     regions: Regions | None = None,
     **region_params: Any,
 ) -> Scan:
@@ -274,7 +283,8 @@ def extract_firing_pin(
     :func:`find_regions`) is cut out, cleaned, levelled with a second-order median
     surface (heights; removes the crater's bowl shape) or flat-fielded (images),
     band-passed and optionally resampled.  Parameters as in
-    :func:`extract_breech_face`; defaults keep the input spacing and pass 8-250 um.
+    :func:`extract_breech_face`; the defaults (:data:`FIRING_PIN`) keep the input
+    spacing and pass 8-250 um.
 
     Returns
     -------
@@ -288,14 +298,13 @@ def extract_firing_pin(
     """
     t0 = time.perf_counter()
     _validate(scan, "extract_firing_pin")
-    _check_params(target_spacing_m, bandpass_m, level_order, region_params)
+    p = _settings(params, FIRING_PIN, region_params, target_spacing_m=target_spacing_m, bandpass_m=bandpass_m,
+                  level_order=level_order, outlier_k=outlier_k, min_island_m=min_island_m,
+                  min_valid_fraction=min_valid_fraction)
+    check_extract_budget(scan, "extract_firing_pin")
     reg = regions if regions is not None else find_regions(scan, **region_params)
     sub, origin = _crop_mask(scan, reg.firing_pin_centre_m, reg.breech_face_inner_radius_m, None, None)
-    out, new_sp, info = _condition(scan, sub, level_order=level_order, bandpass_m=bandpass_m,
-                                   target_spacing_m=target_spacing_m, outlier_k=outlier_k,
-                                   min_island_m=min_island_m)
-    params = dict(target_spacing_m=target_spacing_m, bandpass_m=list(bandpass_m), level_order=level_order,
-                  outlier_k=outlier_k, min_island_m=min_island_m, min_valid_fraction=min_valid_fraction,
-                  region_params=region_params)
-    return _finish(scan, out, new_sp, origin, "extract_firing_pin", reg, "firing_pin", params, info, t0,
-                   min_valid_fraction)
+    out, new_sp, info = _condition(scan, sub, p)
+    record = dict(p.record(), region_params=region_params)
+    return _finish(scan, out, new_sp, origin, "extract_firing_pin", reg, "firing_pin", record, info, t0,
+                   p.min_valid_fraction)

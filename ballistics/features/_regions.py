@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import with_compute_threads
 from ..errors import RegionNotFoundError
 from ..scan import Scan
 from ._circle import Circle
@@ -160,6 +161,7 @@ class Regions:
         return d
 
 
+@with_compute_threads(opencv=True)
 def find_regions(
     scan: Scan,
     *,

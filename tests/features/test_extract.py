@@ -6,13 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from agreement_tool import surface_agreement
 from scipy import ndimage as ndi
 
 import ballistics
 from ballistics import BallisticsError, EmptyScanError, RegionNotFoundError, datasets
 from ballistics.cli import main as cli_main
 from ballistics.features import Regions, extract_breech_face, extract_firing_pin, find_regions
-from agreement_tool import surface_agreement
 from ballistics.features._circle import fit_circle_ransac
 from ballistics.features._filter import ISO_SIGMA_PER_CUTOFF, gaussian_bandpass, gaussian_lowpass, remove_outliers
 from ballistics.features._level import robust_level

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from agreement_tool import surface_agreement
 from conftest import shared_path
 
 import ballistics
 from ballistics import datasets
 from ballistics.features import extract_breech_face, extract_firing_pin, find_regions
-from agreement_tool import surface_agreement
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
