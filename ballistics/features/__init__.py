@@ -5,10 +5,12 @@
 >>> bf.region["type"], bf.spacing
 ('breech_face', (6.25e-06, 6.25e-06))
 
-One algorithm per private module: ``_regions`` (primer / firing-pin finding),
+One algorithm per private module: ``_regions`` (primer / firing-pin finding, with
+``_regions_primer``, ``_regions_pin``, ``_regions_grid`` and ``_regions_topo``),
 ``_circle`` (RANSAC circle fit), ``_level`` (median plane, flat-field), ``_filter``
-(normalised-convolution Gaussian band-pass, outliers), ``_resample``
-(anti-aliased resampling), ``_extract`` (the two pipelines).
+(normalised-convolution Gaussian band-pass, outliers), ``_resample`` (anti-aliased
+resampling), ``_params`` (:class:`ExtractParams`), ``_extract`` (the two pipelines),
+``_raw`` (:func:`looks_raw`).
 """
 
 from __future__ import annotations
