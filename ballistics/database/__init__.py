@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..retrieval import SearchHit, SearchParams, SearchResult
 from ._audit import AuditLog
+from ._bundle_export import export_bundle
 from ._bundle_format import Bundle, generate_signing_key
 from ._bundle_import import import_bundle, open_bundle
 from ._bundle_read import read_bundle
@@ -52,6 +53,6 @@ from ._writes import NewScan, WriteBatch
 
 __all__ = ["CaseDatabase", "PreparedEntry", "prepare_entry", "PARTS", "PART_WEIGHTS", "SearchHit", "SearchParams",
            "SearchResult", "Catalogue", "AuditLog", "EvidenceStore", "WriterLock", "SearchIndex", "NewScan",
-           "WriteBatch", "Bundle", "read_bundle", "open_bundle", "import_bundle", "generate_signing_key", "recover",
+           "WriteBatch", "Bundle", "read_bundle", "open_bundle", "export_bundle", "import_bundle", "generate_signing_key", "recover",
            "BundleError", "BundleFormatError", "BundleIntegrityError", "BundleModelError", "BundleSignatureError",
            "BundleVersionError"]

@@ -320,8 +320,8 @@ class Catalogue:
             q += " WHERE scan_id=?"
             args = (scan_id,)
         rows = self.con.execute(q + " ORDER BY id", args).fetchall()
-        return [{"id": r[0], "time": r[1], "action": r[2], "scan_id": r[3],
-                 "parameters": loads_bounded(r[4] or "{}", what="audit entry", error=DatabaseError), "library_version": r[5]} for r in rows]
+        return [{"id": r[0], "time": r[1], "action": r[2], "scan_id": r[3], "parameters": self.parse_json(r[4] or "{}"),
+                 "library_version": r[5]} for r in rows]
 
     # ------------------------------------------------------------------ scans
     def ensure_entities(self, case_id: str | None, exhibit_id: str | None, firearm_id: str | None) -> None:

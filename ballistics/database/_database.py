@@ -9,6 +9,7 @@ Layout of a database directory::
                                    evidence files byte for byte as received, named
                                    by the SHA-256 of their bytes
     PATH/index/<part>.faiss(.json) FAISS index of each part's signatures
+    PATH/audit.jsonl               journal of the audit chain (for ``recover``)
     PATH/write.lock                one writer at a time (:mod:`filelock`)
 
 The class is a small façade over collaborators with public interfaces:
@@ -17,15 +18,9 @@ journal), :class:`~._store.EvidenceStore` (files), :class:`~._lock.WriterLock`,
 :class:`~._search_index.SearchIndex` (FAISS, kept in step with the catalogue); every
 change goes through :meth:`CaseDatabase.write` (:mod:`._writes`).
 
-Write protocol (``add``): the surfaces, signatures and stage-2 blobs are computed
-first, without any lock; then, holding the writer lock, the files are written
-(temporary file, fsync, rename, fsync directory), the catalogue rows (scan, files,
-signatures, blobs, audit entry) are committed in one transaction, and finally the
-index is updated and written atomically.  A crash before the commit leaves at most
-unreferenced files (reported by :meth:`CaseDatabase.verify`, reused by a later add of
-the same scan); a crash after the commit leaves an index that lags the catalogue,
-which every open detects (ids compared with the catalogue's) and repairs from the
-stored signatures.
+Layout, write protocol and crash behaviour: ``notes/database.md``.  A crash before a
+commit leaves at most unreferenced files; after it, an index that lags the catalogue,
+which every open detects and repairs from the stored signatures.
 """
 
 from __future__ import annotations
@@ -45,7 +40,7 @@ from ..retrieval._timing import Timer
 from ..scan import Scan
 from ._audit import JOURNAL_NAME, AuditLog
 from ._catalogue import Catalogue
-from ._entry import PreparedEntry, compute_blobs, load_scan_input, prepare_entry
+from ._entry import PreparedEntry, load_scan_input, prepare_entry
 from ._lock import WriterLock
 from ._open import open_catalogue
 from ._search import run_search
@@ -91,10 +86,8 @@ class CaseDatabase:
 
     Notes
     -----
-    One object may be shared by threads: each thread gets its own SQLite connection,
-    writers take turns through the writer lock, and a search keeps nothing on the
-    object (its timings and warnings are on the returned :class:`SearchResult`).
-    Keep the directory on a local disk (``notes/database.md``).
+    Thread-safe: one SQLite connection per thread, writers take turns through the lock,
+    a search keeps nothing on the object.  Keep it on a local disk (``notes/database.md``).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False,
@@ -148,7 +141,7 @@ class CaseDatabase:
     def __exit__(self, *a: Any) -> None:
         self.close()
 
-    def _need_writable(self) -> None:
+    def _need_writable(self) -> None:  # every change checks this first
         if self.readonly:
             raise DatabaseError(f"{self.path}: opened read-only; open it without readonly=True to change it.")
 
@@ -166,10 +159,7 @@ class CaseDatabase:
             Stage scans (:meth:`WriteBatch.add`) and audit entries; they are committed
             together when the block ends normally, and nothing is written if it raises.
 
-        Raises
-        ------
-        DatabaseError
-            Read-only database, or the writer lock could not be taken in time.
+        Raises :class:`DatabaseError` on a read-only database or a lock timeout.
         """
         self._need_writable()
         with self.lock.hold():
@@ -321,38 +311,18 @@ class CaseDatabase:
             self.audit.sync_journal()
 
     def rebuild_blobs(self, force: bool = False) -> dict[str, int]:
-        """Compute the stage-2 blobs that live scans lack, from their stored breech faces.
+        """Compute the stage-2 blobs that live scans lack (``force``: all), from their stored breech faces.
 
         Returns
         -------
         dict
             ``{"scans": scans touched, "blobs": blobs written}``.
         """
-        from ..retrieval import _stage2
+        from ._blobs import rebuild_blobs
 
         self._need_writable()
-        names = set(_stage2.ingest_blobs())
-        have: dict[int, set[str]] = {}
-        for num, name, _ in self.catalogue.blob_index():
-            have.setdefault(num, set()).add(name)
-        todo = [r for r in self.catalogue.list_scans() if force or names - have.get(r["num"], set())]
-        written = 0
-        for r in todo:  # computed outside the lock, committed one scan at a time
-            blobs = compute_blobs(self.load_scan(r["scan_id"], "breech_face"))
-            with self.lock.hold():
-                row = self.catalogue.scan_by_id(r["scan_id"])
-                if row is None or row["num"] != r["num"]:
-                    continue  # removed meanwhile
-                with self.catalogue.transaction():
-                    for name, data in blobs.items():
-                        if force or name not in have.get(r["num"], set()):
-                            self.catalogue.put_blob(r["num"], name, data)
-                            written += 1
-                    self.audit.append("rebuild_blobs", r["scan_id"], {"names": sorted(blobs)})
-                self.audit.sync_journal()
-        return {"scans": len(todo), "blobs": written}
+        return rebuild_blobs(self, force)
 
-    # ------------------------------------------------------------------ reading
     def _num(self, scan_id: str) -> int:
         row = self.catalogue.scan_by_id(scan_id)
         if row is None:
@@ -437,23 +407,17 @@ class CaseDatabase:
         """
         return verify_database(self.path, self.catalogue, self.index, deep)
 
-    # ------------------------------------------------------------------ search
     def search(self, scan: Scan | str | os.PathLike[str] | PreparedEntry, k: int | None = None, *,
                params: SearchParams | None = None, preprocess: bool = True, exclude_self: bool = True,
                exclude: Sequence[str] = (), _cache: dict[int, Keypoints | bytes | None] | None = None,
                **knobs: Any) -> SearchResult:
         """Ranked list of stored scans most likely fired by the same firearm (3-stage cascade).
 
-        Stage 1 (retrieval) searches the FAISS index of each part with the query's
-        signatures and fuses the cosine similarities (breech face 0.7, firing pin 0.3)
-        into a short list of ``shortlist`` candidates.  Stage 2 (verification) matches
-        the query's SIFT key points with each candidate's under one rigid motion
-        (RANSAC, about 1.5 ms CPU per candidate) and orders the list by inliers.
-        Stage 3 compares the query with the best ``rerank`` verified candidates that
-        have at least ``rerank_min_inliers`` inliers (:func:`ballistics.comparison.compare`,
-        seeded by stage 2's pose when it has ``seed_min_inliers``); they come first,
-        by CMC count then score.  A candidate whose stored data is damaged is skipped
-        and named in the result's warnings.
+        Stage 1 retrieves a FAISS short list (signatures of breech face and firing pin
+        fused 0.7/0.3); stage 2 orders it by SIFT inliers under one rigid motion; stage 3
+        compares the best verified candidates in full, seeded by stage 2's pose (see
+        :class:`~ballistics.retrieval.SearchParams`).  A candidate whose stored data is
+        damaged is skipped and named in the result's warnings.
 
         Parameters
         ----------
@@ -504,15 +468,11 @@ class CaseDatabase:
                     **kw: Any) -> builtins.list[SearchResult]:
         """Search several queries, reusing decoded stage-2 key points across them.
 
-        Returns
-        -------
-        list of SearchResult
-            One per query, in order; each carries its own timings and warnings.
+        Returns one :class:`SearchResult` per query, in order.
         """
         cache: dict[int, Keypoints | bytes | None] = {}
         return [self.search(s, k, _cache=cache, **kw) for s in scans]
 
-    # ------------------------------------------------------------------ exchange and recovery
     def export_bundle(self, path: str | os.PathLike[str], scan_ids: builtins.list[str] | None = None, *,
                       include_surfaces: bool = False, lab: str, sign_key: Any = None,
                       force: bool = False) -> dict[str, Any]:
