@@ -9,10 +9,7 @@ leaves a hidden temporary file named ``.<target>.<random>.tmp``, which a rerun r
 
 from __future__ import annotations
 
-from .._io import atomic_write_bytes as atomic_write
-from .._io import sha256_file
+__all__ = ["TMP_SUFFIX"]
 
-__all__ = ["TMP_SUFFIX", "atomic_write", "sha256_file"]
-
-#: Suffix of the temporary files :func:`atomic_write` leaves behind when killed.
+#: Suffix of the temporary files :func:`ballistics._io.atomic_write_bytes` leaves behind when killed.
 TMP_SUFFIX = ".tmp"

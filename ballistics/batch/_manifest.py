@@ -10,7 +10,6 @@ mixed into another run's results.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -21,15 +20,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_bytes, sha256_file
+from .._json import canonical_hash, jsonable, loads_bounded
 from .._version import __version__
-from ..errors import ParameterError, ScanReadError
+from ..comparison import CompareParams
+from ..errors import BallisticsError, ParameterError, ScanReadError
 from ..scan import Scan
-from ._files import atomic_write, sha256_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST_NAME", "Manifest", "ScanRef", "canonical", "check_compare_params", "resolve_scans",
-           "scan_identity"]
+__all__ = ["MANIFEST_NAME", "Manifest", "ScanRef", "resolve_scans", "scan_identity"]
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "ballistics-batch/1"
@@ -60,24 +60,6 @@ class ScanRef:
     sha256: str
     checksum_of: str
     path: str | None = None
-
-
-def canonical(obj: Any) -> Any:
-    """JSON-compatible copy of ``obj`` (tuples as lists, NumPy scalars as numbers)."""
-    if isinstance(obj, dict):
-        return {str(k): canonical(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [canonical(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # NumPy scalar
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise ParameterError(f"Parameter value {obj!r} ({type(obj).__name__}) cannot be recorded in the manifest; "
-                         "use numbers, strings, booleans, None, lists or tuples.")
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def scan_identity(scan: Scan) -> str:
@@ -142,36 +124,6 @@ def resolve_scans(scans: Sequence[str | os.PathLike[str] | Scan],
     return refs, objects
 
 
-def check_compare_params(method: str, preset: str, params: dict[str, Any]) -> None:
-    """Refuse unknown methods, presets and parameters before anything is computed.
-
-    Raises
-    ------
-    ParameterError
-        With the known names.
-    """
-    from .. import comparison
-    methods = tuple(getattr(comparison, "METHODS", ()))
-    presets = tuple(getattr(comparison, "PRESETS", {}))
-    if methods and method not in methods:
-        raise ParameterError(f"Unknown method {method!r}; choose one of {', '.join(methods)}.")
-    if presets and preset not in presets:
-        raise ParameterError(f"Unknown preset {preset!r}; choose one of {', '.join(presets)}.")
-    known = _known_params(getattr(comparison, "DEFAULTS", None))
-    unknown = sorted(set(params) - known) if known else []
-    if unknown:
-        raise ParameterError(f"Unknown comparison parameter(s) {unknown}; known: {sorted(known)}.")
-
-
-def _known_params(defaults: Any) -> set[str]:
-    """Names of compare's parameters from its DEFAULTS (a dict or a dataclass); empty if unknown."""
-    if isinstance(defaults, dict):
-        return set(defaults)
-    if dataclasses.is_dataclass(defaults):
-        return {f.name for f in dataclasses.fields(defaults)}
-    return set()
-
-
 @dataclass
 class Manifest:
     """Everything that determines a batch run's results (see the module docstring).
@@ -182,7 +134,9 @@ class Manifest:
         ``"all_pairs"``, ``"one_vs_many"`` or ``"pairs"``.
     scans : list of ScanRef
     compare : dict
-        ``{"method", "preset", "params"}`` passed to :func:`ballistics.comparison.compare`.
+        ``{"method", "preset", "params"}``: the decision rule, the preset's name
+        (``"custom"`` for other parameters) and ``CompareParams.to_dict()`` (see
+        :meth:`compare_params`).
     tile_size : int
         Scans per block of the pair matrix; a tile is one block of rows x one block of
         columns.
@@ -210,6 +164,16 @@ class Manifest:
     created_utc: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     recorded_digest: str | None = field(default=None, compare=False)
 
+    def compare_params(self) -> CompareParams:
+        """The run's comparison parameters, rebuilt with :meth:`CompareParams.from_dict`.
+
+        Raises
+        ------
+        ParameterError
+            The recorded parameters are not valid for this version of the engine.
+        """
+        return CompareParams.from_dict(self.compare["params"])
+
     @property
     def run_digest(self) -> str:
         """The digest written in ``manifest.json`` (what the tile files carry), else :attr:`digest`."""
@@ -220,22 +184,22 @@ class Manifest:
         return {
             "format": FORMAT, "kind": self.kind,
             "scans": [[r.name, r.sha256, r.checksum_of] for r in self.scans],
-            "pairs_sha256": None if self.pairs is None else _digest(self.pairs),
-            "compare": canonical(self.compare), "tile_size": self.tile_size,
+            "pairs_sha256": None if self.pairs is None else canonical_hash(self.pairs),
+            "compare": jsonable(self.compare), "tile_size": self.tile_size,
             "keep_json": self.keep_json, "library_version": self.library_version,
         }
 
     @property
     def digest(self) -> str:
         """SHA-256 of :meth:`identity` (canonical JSON)."""
-        return _digest(self.identity())
+        return canonical_hash(self.identity())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (the content of ``manifest.json``)."""
         return {
             "format": FORMAT, "digest": self.digest, "kind": self.kind,
             "library_version": self.library_version, "created_utc": self.created_utc,
-            "compare": canonical(self.compare),
+            "compare": jsonable(self.compare),
             "tiling": {"tile_size": self.tile_size, "n_tiles": self.n_tiles, "n_pairs": self.n_pairs,
                        "file_pattern": "tile-<row block>-<column block>.parquet"},
             "keep_json": self.keep_json,
@@ -258,7 +222,7 @@ class Manifest:
 
     def write(self, folder: Path) -> Path:
         """Write ``manifest.json`` atomically into ``folder``."""
-        return atomic_write(folder / MANIFEST_NAME, json.dumps(self.to_dict(), indent=1).encode())
+        return atomic_write_bytes(folder / MANIFEST_NAME, json.dumps(self.to_dict(), indent=1).encode())
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> Manifest:
@@ -271,11 +235,13 @@ class Manifest:
         """
         p = Path(folder) / MANIFEST_NAME
         try:
-            d = json.loads(p.read_text())
-            return cls.from_dict(d)
+            d = loads_bounded(p.read_bytes(), what=str(p))
+            m = cls.from_dict(d)
+            m.compare_params()
+            return m
         except FileNotFoundError as exc:
             raise ParameterError(f"{str(folder)!r} holds no batch run (no {MANIFEST_NAME}).") from exc
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, BallisticsError) as exc:
             raise ParameterError(f"{p} is not a readable batch manifest ({exc}).") from exc
 
     def explain_difference(self, other: Manifest) -> str:

@@ -17,9 +17,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_bytes
+from .._json import jsonable
 from ..errors import BallisticsError, ParameterError
-from ._files import TMP_SUFFIX, atomic_write
-from ._manifest import MANIFEST_NAME, Manifest, canonical
+from ._files import TMP_SUFFIX
+from ._manifest import MANIFEST_NAME, Manifest
 from ._tiles import Tile
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ def write_tile(folder: Path, tile: Tile, rows: list[dict[str, Any]], manifest: M
     if sorted((r["i"], r["j"]) for r in rows) != sorted(tile.pairs):
         raise BallisticsError(f"tile {tile.id}: the worker returned other pairs than asked; nothing written.")
     by_index = {r.index: r for r in manifest.scans}
-    cmp = canonical(manifest.compare)
+    cmp = jsonable(manifest.compare)
     params_json = json.dumps(cmp, sort_keys=True)
     full = []
     for r in rows:
@@ -77,7 +79,7 @@ def write_tile(folder: Path, tile: Tile, rows: list[dict[str, Any]], manifest: M
     table = table.replace_schema_metadata({f"{META_PREFIX}{k}": v for k, v in meta.items()})
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
-    return atomic_write(folder / tile.filename, sink.getvalue().to_pybytes())
+    return atomic_write_bytes(folder / tile.filename, sink.getvalue().to_pybytes())
 
 
 def _file_meta(path: Path) -> tuple[dict[str, str], int]:
@@ -168,6 +170,6 @@ def read_results(output: str | os.PathLike[str], *, require_complete: bool = Fal
                              "same command to finish the run.")
     return table.replace_schema_metadata({
         f"{META_PREFIX}manifest_digest": manifest.run_digest, f"{META_PREFIX}kind": manifest.kind,
-        f"{META_PREFIX}compare": json.dumps(canonical(manifest.compare), sort_keys=True),
+        f"{META_PREFIX}compare": json.dumps(jsonable(manifest.compare), sort_keys=True),
         f"{META_PREFIX}library_version": manifest.library_version,
         f"{META_PREFIX}n_pairs_expected": str(manifest.n_pairs)})

@@ -98,8 +98,17 @@ def _flat(res: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _compare_args(spec: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+    """Method, preset (a name, or the rebuilt CompareParams) and ``prepare``'s settings of a run."""
+    from ..comparison import PRESETS, CompareParams
+    params = CompareParams.from_dict(spec["params"])
+    name = spec.get("preset")
+    preset: Any = name if isinstance(name, str) and PRESETS.get(name) == params else params
+    return spec["method"], preset, {k: getattr(params, k) for k in PREPARE_KEYS}
+
+
 def run_tile(tile_id: str, pairs: list[tuple[int, int]], refs: dict[int, dict[str, Any]],
-             objects: dict[int, Scan], compare_kw: dict[str, Any], cache_size: int,
+             objects: dict[int, Scan], spec: dict[str, Any], cache_size: int,
              keep_json: bool = True) -> list[dict[str, Any]]:
     """Compare every pair of one tile; one row (dict) per pair, in the order of ``pairs``.
 
@@ -112,8 +121,9 @@ def run_tile(tile_id: str, pairs: list[tuple[int, int]], refs: dict[int, dict[st
         Index -> :class:`~ballistics.batch._manifest.ScanRef` as a dict.
     objects : dict
         Index -> in-memory Scan (inputs given as Scans rather than paths).
-    compare_kw : dict
-        ``method``, ``preset`` and parameters for :func:`ballistics.comparison.compare`.
+    spec : dict
+        The manifest's ``compare``: ``method``, ``preset`` (name) and ``params``
+        (``CompareParams.to_dict()``).
     cache_size : int
         Prepared scans kept per worker process.
     keep_json : bool
@@ -121,8 +131,7 @@ def run_tile(tile_id: str, pairs: list[tuple[int, int]], refs: dict[int, dict[st
     """
     from ..comparison import compare
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    params = {k: v for k, v in compare_kw.items() if k not in ("method", "preset")}
-    prep_kw = {k: params[k] for k in PREPARE_KEYS if k in params}
+    method, preset, prep_kw = _compare_args(spec)
     rows = []
     for i, j in pairs:
         t0 = time.perf_counter()
@@ -134,7 +143,7 @@ def run_tile(tile_id: str, pairs: list[tuple[int, int]], refs: dict[int, dict[st
             pb = prepared(refs[j], objects.get(j), prep_kw, cache_size)
             if isinstance(pb, BaseException):
                 raise pb
-            res = compare(pa, pb, **compare_kw).to_dict()
+            res = compare(pa, pb, method, preset=preset).to_dict()
             row.update(_flat(res))
             if keep_json:
                 row["result_json"] = json.dumps(res, separators=(",", ":"))

@@ -70,9 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _kw(args: argparse.Namespace) -> dict[str, Any]:
-    return {"output": args.output, "method": args.method, "preset": args.preset, "params": parse_params(args.param),
-                "tile_size": args.tile_size, "scheduler": args.scheduler, "n_workers": args.workers,
-                "max_tiles": args.max_tiles, "progress": args.progress, "keep_json": args.keep_json}
+    from ..batch import BatchOptions
+    from ..comparison import resolve
+    options = BatchOptions(tile_size=args.tile_size, scheduler=args.scheduler, n_workers=args.workers,
+                           max_tiles=args.max_tiles, progress=args.progress, keep_json=args.keep_json)
+    params = resolve(args.method, args.preset, parse_params(args.param))
+    return {"output": args.output, "method": args.method, "params": params, "options": options}
 
 
 def _report(summary: Any, as_json: bool) -> int:

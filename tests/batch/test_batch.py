@@ -34,12 +34,12 @@ from ballistics.batch._cluster import WORKER_ENV, cluster_client
 from ballistics.batch._files import TMP_SUFFIX
 from ballistics.batch._manifest import scan_identity
 from ballistics.batch._tiles import all_pairs_tiles, count_all_pairs_tiles, listed_tiles
-from ballistics.comparison import compare, prepare
+from ballistics.comparison import PRESETS, compare, prepare
 
 pytestmark = pytest.mark.slow
 
 PATHS = datasets.fadul_paths("processed")[:3]          # Fadul 1-1, 1-2 (same slide), 2-1
-PARAMS = {"rotation_range": (-27.0, -21.0), "coarse_step": None}
+PARAMS = PRESETS["default"].replace(rotation_range=(-27.0, -21.0), coarse_step=None)
 ALL = {(0, 1), (0, 2), (1, 2)}
 
 
@@ -58,7 +58,7 @@ def client():
 def serial():
     """Serial compare of the three sample pairs, in this process."""
     prep = [prepare(read_scan(p, exhibit_id=p.stem)) for p in PATHS]
-    return {(i, j): compare(prep[i], prep[j], **PARAMS) for i, j in sorted(ALL)}
+    return {(i, j): compare(prep[i], prep[j], preset=PARAMS) for i, j in sorted(ALL)}
 
 
 def _stat(path: Path) -> tuple[int, int, str]:
@@ -242,8 +242,12 @@ def test_bad_inputs_are_refused_before_anything_runs(tmp_path):
         all_pairs([PATHS[0], tmp_path / "missing.x3p"], out)
     with pytest.raises(ParameterError, match="list of file paths"):
         all_pairs(str(PATHS[0]), out)
-    with pytest.raises(ParameterError, match="Unknown comparison parameter"):
-        all_pairs(PATHS, out, params={"rotaton_range": (0, 1)})
+    with pytest.raises(ParameterError, match="CompareParams"):
+        all_pairs(PATHS, out, params={"rotation_range": (0, 1)})   # a dict: use a CompareParams
+    with pytest.raises(ParameterError, match="Unknown preset"):
+        all_pairs(PATHS, out, params="fast")
+    with pytest.raises(ParameterError, match="Unknown batch option"):
+        all_pairs(PATHS, out, tiles=3)
     with pytest.raises(ParameterError, match="Unknown method"):
         all_pairs(PATHS, out, method="best")
     with pytest.raises(ParameterError, match="tile_size"):
@@ -278,7 +282,7 @@ def test_rerun_with_other_scans_or_params_is_refused(tmp_path):
     assert (s.tiles_computed, s.complete) == (0, False)
     manifest = (out / "manifest.json").read_bytes()
     with pytest.raises(ParameterError, match="comparison parameters"):
-        all_pairs(PATHS, out, params={"rotation_range": (-30.0, 30.0)}, max_tiles=0)
+        all_pairs(PATHS, out, params=PARAMS.replace(rotation_range=(-30.0, 30.0)), max_tiles=0)
     with pytest.raises(ParameterError, match="scans"):
         all_pairs(PATHS[:2], out, params=PARAMS, max_tiles=0)
     with pytest.raises(ParameterError, match="tile size"):
