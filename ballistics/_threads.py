@@ -146,10 +146,10 @@ def compute_threads(fft_workers: int | None = None, *, opencv: bool = False) -> 
         return
     import numba
     old_numba, old_fft = numba.get_num_threads(), getattr(_LOCAL, "fft", None)
-    cv2 = None
+    old_cv: int | None = None
     if opencv:
         import cv2
-        old_cv = cv2.getNumThreads()
+        old_cv = int(cv2.getNumThreads())
         cv2.setNumThreads(n)
     numba.set_num_threads(n)
     _LOCAL.fft = fft_workers or n
@@ -158,7 +158,8 @@ def compute_threads(fft_workers: int | None = None, *, opencv: bool = False) -> 
     finally:
         numba.set_num_threads(old_numba)
         _LOCAL.fft = old_fft
-        if cv2 is not None:
+        if old_cv is not None:
+            import cv2
             cv2.setNumThreads(old_cv)
 
 

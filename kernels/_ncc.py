@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# Threads: ballistics.set_threads; OMP wait policy: see ballistics._threads.
+# Threads: one per comparison unless ballistics.set_threads says otherwise (ballistics._threads).
 
 __all__ = ["ncc_from_sums", "masked_ncc_direct", "pairwise_corr_at"]
 
@@ -112,7 +112,9 @@ def _ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, n_sr, n_sc, min_n, out_r, ou
         _store(k, best, bsr, bsc, bn, out_r, out_sr, out_sc, out_n)
 
 
-def ncc_from_sums(s_cf, s_c, s_cc, s_f, s_ff, s_n, n_shifts, min_n):
+def ncc_from_sums(s_cf: np.ndarray, s_c: np.ndarray, s_cc: np.ndarray, s_f: np.ndarray, s_ff: np.ndarray,
+                  s_n: np.ndarray, n_shifts: tuple[int, int],
+                  min_n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Best masked NCC per cell over the shift window, from FFT correlation sums.
 
     Parameters
@@ -164,7 +166,8 @@ def _masked_ncc_direct(cells, regions, sr0, sc0, n_sr, n_sc, min_n, out_r, out_s
         _store(k, best, bsr, bsc, bn, out_r, out_sr, out_sc, out_n)
 
 
-def masked_ncc_direct(cells, regions, n_shifts, min_n, start=(0, 0)):
+def masked_ncc_direct(cells: np.ndarray, regions: np.ndarray, n_shifts: tuple[int, int], min_n: np.ndarray,
+                      start: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Best masked NCC per cell by direct summation (no FFT).
 
     Parameters
@@ -220,7 +223,8 @@ def _pairwise_corr_at(cells, regions, sr, sc, min_n, out_r, out_n):
         out_r[k] = min(max((ab - a * b / n) / math.sqrt(vc * vf), -1.0), 1.0)
 
 
-def pairwise_corr_at(cells, regions, sr, sc, min_n=None):
+def pairwise_corr_at(cells: np.ndarray, regions: np.ndarray, sr: np.ndarray, sc: np.ndarray,
+                     min_n: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pairwise-complete Pearson correlation of each cell with its region at one shift.
 
     Parameters

@@ -247,7 +247,8 @@ def find_regions(
     # -- 1. foreground and primer edge
     p = find_primer(g, rmin_p, rmax_p, min_step_m, edge_slope_deg)
     primer, sp = p.circle, g.sp
-    yy, xx = np.indices(g.d.shape, dtype=np.float32)
+    grid = np.indices(g.d.shape, dtype=np.float32)
+    yy, xx = grid[0], grid[1]
     rp = np.hypot(yy - primer.cy, xx - primer.cx)
     if scan.kind == "height" and g.valid[rp < primer.r].mean() < 0.3:
         raise RegionNotFoundError(
