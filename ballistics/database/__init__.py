@@ -53,6 +53,7 @@ from ._writes import NewScan, WriteBatch
 
 __all__ = ["CaseDatabase", "PreparedEntry", "prepare_entry", "PARTS", "PART_WEIGHTS", "SearchHit", "SearchParams",
            "SearchResult", "Catalogue", "AuditLog", "EvidenceStore", "WriterLock", "SearchIndex", "NewScan",
-           "WriteBatch", "Bundle", "read_bundle", "open_bundle", "export_bundle", "import_bundle", "generate_signing_key", "recover",
+           "WriteBatch", "Bundle", "read_bundle", "open_bundle", "export_bundle", "import_bundle",
+           "generate_signing_key", "recover",
            "BundleError", "BundleFormatError", "BundleIntegrityError", "BundleModelError", "BundleSignatureError",
            "BundleVersionError"]
