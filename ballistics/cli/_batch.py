@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _kw(args: argparse.Namespace) -> dict[str, Any]:
     from ..batch import BatchOptions
-    from ..comparison import resolve
+    from ..comparison._params import resolve
     options = BatchOptions(tile_size=args.tile_size, scheduler=args.scheduler, n_workers=args.workers,
                            max_tiles=args.max_tiles, progress=args.progress, keep_json=args.keep_json)
     params = resolve(args.method, args.preset, parse_params(args.param))
