@@ -133,8 +133,7 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
     str
         A complete HTML document.
     """
-    from ..calibration import evaluate_criteria, verbal_scale
-    from . import _plot_calibration as P
+    from ..calibration import evaluate_criteria
     from ._validation_misleading import misleading_section
 
     if result is not None:
@@ -147,41 +146,67 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
             raise ParameterError("give a ValidationResult or an LRSystem")
         crit = evaluate_criteria(system, criteria)
         pairs = _pairs_from_system(system) if pairs is None else pairs
-    parameters = parameters or {}
     ok = [p for p in pairs if p.get("error") is None and p.get("llr") is not None]
     failed = [p for p in pairs if p.get("error") is not None]
-    llr = np.array([p["llr"] for p in ok], float)
-    y = np.array([bool(p["same"]) for p in ok])
-    one_score = system.n_scores == 1
-    m = system.cv_metrics
-    cv = system.cross_validation
     title = title or f"Validation of LR system {system.name}"
+    h = _header(title, system)
+    h += _verdict(crit, ok, failed)
+    h += _explanation(system)
+    h += _matrix(crit, system)
+    h += _metrics_table(system)
+    h.append(misleading_section(pairs, {c["metric"]: c["max"] for c in crit}, system.name))
+    h.append(_domain_html(system))
+    h += _figures(system, ok)
+    h += _per_firearm(system)
+    h += _misleading_pairs(ok)
+    h += _failed_pairs(failed)
+    h += _verbal(system)
+    h += _provenance(system, parameters or {})
+    return "\n".join(h)
+
+
+def _labels(ok: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-validated LLRs and same-firearm labels of the pairs that have one."""
+    return np.array([p["llr"] for p in ok], float), np.array([bool(p["same"]) for p in ok])
+
+
+def _header(title: str, system: Any) -> list[str]:
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{_CSS}</style></head><body>",
+            f"<h1>{_e(title)}</h1><p class='note'>Written {now} by openbreech (ballistics {__version__}). "
+            f"Cross-validation: {_e(system.cross_validation.get('scheme', ''))} &mdash; every LLR below comes from "
+            "a calibrator fitted without the firearm(s) of its pair.</p>"]
+
+
+def _verdict(crit: list[dict[str, Any]], ok: list[dict[str, Any]], failed: list[dict[str, Any]]) -> list[str]:
+    _, y = _labels(ok)
     passed = all(c["passed"] for c in crit)
-    h: list[str] = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-                    f"<style>{_CSS}</style></head><body>"]
-    h.append(f"<h1>{_e(title)}</h1><p class='note'>Written {now} by openbreech (ballistics {__version__}). "
-             f"Cross-validation: {_e(cv.get('scheme', ''))} &mdash; every LLR below comes from a calibrator "
-             "fitted without the firearm(s) of its pair.</p>")
     n_fail = sum(not c["passed"] for c in crit)
-    h.append(f"<div class='verdict {'ok' if passed else 'bad'}'><b>"
-             + ("All validation criteria are met." if passed else f"{n_fail} of {len(crit)} validation criteria are "
-                "not met.") + f"</b> {len(ok)} pairs evaluated ({int(y.sum())} same-firearm, {int((~y).sum())} "
-             f"different-firearm) from {len({p['a_firearm'] for p in ok} | {p['b_firearm'] for p in ok})} firearms"
-             + (f"; {len(failed)} pairs could not be compared (listed below)" if failed else "") + ".</div>")
-    h.append("<h2>What this report says, and what it does not</h2><p>A likelihood ratio (LR) states how much "
-             "more probable the comparison score is if the two cartridge cases were fired by the same firearm than "
-             "if they were fired by different firearms. The numbers here measure how well this system's LRs did on "
-             "the lab's own reference scans, with each firearm left out of the fit that judged it. They hold for "
-             "cases like these (same instrument, ammunition and firearm types, same comparison parameters); they "
-             "say nothing about other populations. Cllr is 0 for a perfect system and 1 for one that always says "
-             "LR&nbsp;=&nbsp;1; Cllr_min is what the best possible calibration of the same scores would give "
-             "(discrimination), Cllr_cal the rest (calibration). LRs are bounded to the ELUB range "
-             f"[{_f(system.elub[0], 2)}, {_f(system.elub[1], 2)}] in log10 (LR {10 ** system.elub[0]:.3g} to "
-             f"{10 ** system.elub[1]:.3g}), which the size of the reference set can support.</p>")
-    # validation matrix
-    h.append("<h2>Validation matrix</h2><table><tr><th>performance characteristic</th><th>metric</th>"
-             "<th>validation criterion</th><th>result</th><th>decision</th></tr>")
+    return [f"<div class='verdict {'ok' if passed else 'bad'}'><b>"
+            + ("All validation criteria are met." if passed else f"{n_fail} of {len(crit)} validation criteria are "
+               "not met.") + f"</b> {len(ok)} pairs evaluated ({int(y.sum())} same-firearm, {int((~y).sum())} "
+            f"different-firearm) from {len({p['a_firearm'] for p in ok} | {p['b_firearm'] for p in ok})} firearms"
+            + (f"; {len(failed)} pairs could not be compared (listed below)" if failed else "") + ".</div>"]
+
+
+def _explanation(system: Any) -> list[str]:
+    return ["<h2>What this report says, and what it does not</h2><p>A likelihood ratio (LR) states how much "
+            "more probable the comparison score is if the two cartridge cases were fired by the same firearm than "
+            "if they were fired by different firearms. The numbers here measure how well this system's LRs did on "
+            "the lab's own reference scans, with each firearm left out of the fit that judged it. They hold for "
+            "cases like these (same instrument, ammunition and firearm types, same comparison parameters); they "
+            "say nothing about other populations. Cllr is 0 for a perfect system and 1 for one that always says "
+            "LR&nbsp;=&nbsp;1; Cllr_min is what the best possible calibration of the same scores would give "
+            "(discrimination), Cllr_cal the rest (calibration). LRs are bounded to the ELUB range "
+            f"[{_f(system.elub[0], 2)}, {_f(system.elub[1], 2)}] in log10 (LR {10 ** system.elub[0]:.3g} to "
+            f"{10 ** system.elub[1]:.3g}), which the size of the reference set can support.</p>"]
+
+
+def _matrix(crit: list[dict[str, Any]], system: Any) -> list[str]:
+    """The validation matrix (Meuwly et al. 2017): characteristic, metric, criterion, result, decision."""
+    h = ["<h2>Validation matrix</h2><table><tr><th>performance characteristic</th><th>metric</th>"
+         "<th>validation criterion</th><th>result</th><th>decision</th></tr>"]
     for c in crit:
         h.append(f"<tr><td>{_e(c['characteristic'])}</td><td>{_e(c['label'])}</td><td>{_e(c['criterion'])}</td>"
                  f"<td class='num'>{_f(c['result'])}</td><td class='{'pass' if c['passed'] else 'fail'}'>"
@@ -189,11 +214,16 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
     h.append("</table><p class='note'>Criteria are the library defaults unless the lab set its own "
              "(<code>criteria=</code> / <code>--criterion</code>); they must be fixed before the results are seen. "
              f"Training-data Cllr (not a validation): {_f(system.training_metrics.get('cllr'))}.</p>")
-    # metrics table
-    h.append("<h2>Performance characteristics (cross-validated)</h2><table><tr><th>set</th><th>same</th>"
-             "<th>different</th><th>Cllr</th><th>Cllr_min</th><th>Cllr_cal</th><th>EER</th><th>RMEP</th>"
-             "<th>RMED</th><th>LR&lt;1/100 | H1</th><th>LR&gt;100 | H2</th></tr>")
-    rows = [("all pairs", m)] + list((cv.get("per_stratum") or {}).items())
+    return h
+
+
+def _metrics_table(system: Any) -> list[str]:
+    """Cross-validated metrics of all pairs and of each stratum."""
+    cv = system.cross_validation
+    h = ["<h2>Performance characteristics (cross-validated)</h2><table><tr><th>set</th><th>same</th>"
+         "<th>different</th><th>Cllr</th><th>Cllr_min</th><th>Cllr_cal</th><th>EER</th><th>RMEP</th>"
+         "<th>RMED</th><th>LR&lt;1/100 | H1</th><th>LR&gt;100 | H2</th></tr>"]
+    rows = [("all pairs", system.cv_metrics)] + list((cv.get("per_stratum") or {}).items())
     for nm, mm in rows:
         h.append(f"<tr><td>{_e(nm)}</td><td class='num'>{_f(mm.get('n_same'))}</td>"
                  f"<td class='num'>{_f(mm.get('n_different'))}</td>"
@@ -201,9 +231,14 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
                            ("cllr", "cllr_min", "cllr_cal", "eer", "rmep", "rmed", "rmep_strong", "rmed_strong"))
                  + "</tr>")
     h.append("</table>")
-    h.append(misleading_section(pairs, {c["metric"]: c["max"] for c in crit}, system.name))
-    h.append(_domain_html(system))
-    # figures
+    return h
+
+
+def _figures(system: Any, ok: list[dict[str, Any]]) -> list[str]:
+    """Tippett, ECE and PAV plots; for a one-score system also the score densities and the LR curve."""
+    from . import _plot_calibration as P
+
+    llr, y = _labels(ok)
     figs = []
     if y.any() and (~y).any():
         figs.append(_img(P.tippett(llr, y, elub=system.elub), "Tippett plot",
@@ -214,19 +249,21 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
                          "(dotted) one everywhere; its gap to the dashed curve is the calibration loss."))
         figs.append(_img(P.pav(llr, y), "PAV plot",
                          "PAV plot: a well-calibrated system follows the diagonal."))
-        if one_score:
+        if system.n_scores == 1:
             sc = np.array([p["score"] for p in ok], float)
             figs.append(_img(P.score_densities(sc, y, system, score_label=str(system.score_column)), "score densities",
                              "Scores of same- and different-firearm pairs with kernel densities."))
             figs.append(_img(P.lr_curve(system, scores=sc, same_source=y), "LR curve",
                              "The fitted system: log10 LR against score, ELUB bounds (dotted) and a 95 % firearm "
                              "bootstrap band."))
-    h.append("<h2>Figures</h2><div class='figs'>" + "".join(figs) + "</div>")
-    # per firearm
-    h.append("<h2>Per firearm</h2><table><tr><th>firearm</th><th>same pairs</th><th>different pairs</th>"
-             "<th>misleading same (LR&lt;1)</th><th>misleading different (LR&gt;1)</th><th>lowest same log10 LR</th>"
-             "<th>highest different log10 LR</th><th>Cllr</th></tr>")
-    for r in cv.get("per_firearm", []):
+    return ["<h2>Figures</h2><div class='figs'>" + "".join(figs) + "</div>"]
+
+
+def _per_firearm(system: Any) -> list[str]:
+    h = ["<h2>Per firearm</h2><table><tr><th>firearm</th><th>same pairs</th><th>different pairs</th>"
+         "<th>misleading same (LR&lt;1)</th><th>misleading different (LR&gt;1)</th><th>lowest same log10 LR</th>"
+         "<th>highest different log10 LR</th><th>Cllr</th></tr>"]
+    for r in system.cross_validation.get("per_firearm", []):
         h.append(f"<tr><td>{_e(r['firearm'])}</td><td class='num'>{r['n_same']}</td>"
                  f"<td class='num'>{r['n_different']}</td>"
                  f"<td class='num{' fail' if r['misleading_same'] else ''}'>{r['misleading_same']}</td>"
@@ -235,42 +272,61 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
                  f"<td class='num'>{_f(r.get('max_llr_different'))}</td>"
                  f"<td class='num'>{_f(r.get('cllr'))}</td></tr>")
     h.append("</table>")
-    # failures
+    return h
+
+
+def _misleading_pairs(ok: list[dict[str, Any]]) -> list[str]:
+    """Every pair whose cross-validated LR points the wrong way, strongest first."""
+    from ..calibration import verbal_scale
+
     mis = [p for p in ok if (p["same"] and p["llr"] < 0) or (not p["same"] and p["llr"] > 0)]
     mis.sort(key=lambda p: -abs(p["llr"]))
-    h.append(f"<h2>Misleading pairs ({len(mis)})</h2>")
-    if mis:
-        h.append("<table><tr><th>scan A</th><th>scan B</th><th>firearms</th><th>truth</th><th>score</th>"
-                 "<th>log10 LR (cross-validated)</th><th>verbal equivalent (ENFSI 2015)</th></tr>")
-        for p in mis:
-            h.append(f"<tr><td>{_e(Path(str(p['a'])).name)}</td><td>{_e(Path(str(p['b'])).name)}</td>"
-                     f"<td>{_e(p['a_firearm'])} / {_e(p['b_firearm'])}</td>"
-                     f"<td>{'same' if p['same'] else 'different'}</td><td class='num'>{_f(p['score'])}</td>"
-                     f"<td class='num fail'>{_f(p['llr'], 2)}</td><td>{_e(verbal_scale(p['llr']))}</td></tr>")
-        h.append("</table>")
-    else:
+    h = [f"<h2>Misleading pairs ({len(mis)})</h2>"]
+    if not mis:
         h.append("<p>No pair gave misleading evidence (no same-firearm pair below LR 1, no different-firearm pair "
                  "above LR 1).</p>")
-    if failed:
-        h.append(f"<h2>Pairs that could not be compared ({len(failed)})</h2><table><tr><th>scan A</th><th>scan B</th>"
-                 "<th>reason</th></tr>")
-        for p in failed:
-            h.append(f"<tr><td>{_e(Path(str(p['a'])).name)}</td><td>{_e(Path(str(p['b'])).name)}</td>"
-                     f"<td>{_e(p['error'])}</td></tr>")
-        h.append("</table>")
-    # verbal scale
-    h.append("<h2>Verbal equivalents (ENFSI 2015)</h2><table><tr><th>LR</th><th>wording</th></tr>"
-             "<tr><td>1 to 2</td><td>no support for either proposition</td></tr>"
-             "<tr><td>2 to 10</td><td>weak support</td></tr><tr><td>10 to 100</td><td>moderate support</td></tr>"
-             "<tr><td>100 to 1,000</td><td>moderately strong support</td></tr>"
-             "<tr><td>1,000 to 10,000</td><td>strong support</td></tr>"
-             "<tr><td>10,000 to 1,000,000</td><td>very strong support</td></tr>"
-             "<tr><td>above 1,000,000</td><td>extremely strong support</td></tr></table>"
-             "<p class='note'>The same bands apply to 1/LR in support of different firearms. With the ELUB bounds "
-             f"of this system the strongest possible statement is: {_e(verbal_scale(system.elub[1]))}</p>")
-    # provenance
+        return h
+    h.append("<table><tr><th>scan A</th><th>scan B</th><th>firearms</th><th>truth</th><th>score</th>"
+             "<th>log10 LR (cross-validated)</th><th>verbal equivalent (ENFSI 2015)</th></tr>")
+    for p in mis:
+        h.append(f"<tr><td>{_e(Path(str(p['a'])).name)}</td><td>{_e(Path(str(p['b'])).name)}</td>"
+                 f"<td>{_e(p['a_firearm'])} / {_e(p['b_firearm'])}</td>"
+                 f"<td>{'same' if p['same'] else 'different'}</td><td class='num'>{_f(p['score'])}</td>"
+                 f"<td class='num fail'>{_f(p['llr'], 2)}</td><td>{_e(verbal_scale(p['llr']))}</td></tr>")
+    h.append("</table>")
+    return h
+
+
+def _failed_pairs(failed: list[dict[str, Any]]) -> list[str]:
+    if not failed:
+        return []
+    h = [f"<h2>Pairs that could not be compared ({len(failed)})</h2><table><tr><th>scan A</th><th>scan B</th>"
+         "<th>reason</th></tr>"]
+    for p in failed:
+        h.append(f"<tr><td>{_e(Path(str(p['a'])).name)}</td><td>{_e(Path(str(p['b'])).name)}</td>"
+                 f"<td>{_e(p['error'])}</td></tr>")
+    h.append("</table>")
+    return h
+
+
+def _verbal(system: Any) -> list[str]:
+    from ..calibration import verbal_scale
+
+    return ["<h2>Verbal equivalents (ENFSI 2015)</h2><table><tr><th>LR</th><th>wording</th></tr>"
+            "<tr><td>1 to 2</td><td>no support for either proposition</td></tr>"
+            "<tr><td>2 to 10</td><td>weak support</td></tr><tr><td>10 to 100</td><td>moderate support</td></tr>"
+            "<tr><td>100 to 1,000</td><td>moderately strong support</td></tr>"
+            "<tr><td>1,000 to 10,000</td><td>strong support</td></tr>"
+            "<tr><td>10,000 to 1,000,000</td><td>very strong support</td></tr>"
+            "<tr><td>above 1,000,000</td><td>extremely strong support</td></tr></table>"
+            "<p class='note'>The same bands apply to 1/LR in support of different firearms. With the ELUB bounds "
+            f"of this system the strongest possible statement is: {_e(verbal_scale(system.elub[1]))}</p>"]
+
+
+def _provenance(system: Any, parameters: dict[str, Any]) -> list[str]:
+    """The system, its reference population and the study's parameters; the scans; references; the end."""
     ref = system.reference
-    h.append("<h2>System and provenance</h2><table>")
+    h = ["<h2>System and provenance</h2><table>"]
     prov = [("system", f"{system.name} v{system.system_version}"), ("calibrator", system.method),
             ("calibrator parameters", system.params), ("score", system.score_column),
             ("ELUB bounds (log10)", f"[{system.elub[0]}, {system.elub[1]}]"),
@@ -291,7 +347,7 @@ def render_validation_report(result: Any = None, *, system: Any = None, pairs: l
              "guideline); Brümmer &amp; du Preez (2006) CSL 20:230-275 (Cllr, PAV); Ramos &amp; Gonzalez-Rodriguez "
              "(2013) FSI 230:156-169 (ECE); Vergeer et al. (2016) Sci. Justice 56:482-491 (ELUB); ENFSI (2015) "
              "Guideline for Evaluative Reporting.</p></body></html>")
-    return "\n".join(h)
+    return h
 
 
 def validation_report(result: Any = None, output: str | os.PathLike = "validation_report.html", **kwargs: Any) -> Path:

@@ -1,7 +1,8 @@
 """Figures of ballistics.plot: units, shared colour scales, correct geometry and numbers.
 
 These tests need no comparison engine: they check the drawing helpers against slow,
-obviously-correct NumPy versions and against the bundled real scans.
+obviously-correct NumPy versions and against the bundled real scans.  Figures of real
+comparisons are in test_plot_comparison.py.
 """
 
 from __future__ import annotations
@@ -14,18 +15,6 @@ from matplotlib.figure import Figure
 import ballistics
 from ballistics import BallisticsError, EmptyScanError, ParameterError, datasets
 from ballistics.review import plot
-from ballistics.review.reference import Placement, ReferencePair, ReferenceScores, placement
-
-
-@pytest.fixture(scope="module")
-def processed():
-    return datasets.fadul("processed")
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def test_public_plot_module_is_review_plot():
@@ -64,8 +53,8 @@ def test_hillshade_lights_the_slope_facing_the_light():
     assert np.nanmean(north[5:55]) > np.nanmean(north[65:115]) + 0.3
 
 
-def test_hillshade_keeps_missing_pixels_and_range(processed):
-    s = processed[0]
+def test_hillshade_keeps_missing_pixels_and_range(sample):
+    s = sample[0]
     h = plot.hillshade(s.data, s.spacing, azimuth_deg=45)
     assert h.shape == s.shape
     assert np.array_equal(np.isnan(h), ~s.mask)
@@ -120,8 +109,8 @@ def test_local_correlation_matches_slow_twin_random():
     np.testing.assert_allclose(fast[both], slow[both], atol=1e-8)
 
 
-def test_local_correlation_real_scan(processed):
-    s = processed[2]
+def test_local_correlation_real_scan(sample):
+    s = sample[2]
     sub = s.data[200:260, 10:70]
     noisy = sub + np.random.default_rng(0).normal(scale=np.nanstd(sub), size=sub.shape)
     fast = plot.local_correlation(sub, noisy, 9)
@@ -133,7 +122,7 @@ def test_local_correlation_real_scan(processed):
     assert np.nanmean(plot.local_correlation(sub, -sub, 9)) < -0.999
 
 
-# --------------------------------------------------------------------- ROC and placement
+# --------------------------------------------------------------------- ROC
 def test_roc_curve_against_brute_force():
     rng = np.random.default_rng(1)
     same = rng.integers(0, 30, 20)
@@ -169,58 +158,9 @@ def test_roc_needs_both_classes_and_finite_scores():
         plot.roc_curve([1, np.nan], [1, 2])
 
 
-def test_placement_counts():
-    p = placement(5, [3, 5, 9], [0, 1, 5, 6, 2])
-    assert p == Placement(score=5.0, n_same=3, n_different=5, same_at_or_above=2, different_at_or_above=2,
-                          max_different=6.0, min_same=3.0)
-    assert placement(1, [], [0]).min_same is None
-    with pytest.raises(BallisticsError):
-        placement(float("nan"), [1], [2])
-
-
-def _pair(x, y, same, cmc):
-    return ReferencePair(a=x.name, b=y.name, a_checksum=x.checksum, b_checksum=y.checksum, same=same,
-                         score=float(cmc) / 2, cmc_count=cmc)
-
-
-def test_reference_leaves_out_the_reported_pair(processed):
-    a, b, c = processed[:3]
-    ref = ReferenceScores.from_pairs([_pair(a, b, True, 20), _pair(a, c, False, 1), _pair(b, c, False, 2)],
-                                     "three pairs")
-    assert (ref.same, ref.different) == ((20,), (1, 2))
-    kept, n = ref.leave_out(b, a)
-    assert (kept.same, sorted(kept.different), n) == ((), [1, 2], 1)
-    assert kept.source.endswith("(leaving out this pair)")
-    kept, n = ref.leave_out(a, c)
-    assert (kept.same, kept.different, n) == ((20,), (2,), 1)
-    # a pair that is not in the reference leaves it as it is
-    kept, n = ref.leave_out(a, processed[3])
-    assert kept is ref and n == 0
-
-
-def test_reference_scores_round_trip_and_table(processed, tmp_path):
-    a, b, c = processed[:3]
-    ref = ReferenceScores.from_pairs([_pair(a, b, True, 20), _pair(a, c, False, 1)], "two pairs",
-                                     method="high", elapsed_s=1.5)
-    back = ReferenceScores.from_dict(ref.to_dict())
-    assert back == ref
-    rows = ref.rows()
-    assert [r["cmc_count"] for r in rows] == [20, 1] and rows[0]["a"] == a.name
-    ref.to_csv(tmp_path / "ref.csv")
-    lines = (tmp_path / "ref.csv").read_text().splitlines()
-    assert lines[0].startswith("a,b,a_checksum") and len(lines) == 3
-    # plain dicts without pairs are accepted; malformed ones are refused clearly
-    plain = ReferenceScores.from_dict({"same": [9, 12], "different": [0], "source": "elsewhere"})
-    assert plain.place(10).same_at_or_above == 1 and plain.leave_out(a, b) == (plain, 0)
-    with pytest.raises(BallisticsError):
-        ReferenceScores.from_dict({"same": [1]})
-    with pytest.raises(BallisticsError):
-        ReferenceScores.from_dict({"same": [1], "different": [0], "pairs": [{"a": "x"}]})
-
-
 # --------------------------------------------------------------------- figures on real scans
-def test_scan_figure_units_title_and_extent(processed):
-    s = processed[0]
+def test_scan_figure_units_title_and_extent(sample):
+    s = sample[0]
     ax = plot.scan(s)
     assert ax.get_xlabel() == "x (mm)" and ax.get_ylabel() == "y (mm)"
     assert "Fadul 1-1" in ax.get_title()
@@ -235,8 +175,8 @@ def test_scan_figure_units_title_and_extent(processed):
     np.testing.assert_allclose(np.ma.filled(im.get_array(), np.nan), s.data * 1e6, equal_nan=True)
 
 
-def test_common_limits_shared_between_scans(processed):
-    a, b = processed[0], processed[2]
+def test_common_limits_shared_between_scans(sample):
+    a, b = sample[0], sample[2]
     lo, hi = plot.common_limits(a, b)
     pooled = np.concatenate([a.data[a.mask], b.data[b.mask]]) * 1e6
     assert (lo, hi) == pytest.approx(tuple(np.percentile(pooled, [1, 99])))
@@ -248,8 +188,8 @@ def test_common_limits_shared_between_scans(processed):
         plot.common_limits(ballistics.scan_from_array(np.full((4, 4), np.nan), (1e-6, 1e-6)))
 
 
-def test_virtual_light_figure(processed):
-    s = processed[1]
+def test_virtual_light_figure(sample):
+    s = sample[1]
     ax = plot.virtual_light(s, azimuth_deg=90, altitude_deg=20)
     assert "Fadul 1-2" in ax.get_title() and "azimuth 90" in ax.get_title()
     img = ax.get_images()[0].get_array()
@@ -290,10 +230,10 @@ def test_figure_functions_reject_non_scans():
         plot.scan(np.zeros((4, 4)))
 
 
-def test_target_cell_box_follows_the_registration_convention(processed):
+def test_target_cell_box_follows_the_registration_convention(sample):
     """A cell drawn on the target is the reference box mapped by
     ``x_b = c_b + M(theta) (x_a - c_a + t)`` (Comparison's documented convention)."""
-    a, b = processed[0], processed[1]
+    a, b = sample[0], sample[1]
     theta, t = 17.0, np.array([4.0, -9.0])
     th = np.deg2rad(theta)
     M = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
