@@ -44,6 +44,25 @@ class MapResult:
     worker: str
 
 
+def _items(scans: Sequence[str | os.PathLike[str] | Scan]) -> tuple[list[Any], list[str]]:
+    """What the workers get (absolute paths or Scans) and each scan's name."""
+    items: list[Any] = []
+    names: list[str] = []
+    for k, s in enumerate(scans):
+        if isinstance(s, Scan):
+            items.append(s)
+            names.append(s.name)
+        elif isinstance(s, (str, os.PathLike)):
+            p = Path(s).expanduser().resolve()
+            if not p.is_file():
+                raise ScanReadError(f"scans[{k}]: {str(s)!r} does not exist or is not a file.")
+            items.append(str(p))
+            names.append(p.stem)
+        else:
+            raise ParameterError(f"scans[{k}] must be a file path or a Scan, got {type(s).__name__}.")
+    return items, names
+
+
 def map_scans(func: Callable[[Any], Any], scans: Sequence[str | os.PathLike[str] | Scan], *, read: bool = True,
               on_error: str = "raise", scheduler: str | None = None, client: Any = None,
               n_workers: int | None = None, progress: bool = False) -> list[MapResult]:
@@ -82,20 +101,7 @@ def map_scans(func: Callable[[Any], Any], scans: Sequence[str | os.PathLike[str]
     check_cluster_args(scheduler, client, n_workers)
     if isinstance(scans, (str, os.PathLike, Scan)) or not hasattr(scans, "__len__"):
         raise ParameterError(f"scans must be a list of file paths or Scan objects, got {type(scans).__name__}.")
-    items: list[Any] = []
-    names: list[str] = []
-    for k, s in enumerate(scans):
-        if isinstance(s, Scan):
-            items.append(s)
-            names.append(s.name)
-        elif isinstance(s, (str, os.PathLike)):
-            p = Path(s).expanduser().resolve()
-            if not p.is_file():
-                raise ScanReadError(f"scans[{k}]: {str(s)!r} does not exist or is not a file.")
-            items.append(str(p))
-            names.append(p.stem)
-        else:
-            raise ParameterError(f"scans[{k}] must be a file path or a Scan, got {type(s).__name__}.")
+    items, names = _items(scans)
     out: list[MapResult | None] = [None] * len(items)
     if not items:
         return []

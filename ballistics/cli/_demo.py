@@ -93,6 +93,18 @@ def run(args: argparse.Namespace) -> int:
           f"gap {gap:+.3f} ({'separated' if gap > 0 else 'NOT separated'})")
 
     _section("5. Case database: search with Fadul 1-1 against the other processed scans")
+    _search_demo(processed, out)
+
+    _section("6. Report")
+    from ..review.report import report
+    path = guard_output(out / "report Fadul 1-1 vs 1-2.html", force=True, what="demo report")
+    report(processed[0], processed[1], output=path, **({"method": args.method} if args.method else {}))
+    print(f"HTML report written to {path}")
+    return 0
+
+
+def _search_demo(processed: list, out: Path) -> None:
+    """Section 5: a temporary case database of the processed scans, searched with the first."""
     from ..database import CaseDatabase
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         db = CaseDatabase(Path(tmp) / "demo.db")
@@ -111,10 +123,3 @@ def run(args: argparse.Namespace) -> int:
               "true mate is slide-1")
         print(hits.format_timings())
         db.close()
-
-    _section("6. Report")
-    from ..review.report import report
-    path = guard_output(out / "report Fadul 1-1 vs 1-2.html", force=True, what="demo report")
-    report(processed[0], processed[1], output=path, **({"method": args.method} if args.method else {}))
-    print(f"HTML report written to {path}")
-    return 0
