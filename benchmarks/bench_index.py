@@ -1,4 +1,4 @@
-"""Benchmarks of cross-case search (``ballistics.index``).
+"""Benchmarks of cross-case search (``ballistics.retrieval`` and ``ballistics.database``).
 
 Two parts (run both with no argument, or one by name)::
 

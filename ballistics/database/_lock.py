@@ -40,7 +40,7 @@ class WriterLock:
     Notes
     -----
     Threads of one process are serialised by a :class:`threading.RLock` first, so two
-    threads sharing a :class:`~ballistics.index.CaseDatabase` take turns too; the
+    threads sharing a :class:`~ballistics.database.CaseDatabase` take turns too; the
     lock is re-entrant within one thread.
     """
 

@@ -1,4 +1,4 @@
-"""Signatures (ballistics.index.signature): shape, invariances, twins of the building blocks."""
+"""Signatures (ballistics.retrieval.signature): shape, invariances, twins of the building blocks."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from scipy import ndimage
 
 from ballistics import BallisticsError, EmptyScanError, datasets
+from ballistics.reading import scan_from_array
 from ballistics.retrieval import SIGNATURE_PARAMS, signature, signature_dim
 from ballistics.retrieval import _signature as sg
-from ballistics.reading import scan_from_array
 
 
 @pytest.fixture(scope="module")
