@@ -1,6 +1,8 @@
 """Score-to-LR calibration on the NFI Glock comparison scores, with the NFI's weapon-level splits.
 
-Run:  python benchmarks/bench_calibration.py [--out benchmarks/results_calibration_table.md]
+Run:  python benchmarks/bench_calibration.py [--data NAME ...] [--splits split1 ...] [--out TABLE.md]
+(all data and splits: about a minute on one core; ``--data breech_face_impression --splits split1``
+is a short check).
 
 Data: ``../shared/data/nfi_scores`` (Netherlands Forensic Institute, ``lr_module_scratch``,
 Apache-2.0): breech-face and firing-pin comparison scores of Glock test fires with three
@@ -47,8 +49,9 @@ def load(name: str):
     return y, cmc_n, log_accf, groups, splits
 
 
-def run(name: str, lines: list[str]) -> list[dict]:
+def run(name: str, lines: list[str], only: list[str] | None = None) -> list[dict]:
     y, cmc_n, log_accf, groups, splits = load(name)
+    splits = {k: v for k, v in splits.items() if not only or k in only}
     results = []
     configs = [("logistic", "CMC/n", cmc_n), ("kde", "CMC/n", cmc_n), ("isotonic", "CMC/n", cmc_n),
                ("logistic", "CMC/n + log ACCF", np.c_[cmc_n, log_accf])]
@@ -81,15 +84,20 @@ def run(name: str, lines: list[str]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="also write the table to this Markdown file")
-    ap.add_argument("--data", nargs="+", default=["breech_face_impression", "firing_pin_impression"])
+    ap.add_argument("--data", nargs="+", default=["breech_face_impression", "firing_pin_impression"],
+                    choices=["breech_face_impression", "firing_pin_impression"], help="score tables to use")
+    ap.add_argument("--splits", nargs="+", default=None, choices=["split1", "split2", "split3"],
+                    help="weapon-level splits to run (default: all three)")
     args = ap.parse_args()
+    if not (SHARED / "nfi_scores").is_dir():
+        raise SystemExit("the NFI scores are not in ../shared/data/nfi_scores (set BALLISTICS_SHARED_DATA)")
     lines = ["| data | split | calibrator | score | train same/diff | validation same/diff | Cllr | Cllr_min | "
              "Cllr_cal | EER | RMEP | RMED | ELUB (log10) | Cllr without ELUB | CV Cllr inside t |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines))
     allres = []
     for name in args.data:
-        allres += run(name, lines)
+        allres += run(name, lines, args.splits)
     summary = ["", "Worst split per calibrator (validation Cllr):", ""]
     for name in args.data:
         for method, label in (("logistic", "CMC/n"), ("kde", "CMC/n"), ("isotonic", "CMC/n"),
