@@ -27,7 +27,7 @@ def test_cli_compare_text_and_cells(capsys):
     rc = main(["compare", a, b, "--no-extract", "--cells", "--param", "rotation_range=(-24,-21)",
                "--param", "coarse_step=None"])
     out = capsys.readouterr().out
-    assert rc == 0 and "Fadul 1-1 vs Fadul 1-2" in out and "a_to_b" in out and "yes" in out
+    assert rc == 0 and "Fadul 1-1" in out and "Fadul 1-2" in out and "a_to_b" in out and "yes" in out
 
 
 def test_cli_errors_are_one_line(capsys):
@@ -67,4 +67,5 @@ def test_cli_compare_reports_a_mirrored_match(tmp_path, capsys):
     rc = main(["compare", pa, str(flipped), "--no-extract", "--handedness", "as_given", "--json",
                "--param", "rotation_range=(-30,-18)", "--param", "coarse_step=None"])
     d = json.loads(capsys.readouterr().out)
-    assert rc == 0 and d["mirrored"] is False and d["warnings"] == [] and d["params"]["handedness"] == "as_given"
+    assert rc == 0 and d["mirrored"] is False and d["params"]["handedness"] == "as_given"
+    assert not any("mirror" in w for w in d["warnings"])      # (an LR caveat may remain: no instrument)
