@@ -42,6 +42,7 @@ def _busy() -> subprocess.Popen[bytes]:
 
 
 def child(mode: str, repeats: int) -> dict[str, dict[str, float]]:
+    """Time both cases quiet, then beside one busy process, in this process."""
     import ballistics as bl
     from ballistics import datasets
     from ballistics.comparison import compare, prepare
@@ -53,22 +54,23 @@ def child(mode: str, repeats: int) -> dict[str, dict[str, float]]:
     for case in CASES:      # compile every kernel before timing
         compare(a, b, preset=case, lr_system=None)
 
-    def timed(case: str) -> float:
-        ts = []
+    def timed(case: str) -> tuple[float, float]:
+        ts, cs = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             compare(a, b, preset=case, lr_system=None)
             ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
+            cs.append(time.process_time() - c0)
+        return statistics.median(ts), statistics.median(cs)
 
     out: dict[str, dict[str, float]] = {c: {} for c in CASES}
     for c in CASES:
-        out[c]["quiet"] = timed(c)
+        out[c]["quiet"], out[c]["quiet_cpu"] = timed(c)
     busy = _busy()
     try:
         time.sleep(0.5)   # let the busy process get going
         for c in CASES:
-            out[c]["busy"] = timed(c)
+            out[c]["busy"], out[c]["busy_cpu"] = timed(c)
     finally:
         busy.kill()
         busy.wait()
@@ -83,6 +85,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.repeats)))
         return
+    load = os.getloadavg()
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     results = {}
     for mode in MODES:
@@ -91,12 +94,16 @@ def main() -> None:
         if res.returncode:
             sys.exit(f"the {mode} child failed:\n{res.stderr}")
         results[mode] = json.loads(res.stdout.strip().splitlines()[-1])
-    print(f"{os.cpu_count()} cores; median of {args.repeats} comparisons of Fadul processed 1-1 vs 1-2 (prepared)")
-    print(f"{'mode':<8}{'case':<9}{'quiet s':>9}{'busy s':>9}{'busy/quiet':>12}")
+    print(f"{os.cpu_count()} cores, load average before the run {load[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+          f"median of {args.repeats} comparisons of Fadul processed 1-1 vs 1-2 (prepared)")
+    print(f"{'mode':<8}{'case':<9}{'quiet s':>9}{'busy s':>9}{'busy/quiet':>12}{'CPU quiet s':>13}{'CPU busy s':>12}")
     for mode in MODES:
         for case in CASES:
-            q, b = results[mode][case]["quiet"], results[mode][case]["busy"]
-            print(f"{mode:<8}{case:<9}{q:>9.3f}{b:>9.3f}{b / q:>12.2f}")
+            r = results[mode][case]
+            print(f"{mode:<8}{case:<9}{r['quiet']:>9.3f}{r['busy']:>9.3f}{r['busy'] / r['quiet']:>12.2f}"
+                  f"{r['quiet_cpu']:>13.3f}{r['busy_cpu']:>12.3f}")
+    print("wall time: the comparison's elapsed time; CPU: its process's CPU time (threads that spin-wait "
+          "burn CPU without progress). Other jobs on the machine count as load in both columns.")
 
 
 if __name__ == "__main__":
