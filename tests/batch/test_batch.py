@@ -346,3 +346,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["batch", "all-pairs", *map(str, PATHS), "-o", str(tmp_path / "o"), "--param", "oops"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ options and manifest
+
+def test_options_and_parameters_are_validated_objects(tmp_path):
+    from ballistics.batch import BatchOptions, compare_spec
+    with pytest.raises(ParameterError, match="tile_size"):
+        BatchOptions(tile_size=0)
+    with pytest.raises(ParameterError, match="n_workers"):
+        BatchOptions(n_workers=2, scheduler="tcp://127.0.0.1:1")
+    assert compare_spec("cmcr", "original")["preset"] == "cmcr"
+    spec = compare_spec(PARAMS, "convergence")
+    assert spec["preset"] == "custom" and spec["params"] == PARAMS.to_dict()
+    s = all_pairs(PATHS, tmp_path / "run", PARAMS, options=BatchOptions(tile_size=2), max_tiles=0)
+    m = Manifest.load(tmp_path / "run")
+    assert m.compare_params() == PARAMS and m.tile_size == 2 and m.digest == s.manifest_digest
+    # a manifest whose parameters this engine would refuse is not a readable run
+    text = (tmp_path / "run" / "manifest.json").read_text().replace('"rotation_step": 3.0', '"rotation_step": 1e-06')
+    (tmp_path / "run" / "manifest.json").write_text(text)
+    with pytest.raises(ParameterError, match="not a readable batch manifest"):
+        Manifest.load(tmp_path / "run")
