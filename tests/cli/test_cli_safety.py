@@ -54,6 +54,7 @@ def test_extract_replaces_an_existing_output_only_with_force(raw, tmp_path, caps
     ["compare", "{f}", "{f}", "--spacing", "inf"],
     ["extract", "{f}", "--bandpass", "16e-6", "nan"],
     ["extract", "{f}", "--target-spacing=-inf"],
+    ["report", "{f}", "{f}", "-o", "{f}.html", "--azimuth", "nan"],
 ])
 def test_non_finite_numbers_are_one_parameter_error(raw, capsys, argv):
     assert main([a.format(f=raw) for a in argv]) == 2
