@@ -70,7 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _kw(args: argparse.Namespace) -> dict[str, Any]:
+    from pathlib import Path
+
     from ..batch import BatchOptions
+    # the run folder may not lie inside a case database or under a file (a rerun resumes it)
+    guard_output(Path(args.output) / "manifest.json", force=True, what="batch run folder")
     from ..comparison._params import resolve
     options = BatchOptions(tile_size=args.tile_size, scheduler=args.scheduler, n_workers=args.workers,
                            max_tiles=args.max_tiles, progress=args.progress, keep_json=args.keep_json)
