@@ -13,9 +13,9 @@ restores them afterwards:
 The default is **one** thread per operation.  Parallelism comes from processes
 (``ballistics.batch``, ``ballistics db add --jobs N``): on a machine shared with other
 jobs, thread pools that spin-wait for work (Numba's OpenMP layer, OpenCV's pool) fight
-the other processes for the cores, and a comparison that takes 0.5 s alone took 4.1 s
-beside one busy process (``benchmarks/bench_under_load.py``).  A comparison spends most
-of its time in batched FFTs of small arrays, which gain little from a second thread.
+the other processes for the cores and burn several times a comparison's own CPU time
+(``benchmarks/bench_under_load.py``).  A comparison spends most of its time in batched
+FFTs of small arrays, which gain little from a second thread.
 
 :func:`set_threads` changes the default for the whole process (``set_threads(None)``
 leaves Numba, SciPy and OpenCV at their own settings: Numba then uses every core);
