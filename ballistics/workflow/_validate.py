@@ -125,7 +125,7 @@ def run_pairs(inputs: Sequence[Any], output: str | os.PathLike, *, method: str =
     """
     from .. import batch
 
-    batch.all_pairs(list(inputs), output, method=method, preset="default", params=_overrides(params),
+    batch.all_pairs(list(inputs), output, params if params is not None else "default", method=method,
                     n_workers=n_workers)
     rows = []
     for r in batch.read_results(output, require_complete=True).to_pylist():
@@ -239,7 +239,9 @@ def validate(table: str | os.PathLike, output: str | os.PathLike, *, folder: str
         log.warning("%d of %d pairs could not be compared; they are listed in the report", len(pairs) - len(ok),
                     len(pairs))
     tsha = hashlib.sha256(Path(table).read_bytes()).hexdigest()
-    compare_params = rows[0]["params"] if rows else {}
+    # the parameters as the comparisons themselves recorded them (what compare() checks)
+    recorded = next((r["result"].get("params") for r in rows if r.get("result")), None)
+    compare_params = recorded or (rows[0]["params"] if rows else {})
     reference = {
         "description": f"validation set {Path(table).name}: {len(items)} scans of "
                        f"{len({i['firearm'] for i in items})} firearms",
