@@ -39,12 +39,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from agreement import surface_agreement  # benchmarks/agreement.py, beside this script
 from scipy import ndimage as ndi
 
 import ballistics as bl
 from ballistics import datasets
 from ballistics.features import extract_breech_face, extract_firing_pin, find_regions
-from agreement import surface_agreement  # benchmarks/agreement.py, beside this script
 
 cv2.setNumThreads(1)
 
