@@ -45,10 +45,17 @@ def make_comment(scan: Scan) -> str:
 
 
 def _region(v: Any) -> dict[str, Any] | None:
-    """A flat region record (names to numbers, text or None), else None."""
+    """A flat region record (names to numbers, text, None or short lists of numbers), else None."""
     if not isinstance(v, dict):
         return None
-    if not all(isinstance(k, str) and (x is None or isinstance(x, (int, float, str))) for k, x in v.items()):
+
+    def scalar(x: Any) -> bool:
+        return x is None or (isinstance(x, (int, float, str)) and not isinstance(x, bool))
+
+    def ok(x: Any) -> bool:
+        return scalar(x) or (isinstance(x, list) and len(x) <= 16 and all(scalar(e) for e in x))
+
+    if not all(isinstance(k, str) and ok(x) for k, x in v.items()):
         return None
     return dict(v)
 
