@@ -16,7 +16,7 @@ every raw scan available (3-D and 2-D) to ``benchmarks/out/`` for a person to ch
 The reference: cmcR 0.1.11 needs 10-18 s to preprocess one raw Fadul scan
 (``../shared/data/fadul/cmcR_reference/README.md``).
 
-``--only-full`` runs only the fully-measured-primer section (issue 11): the
+``--only-full`` runs only the fully-measured-primer section: the
 topography path of :func:`ballistics.find_regions` on real Fadul scans made fully
 measured, against the measured-area path on the same scans, and on synthetic primers
 of known geometry.
@@ -158,7 +158,7 @@ def fully_measured_section(repeat: int) -> None:
     from ballistics import synth
     from ballistics.errors import BallisticsError
 
-    print("\n## Fully measured primers (issue 11): topography path vs measured-area path, same real scan")
+    print("\n## Fully measured primers: topography path vs measured-area path, same real scan")
     print("(differences in um; IoU of the breech-face annuli on the scan grid; step = case head above primer)")
     print(f"{'scan':30s} {'step um':>7s} {'centre':>6s} {'primer r':>8s} {'fp centre':>9s} {'inner r':>7s} "
           f"{'outer r':>7s} {'IoU':>6s} {'cpu s':>6s}")
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--baseline-repeat", type=int, default=1)
     ap.add_argument("--only-full", action="store_true",
-                    help="run only the fully-measured-primer section (issue 11)")
+                    help="run only the fully-measured-primer section")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only_full:

@@ -18,9 +18,8 @@ journal), :class:`~._store.EvidenceStore` (files), :class:`~._lock.WriterLock`,
 :class:`~._search_index.SearchIndex` (FAISS, kept in step with the catalogue); every
 change goes through :meth:`CaseDatabase.write` (:mod:`._writes`).
 
-Layout, write protocol and crash behaviour: ``notes/database.md``.  A crash before a
-commit leaves at most unreferenced files; after it, an index that lags the catalogue,
-which every open detects and repairs from the stored signatures.
+Layout, write protocol and crash behaviour: ``ballistics/database/README.md``.  A crash before a commit leaves at most
+unreferenced files; after it, an index lagging the catalogue, repaired by every open.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from ..errors import DatabaseError, ParameterError
 from ..retrieval import SIGNATURE_PARAMS, SIGNATURE_VERSION, Keypoints, SearchParams, SearchResult, signature_dim
 from ..retrieval._timing import Timer
 from ..scan import Scan
+from . import _models
 from ._audit import JOURNAL_NAME, AuditLog
 from ._catalogue import Catalogue
 from ._entry import PreparedEntry, load_scan_input, prepare_entry
@@ -76,6 +76,9 @@ class CaseDatabase:
         and :func:`ballistics.comparison.prepare`), used by stage 3 of search.
     lock_timeout : float, default 600
         Seconds to wait for another writer to finish.
+    model : str, optional
+        Signature model recorded by a new database (``"global-640"``, ``"local-sift"``);
+        an existing one keeps its own (:meth:`resign` moves it).
 
     Raises
     ------
@@ -86,14 +89,13 @@ class CaseDatabase:
 
     Notes
     -----
-    Thread-safe: one SQLite connection per thread, writers take turns through the lock,
-    a search keeps nothing on the object.  Keep it on a local disk (``notes/database.md``).
+    Thread-safe: a connection per thread, writers take turns through the lock; keep it on a local disk.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False,
                  index_kind: str = "auto", extractors: dict[str, Callable[[Scan], Scan]] | None = None,
                  compare: Callable[..., Any] | None = None, prepare: Callable[[Scan], Any] | None = None,
-                 lock_timeout: float = 600.0) -> None:
+                 lock_timeout: float = 600.0, model: str | None = None) -> None:
         self.path = Path(path)
         self.readonly = readonly
         self.lock_timeout = float(lock_timeout)
@@ -117,6 +119,7 @@ class CaseDatabase:
                 self.index.sync(persist=bool(got))
                 if got:
                     self.audit.sync_journal()
+        _models.record_model(self, model)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -141,6 +144,9 @@ class CaseDatabase:
     def __exit__(self, *a: Any) -> None:
         self.close()
 
+    model = property(lambda self: _models.recorded_model(self.catalogue).name,
+                     doc="Name of the signature model stage 1 searches with.")
+
     def _need_writable(self) -> None:  # every change checks this first
         if self.readonly:
             raise DatabaseError(f"{self.path}: opened read-only; open it without readonly=True to change it.")
@@ -153,13 +159,10 @@ class CaseDatabase:
     def write(self) -> Iterator[WriteBatch]:
         """Stage changes and commit them atomically (the public write API; see :mod:`._writes`).
 
-        Yields
-        ------
-        WriteBatch
-            Stage scans (:meth:`WriteBatch.add`) and audit entries; they are committed
-            together when the block ends normally, and nothing is written if it raises.
-
-        Raises :class:`DatabaseError` on a read-only database or a lock timeout.
+        Yields a :class:`WriteBatch`: stage scans (:meth:`WriteBatch.add`) and audit
+        entries; they are committed together when the block ends normally, and nothing is
+        written if it raises.  Raises :class:`DatabaseError` on a read-only database or a
+        lock timeout.
         """
         self._need_writable()
         with self.lock.hold():
@@ -226,6 +229,7 @@ class CaseDatabase:
         case_id = case_id if case_id is not None else s.case_id
         exhibit_id = exhibit_id if exhibit_id is not None else s.exhibit_id
         surfaces = {"original": s, **entry.surfaces}
+        entry.blobs.update(_models.entry_blobs(self, entry.blobs.get(_models.SIFT_BLOB)))
         new = NewScan(
             scan_id=sid, sha256=s.checksum, surfaces=surfaces, signatures=entry.signatures, blobs=entry.blobs,
             row={"case_id": case_id, "exhibit_id": exhibit_id, "firearm_id": firearm_id,
@@ -278,17 +282,9 @@ class CaseDatabase:
             self.audit.sync_journal()
 
     def rebuild_index(self, kind: str | None = None) -> dict[str, Any]:
-        """Rebuild every part's FAISS index from the signatures in the catalogue.
+        """Rebuild every part's FAISS index from the stored signatures; returns index parameters per part.
 
-        Parameters
-        ----------
-        kind : str, optional
-            Index kind to use from now on (default: the database's setting).
-
-        Returns
-        -------
-        dict
-            Index parameters per part.
+        ``kind``: the index kind to use from now on (default: the database's setting).
         """
         self._need_writable()
         with self.lock.hold():
@@ -309,6 +305,11 @@ class CaseDatabase:
                 self.catalogue.put_blob(num, name, data)
                 self.audit.append("put_blob", scan_id, {"name": name, "bytes": len(data)})
             self.audit.sync_journal()
+
+    def resign(self, model: str, batch: int = 64, progress: Callable[[int, int], None] | None = None
+               ) -> dict[str, Any]:
+        """Move to signature ``model`` from the stored surfaces, resumably (:func:`._models.resign`)."""
+        return _models.resign(self, model, batch, progress)
 
     def rebuild_blobs(self, force: bool = False) -> dict[str, int]:
         """Compute the stage-2 blobs that live scans lack (``force``: all), from their stored breech faces.
@@ -382,6 +383,7 @@ class CaseDatabase:
         self.index.sync(persist=False)
         out: dict[str, Any] = {"path": str(self.path), **self.catalogue.counts(),
                                "signature_version": SIGNATURE_VERSION, "signature_dim": signature_dim(),
+                               "signature_model": _models.recorded_model(self.catalogue).record(),
                                "generation": self.catalogue.generation(), "library_version": __version__,
                                "index": self.index.stats()}
         out["disk_bytes"] = int(sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()))
@@ -462,7 +464,7 @@ class CaseDatabase:
             entry = scan if isinstance(scan, PreparedEntry) else prepare_entry(scan, preprocess, self._extractors)
         return run_search(entry, p, catalogue=self.catalogue, index=self.index, store=self.store,
                           compare=self._compare, prepare=self._prepare, exclude_self=exclude_self,
-                          exclude=exclude, cache=_cache, timings=timings)
+                          exclude=exclude, cache=_cache, timings=timings, stage1=_models.local_stage1(self))
 
     def search_many(self, scans: Sequence[Scan | str | os.PathLike[str] | PreparedEntry], k: int | None = None,
                     **kw: Any) -> builtins.list[SearchResult]:

@@ -8,7 +8,7 @@ writers; readers never take it (SQLite's WAL gives them a consistent snapshot).
 Network file systems (NFS, SMB/CIFS) are not supported for a database directory: their
 advisory locks are emulated or dropped, SQLite's WAL needs shared memory (the ``-shm``
 file mapped by every process on one host), and ``fsync`` may return before the server
-has the data.  See ``notes/database.md``.
+has the data.  See ``ballistics/database/README.md``.
 """
 
 from __future__ import annotations

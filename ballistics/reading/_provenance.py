@@ -13,7 +13,7 @@ itself says about its origin:
   ``ImageDescription``.
 
 :func:`handedness_hint` recognises conversion routes known to produce mirrored
-surfaces. There is one today, documented in ``notes/provenance.md``: x3p files whose
+surfaces. There is one today, documented in ``ballistics/reading/README.md``: x3p files whose
 ``Creator`` reads "Converted from Cadre TMD Format" and whose ``Date`` is 2020-12-27
 (the DFSC ``K004*`` conversions). The files do not say they are mirrored; the hint
 repeats what is known about the route, it is not a measurement.
@@ -202,7 +202,7 @@ def clean_writer(d: Any) -> WriterInfo | None:
 #: Conversion routes known to write surfaces mirrored relative to other routes. Each
 #: entry: the x3p ``Creator`` (case-insensitive, exact after trimming), the day of the
 #: ``Date`` field (``YYYY-MM-DD``), the instrument manufacturer, and the note.
-#: Evidence and its limits: ``notes/provenance.md``.
+#: Evidence and its limits: ``ballistics/reading/README.md``.
 KNOWN_MIRRORED_ROUTES: tuple[dict[str, str], ...] = (
     {
         "creator": "converted from cadre tmd format",

@@ -11,7 +11,7 @@ limits:
   the matrix and the data types need, so nothing is inflated for a file whose sizes
   disagree;
 * an incremental z axis is refused (ISO 25178-72 requires an absolute z axis; see
-  ``notes/reading.md``);
+  ``ballistics/reading/README.md``);
 * a negative lateral increment is a repair: the axis is reversed so that the surface
   keeps its handedness (:func:`orient`), and the provenance says so.
 """
