@@ -54,11 +54,13 @@ def stage3_functions(compare: Callable[..., Any] | None, prepare: Callable[[Scan
 
 
 def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, excluded: set[str],
-            self_sha: str | None) -> tuple[list[CascadeHit], dict[int, dict[str, Any]]]:
-    """Fused retrieval over the parts; the short list and the catalogue rows it names."""
+            self_sha: str | None, local: Callable[[int], tuple[Any, Any]] | None = None
+            ) -> tuple[list[CascadeHit], dict[int, dict[str, Any]]]:
+    """Fused retrieval over the parts (or the local model's votes); the short list and its catalogue rows."""
     per_part: dict[str, tuple[dict[int, float], float]] = {}
-    for part, vec in entry.signatures.items():
-        D, I = index.search(part, vec, ncand + len(excluded) + 1)
+    for part, vec in ({"breech_face": None} if local is not None else entry.signatures).items():
+        D, I = local(ncand + len(excluded) + 1) if local is not None else index.search(part, vec,
+                                                                                        ncand + len(excluded) + 1)
         ok = I[0] >= 0
         if not ok.any():
             continue
@@ -113,27 +115,30 @@ def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: 
                compare: Callable[..., Any] | None = None, prepare: Callable[[Scan], Any] | None = None,
                exclude_self: bool = True, exclude: Sequence[str] = (),
                cache: dict[int, Keypoints | bytes | None] | None = None,
-               timings: dict[str, dict[str, float]] | None = None) -> SearchResult:
-    """One search of a prepared query (see :meth:`CaseDatabase.search`)."""
+               timings: dict[str, dict[str, float]] | None = None,
+               stage1: Callable[[Any, int], tuple[Any, Any]] | None = None) -> SearchResult:
+    """One search of a prepared query (see :meth:`CaseDatabase.search`); ``stage1``: the local model's."""
     timings = timings if timings is not None else {}
     warnings: list[str] = []
     with Timer(timings, "query", 0):
-        qkp = query_keypoints(entry.surfaces["breech_face"], mirror=p.mirror) if p.verify else None
+        qkp = query_keypoints(entry.surfaces["breech_face"], mirror=p.mirror or stage1 is not None) \
+            if p.verify or stage1 is not None else None
+    local = None if stage1 is None else (lambda depth: stage1(qkp, depth))
     index.sync(persist=False)
     n_live = int(catalogue.counts()["scans"])
     k = min(p.k, max(n_live, 1))
     ncand = min(max(p.shortlist, k), max(n_live, 1))
     with Timer(timings, "stage1") as t1:
         chits, rows = _stage1(entry, index, catalogue, ncand, set(exclude),
-                              entry.scan.checksum if exclude_self else None)
+                              entry.scan.checksum if exclude_self else None, local)
         t1.n = len(chits)
     damaged_sigs = {n for _, n in index.damaged}
     for num in sorted(damaged_sigs & set(rows)):
         warnings.append(f"{rows[num]['scan_id']}: stored signature is damaged; left out of the search "
                         "(run `ballistics db verify`)")
     with Timer(timings, "stage2", len(chits) if p.verify else 0):
-        if qkp is not None and chits:
-            chits, w = verify_candidates(qkp, chits, _blobs(catalogue, cache))
+        if p.verify and qkp is not None and chits:
+            chits, w = verify_candidates(qkp if p.mirror else qkp[:1], chits, _blobs(catalogue, cache))
             warnings += [_name(x, rows) for x in w]
             chits.sort(key=lambda h: h.sort_key())
     head = [h for h in chits[: p.rerank] if h.stage2_inliers is None or h.stage2_inliers >= p.rerank_min_inliers]

@@ -1,0 +1,65 @@
+"""Stage 1 alone, designs side by side: mate recall at depth, memory, build time, time per query.
+
+Run (repository root, venv active; ``search_features.py features`` and ``decoys-real`` first)::
+
+    python benchmarks/search_local.py --entries 10000 100000 1000000 --design global local
+
+Same queries, decoys and exclusions as ``search_scale.py`` (its docstring says how the
+replicas of each design are made); no stage 2 or 3, so it runs at 10^6 entries where the
+whole cascade would take too long on the shared machine.  Times are CPU time of this
+single-threaded process (FAISS and NumPy limited to one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cv1, parser, setup_logging  # noqa: E402
+from search_scale import DEPTHS, DESIGNS, Collection  # noqa: E402
+
+
+def cmd_local(a: argparse.Namespace) -> None:
+    import faiss
+    faiss.omp_set_num_threads(1)
+    cv1()
+    col = Collection(a)
+    for size in (a.entries or a.sizes):
+        for design in a.design:
+            st = DESIGNS[design](col, max(size, col.n), a)
+            rec = {d: [] for d in DEPTHS}
+            ts = []
+            for qi in range(col.n):
+                mates = col.mates(qi)
+                if not mates:
+                    continue
+                if design == "local" and qi not in st.qkp:  # the query's key points belong to the query step
+                    st.qkp[qi] = st._qk(col.scans[qi])
+                c = time.process_time()
+                order = st.search(qi, max(DEPTHS))
+                ts.append(time.process_time() - c)
+                for d in DEPTHS:
+                    rec[d].append(len(set(order[:d]) & mates) / len(mates))
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+            print(f"{size:>9,} {st.name:<30} " + " ".join(f"d={d}: {np.mean(rec[d]):.3f}" for d in DEPTHS)
+                  + f"  {st.bytes_per_entry:7.0f} B/entry  build {st.build_s:6.1f} s  "
+                  f"stage 1 median {1e3 * statistics.median(ts):7.1f} ms CPU  ({len(ts)} queries, "
+                  f"peak RSS {rss:.1f} GB)", flush=True)
+            del st
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parser(__doc__, "local").parse_args(argv)
+    setup_logging()
+    cmd_local(a)
+
+
+if __name__ == "__main__":
+    main()

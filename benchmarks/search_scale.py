@@ -1,0 +1,307 @@
+"""The whole cascade among decoys: recall and time per stage at N entries, for each stage-1 design.
+
+Run (repository root, venv active; ``search_features.py features`` and ``decoys-real`` first)::
+
+    python benchmarks/search_scale.py --entries 10000 100000 --design global local
+    python benchmarks/search_scale.py --queries ../shared/data/dfsc/ground_truth.csv --entries 10000
+    python benchmarks/bench_search.py scale --queries LABELLED.csv --entries N     # the same
+
+Queries: by default the 47 real breech faces of ``../shared/data`` (40 Fadul, 7 DFSC);
+with ``--queries LABELLED.csv`` (columns ``file,firearm``; files relative to the CSV's
+folder, raw or processed: a scan that :func:`ballistics.features.looks_raw` is extracted
+first) every scan of the CSV with a mate in it.  The collection holds those scans plus
+decoys up to N entries: the 582 base decoys (300 synthetic surfaces, 282 augmented
+copies of real scans) and replicas of them.  A query never meets a decoy derived from
+its own firearm: decoys derived from a real scan whose file has the same SHA-256 as a
+scan of the query's firearm are left out of its search.
+
+Designs of stage 1 (``--design``):
+
+* ``global``: the 640-value signature (VLAD + polar, synthetic codebook), exact inner
+  product; a replica is its base signature plus Gaussian noise (sigma 0.02 per value).
+* ``local``: the key-point inverted file (:class:`ballistics.retrieval.LocalIndex`); a
+  replica keeps a random 85 % of its base's postings, turned by a random rotation, with
+  one random bit of the Hamming code flipped on half of them and 10 % moved to a random word.
+
+Stage 2 verifies the short list against the real stored key points (replicas of a base
+decoy share its key points; verified again for timing on the timed queries); stage 3
+compares real candidates with ``compare`` (cached per pair).  The last line reads
+``recall@10 R hit@1 H median S s/query`` (the last size and design).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    PairCompare,
+    _decoy_bases,
+    _decoy_pool,
+    _load,
+    _search_excluding,
+    cv1,
+    log,
+    parser,
+    real_scans,
+    setup_logging,
+)
+
+DEPTHS = [10, 100, 1000]
+
+
+def load_queries(path: Path) -> tuple[list, list[str], list[str]]:
+    """Scans (breech faces), names and firearms of a labelled CSV (``file,firearm``)."""
+    from ballistics import extract_breech_face, read_scan
+    from ballistics.features import looks_raw
+    scans, names, fa = [], [], []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            s = read_scan(path.parent / r["file"])
+            if looks_raw(s):
+                s = extract_breech_face(s)
+            scans.append(s)
+            names.append(Path(r["file"]).stem)
+            fa.append(str(r["firearm"]))
+    return scans, names, fa
+
+
+def _sha(scan) -> str:
+    return str(scan.provenance.sha256)
+
+
+class Collection:
+    """Queries/mates plus the decoy bases, with the firearms each decoy may not meet."""
+
+    def __init__(self, a: argparse.Namespace) -> None:
+        from ballistics.retrieval._signature import signature
+        from ballistics.retrieval._verify_sift import Keypoints, keypoints
+        self.feats = feats = _load()
+        cache_scans, *_ = real_scans()
+        cache_fa = feats["firearms"]
+        if a.queries:
+            self.scans, self.names, self.fa = load_queries(Path(a.queries))
+            cb = feats["codebook_synth"]
+            self.sig = np.array([signature(s, codebook=cb) for s in self.scans], np.float32)
+            self.kps = [keypoints(s) for s in self.scans]
+        else:
+            self.scans, self.names, self.fa = cache_scans, list(feats["names"]), list(cache_fa)
+            self.sig = feats["real"]["sig_synth"].astype(np.float32)
+            self.kps = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
+        # decoy firearm labels a query's firearm must not meet: same file bytes = same source
+        by_sha: dict[str, str] = {_sha(s): f for s, f in zip(cache_scans, cache_fa)}
+        self.banned_labels: dict[str, set[str]] = {}
+        for s, f in zip(self.scans, self.fa):
+            lab = by_sha.get(_sha(s))
+            self.banned_labels.setdefault(f, set())
+            if lab is not None:
+                self.banned_labels[f].add(lab)
+        _, self.dblobs, dfa = _decoy_bases(feats, a.decoys)
+        self.dk = [Keypoints.from_bytes(b) for b in self.dblobs]
+        self.dfa = np.array([str(x) for x in dfa])
+        self.n = len(self.scans)
+
+    def mates(self, qi: int) -> set[int]:
+        return {j for j in range(self.n) if j != qi and self.fa[j] == self.fa[qi]}
+
+    def banned(self, qi: int, base: np.ndarray) -> np.ndarray:
+        """Collection indices of the decoys the query may not meet."""
+        labs = self.banned_labels.get(self.fa[qi], set())
+        if not labs:
+            return np.zeros(0, np.int64)
+        return self.n + np.flatnonzero(np.isin(self.dfa[base], list(labs)))
+
+
+# ----------------------------------------------------------------------------- stage-1 designs
+class GlobalStage1:
+    """Exact inner product over the 640-value signatures (decoys: base + noise replicas)."""
+
+    name = "global-640 (flat f32)"
+
+    def __init__(self, col: Collection, size: int, a: argparse.Namespace) -> None:
+        import faiss
+        rng = np.random.default_rng(size)
+        c = time.perf_counter()
+        Xd, self.base = _decoy_pool(col.feats, size - col.n, a.decoys, rng)
+        X = np.vstack([col.sig, Xd])
+        self.idx = faiss.IndexFlatIP(X.shape[1])
+        self.idx.add(X)
+        self.build_s = time.perf_counter() - c
+        self.bytes_per_entry = 4 * X.shape[1]
+        self.col = col
+
+    def search(self, qi: int, depth: int) -> list[int]:
+        banned = self.col.banned(qi, self.base)
+        _, I = _search_excluding(self.idx, self.col.sig[qi:qi + 1], depth + 1, banned)
+        return [j for j in I[0].tolist() if j != qi and j >= 0]
+
+
+def local_replicas(enc: list[tuple[np.ndarray, np.ndarray, np.ndarray]], base: np.ndarray, first: int,
+                   rng: np.random.Generator, n_words: int) -> tuple[np.ndarray, ...]:
+    """Postings (word, entry, code, angle) of decoys ``first + i`` built from base ``base[i]``.
+
+    The first ``len(enc)`` decoys are the bases themselves; later ones are replicas
+    (85 % of the base's postings, a random rotation, one flipped code bit on half, 10 %
+    moved to a random word)."""
+    W, I, C, A = [], [], [], []
+    nb = len(enc)
+    for i, b in enumerate(base):
+        w, c, ang = enc[int(b)]
+        if i >= nb:
+            keep = rng.random(len(w)) < 0.85
+            w, c, ang = w[keep].copy(), c[keep].copy(), ang[keep]
+            ang = ((ang.astype(np.int64) + int(rng.integers(0, 256))) % 256).astype(np.uint8)
+            flip = rng.random(len(c)) < 0.5
+            c[flip] ^= (np.uint32(1) << rng.integers(0, 32, int(flip.sum())).astype(np.uint32))
+            mv = rng.random(len(w)) < 0.10
+            w[mv] = rng.integers(0, n_words, int(mv.sum()))
+        W.append(w)
+        C.append(c)
+        A.append(ang)
+        I.append(np.full(len(w), first + i, np.int32))
+    return np.concatenate(W), np.concatenate(I), np.concatenate(C), np.concatenate(A)
+
+
+class LocalStage1:
+    """Key-point inverted file with orientation-consistent votes (decoys: posting replicas)."""
+
+    name = "local (key points, HE + WGC)"
+
+    def __init__(self, col: Collection, size: int, a: argparse.Namespace) -> None:
+        from ballistics.retrieval._local_index import LOCAL_PARAMS, LocalIndex, encode
+        from ballistics.retrieval._verify_sift import query_keypoints
+        p = {**LOCAL_PARAMS, **({"n_keypoints": a.local_keypoints} if a.local_keypoints else {})}
+        nk = int(p["n_keypoints"])
+        rng = np.random.default_rng(size)
+        c = time.perf_counter()
+        _, self.base = _decoy_pool(col.feats, size - col.n, a.decoys, np.random.default_rng(size))
+        enc = [tuple(x[:, 0] if x.ndim == 2 else x for x in encode(k, nk)) for k in col.dk]
+        renc = [tuple(x[:, 0] if x.ndim == 2 else x for x in encode(k, nk)) for k in col.kps]
+        W = [e[0] for e in renc]
+        I = [np.full(len(e[0]), i, np.int32) for i, e in enumerate(renc)]
+        C = [e[1] for e in renc]
+        A = [e[2] for e in renc]
+        step = 20000
+        for s in range(0, len(self.base), step):
+            w, i, cc, aa = local_replicas(enc, self.base[s:s + step], col.n + s, rng, int(p["words_per_half"]) ** 2)
+            W.append(w)
+            I.append(i)
+            C.append(cc)
+            A.append(aa)
+        self.idx = LocalIndex.from_postings(np.concatenate(W), np.concatenate(I), np.concatenate(C),
+                                            np.concatenate(A), p)
+        self.build_s = time.perf_counter() - c
+        self.bytes_per_entry = self.idx.memory_bytes() / size
+        self.col = col
+        self.qkp = {}
+        self._qk = query_keypoints
+
+    def search(self, qi: int, depth: int) -> list[int]:
+        if qi not in self.qkp:
+            self.qkp[qi] = self._qk(self.col.scans[qi])
+        banned = np.append(self.col.banned(qi, self.base), qi)
+        _, I = self.idx.search(self.qkp[qi], depth, exclude=banned)
+        return [j for j in I[0].tolist() if j >= 0]
+
+
+DESIGNS = {"global": GlobalStage1, "local": LocalStage1}
+
+
+# ----------------------------------------------------------------------------- the run
+def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: PairCompare) -> tuple:
+    from ballistics.retrieval._cascade import CascadeHit
+    from ballistics.retrieval._verify_sift import query_keypoints, verify
+    st = DESIGNS[design](col, size, a)
+    s1 = {d: [] for d in DEPTHS}
+    r10, h1, t1s, tqs, t2s, t3s, tends = [], [], [], [], [], [], []
+    ver: dict = {}
+    for qi in range(col.n):
+        mates = col.mates(qi)
+        if not mates:
+            continue
+        timed = qi % a.time_every == 0
+        c0 = time.process_time()
+        qkp = query_keypoints(col.scans[qi])
+        tq = time.process_time() - c0
+        c1 = time.process_time()
+        order = st.search(qi, max(DEPTHS))
+        t1 = time.process_time() - c1
+        for d in DEPTHS:
+            s1[d].append(len(set(order[:d]) & mates) / len(mates))
+        c2 = time.process_time()
+        sc, vreal = {}, {}
+        for j in order[: a.shortlist]:
+            if j < col.n:
+                vreal[j] = verify(qkp, col.kps[j])
+                sc[j] = vreal[j].inliers
+            else:
+                key = (qi, int(st.base[j - col.n]))
+                if key not in ver:
+                    ver[key] = verify(qkp, col.dk[key[1]]).inliers
+                elif timed:
+                    verify(qkp, col.dk[key[1]])
+                sc[j] = ver[key]
+        t2 = time.process_time() - c2
+        o2 = sorted(order[: a.shortlist], key=lambda j: (-sc[j], order.index(j)))
+        hits = [CascadeHit(key=j, stage1_score=0.0, stage2_inliers=sc[j]) for j in o2]
+        t3 = 0.0
+        for h in hits[: a.rerank]:
+            if h.stage2_inliers >= a.min_inliers:
+                if h.key < col.n:
+                    cmc, s, cpu, _ = pc(qi, h.key, vreal[h.key].to_dict())
+                    h.cmc_count, h.compare_score = cmc, s
+                    t3 += cpu
+                else:
+                    log.warning("decoy %d reached stage 3 (%d inliers) for %s", h.key, h.stage2_inliers,
+                                col.names[qi])
+                    h.cmc_count, h.compare_score = 0, 0.0
+        hits.sort(key=lambda h: h.sort_key())
+        final = [h.key for h in hits]
+        r10.append(len(set(final[:10]) & mates) / len(mates))
+        h1.append(bool(final) and final[0] in mates)
+        if timed:
+            t1s.append(t1)
+            tqs.append(tq)
+            t2s.append(t2)
+            t3s.append(t3)
+            tends.append(tq + t1 + t2 + t3)
+    print(f"\n## {size:,} entries, stage 1 = {st.name}: {col.n} labelled scans + {size - col.n:,} decoys "
+          f"({a.decoys}); {len(r10)} queries; shortlist {a.shortlist}, rerank {a.rerank}")
+    print("stage-1 mate recall at depth " + ", ".join(f"{d}: {np.mean(s1[d]):.3f}" for d in DEPTHS))
+    print(f"memory {st.bytes_per_entry:.0f} B/entry; build {st.build_s:.1f} s wall")
+    print(f"CPU s per query ({len(t1s)} timed queries), medians: query key points (+ mirror) "
+          f"{statistics.median(tqs):.3f}; stage 1 {1e3 * statistics.median(t1s):.1f} ms; stage 2 "
+          f"{statistics.median(t2s):.3f}; stage 3 {statistics.median(t3s):.3f}; end to end "
+          f"{statistics.median(tends):.2f} (max {max(tends):.2f})")
+    return float(np.mean(r10)), float(np.mean(h1)), float(statistics.median(tends))
+
+
+def cmd_scale(a: argparse.Namespace) -> None:
+    cv1()
+    col = Collection(a)
+    pc = PairCompare(col.scans, seed=a.seed, window=a.seed_window, min_inliers=a.seed_min_inliers)
+    if a.queries:  # pair cache keys are indices into the default scans: keep outside queries apart
+        pc.cache, pc.file = {}, pc.file.with_name(pc.file.stem + "-" + Path(a.queries).stem + ".pkl")
+    res = None
+    for size in (a.entries or a.sizes):
+        for design in a.design:
+            res = run(col, max(size, col.n), design, a, pc)
+    assert res is not None
+    print(f"recall@10 {res[0]:.3f} hit@1 {res[1]:.3f} median {res[2]:.2f} s/query")
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parser(__doc__, "scale").parse_args(argv)
+    setup_logging()
+    cmd_scale(a)
+
+
+if __name__ == "__main__":
+    main()
