@@ -1,44 +1,60 @@
 """Durability and concurrency of CaseDatabase, with real separate processes.
 
-* an ingest killed with SIGKILL at random moments leaves a database that opens and is
-  consistent (catalogue and index agree, no half-added scan);
-* a reader searches while a writer adds;
+* an ingest killed with SIGKILL at named points inside an add leaves a database that
+  opens and is consistent (catalogue and index agree, no half-added scan);
+* a reader searches while a writer is stopped inside each add (before its files, in
+  its open transaction, after its commit) and sees exactly the committed scans;
 * two writers add at the same time (one at a time through the lock);
 * the ``ballistics db`` command line end to end, including a corrupt file.
+
+Writers stop at the named points of ``benchmarks/kill_campaign.py`` and wait for the
+test, so nothing asserted depends on timing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ballistics import datasets
 from ballistics.database import CaseDatabase
 
-#: A writer process: adds offset copies of the six bundled scans (distinct hashes) forever.
-WRITER = r"""
-import sys
+_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "kill_campaign.py"
+_spec = importlib.util.spec_from_file_location("kill_campaign", _SCRIPT)
+_campaign = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("kill_campaign", _campaign)  # dataclasses look their module up
+_spec.loader.exec_module(_campaign)
+
+#: A writer process: adds offset copies of the six bundled scans (distinct hashes, each with
+#: its own evidence bytes), ``count`` of them or forever; prints ``i`` after add ``i``.  Options (JSON): ``lazy`` writes the
+#: index only every 5 changes, as for large indices; ``stops`` maps an add's number to a
+#: named point inside it where the writer prints ``AT <point>`` and waits for ``go``.
+WRITER = _campaign.STOP_CODE + r"""
+import json
 from ballistics import datasets
 from ballistics.database import CaseDatabase, prepare_entry
 path, prefix, count, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-if len(sys.argv) > 5:  # "lazy": write the index only every 5 changes, as for large indices
+opts = json.loads(sys.argv[5])
+if opts.get("lazy"):
     from ballistics.database import _search_index as _sync
     _sync.SAVE_ALWAYS_BELOW, _sync.SAVE_EVERY = 0, 5
+stops = {int(k): v for k, v in opts.get("stops", {}).items()}
 base = [prepare_entry(s, preprocess=False) for s in datasets.fadul("processed")]
 db = CaseDatabase(path)
 i = 0
 while count < 0 or i < count:
+    if i in stops:
+        arm(stops[i])
     e = base[i % 6]
     s = e.scan.derive(e.scan.data + (i + 1) * 1e-10 + seed * 1e-6, "test_offset", {"i": i})
-    e2 = type(e)(scan=s, surfaces={"breech_face": s}, signatures=e.signatures, preprocess=False)
+    e2 = type(e)(scan=s, surfaces={"breech_face": s}, signatures=e.signatures, preprocess=False,
+                 evidence=f"evidence of {prefix}{i}".encode())
     db.add(e2, scan_id=f"{prefix}{i}", case_id=prefix, firearm_id=s.metadata.get("firearm"))
     print(i, flush=True)
     i += 1
@@ -48,10 +64,22 @@ while count < 0 or i < count:
 _SEEDS = iter(range(1, 1_000_000))
 
 
-def _spawn(path: Path, prefix: str, count: int, lazy: bool = False) -> subprocess.Popen:
-    """Start a writer process; each gets its own height offset, so no two scans share a hash."""
-    args = [sys.executable, "-c", WRITER, str(path), prefix, str(count), str(next(_SEEDS))] + (["lazy"] if lazy else [])
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _spawn(path: Path, prefix: str, count: int, lazy: bool = False,
+           stops: dict[int, str] | None = None) -> subprocess.Popen:
+    """Start a writer process; each gets its own height offset, so no two scans share a hash.
+
+    ``stops`` maps an add's number to the named point where the writer waits inside it.
+    """
+    opts = {"lazy": lazy, "stops": {i: _campaign.stop_spec(name) for i, name in (stops or {}).items()}}
+    args = [sys.executable, "-c", WRITER, str(path), prefix, str(count), str(next(_SEEDS)), json.dumps(opts)]
+    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _line(p: subprocess.Popen) -> str:
+    """The writer's next output line (fails with its errors if it ended)."""
+    line = p.stdout.readline()
+    assert line, p.stderr.read()
+    return line.strip()
 
 
 def _check_consistent(path: Path) -> CaseDatabase:
@@ -72,25 +100,26 @@ def _check_consistent(path: Path) -> CaseDatabase:
 def test_kill_during_ingest_leaves_consistent_database(tmp_path):
     path = tmp_path / "db"
     CaseDatabase(path).close()
-    rng = np.random.default_rng(11)
     total = 0
-    for round_ in range(3):
-        lazy = round_ == 1  # one round with lazily written index: the kill leaves it lagging
-        p = _spawn(path, f"k{round_}-", -1, lazy=lazy)
-        # let it add a few scans, then kill it at a random moment inside the next add
-        for _ in range(3 if lazy else 2):
-            line = p.stdout.readline()
-            assert line, p.stderr.read()
-        time.sleep(float(rng.uniform(0.0, 0.12)))
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
+    # (adds acknowledged first, named point inside the next add, whether that add committed there)
+    rounds = [(2, "add/in-transaction", False),
+              (3, "add/committed", True),  # with a lazily written index: the kill leaves it lagging
+              (2, "add/files-written", False)]
+    for round_, (acked, point, committed) in enumerate(rounds):
+        lazy = round_ == 1
+        p = _spawn(path, f"k{round_}-", -1, lazy=lazy, stops={acked: point})
+        assert [_line(p) for _ in range(acked)] == [str(i) for i in range(acked)]
+        assert _line(p) == f"AT {point}"
+        p.kill()
+        p.communicate()
         assert p.returncode == -signal.SIGKILL
         if lazy:  # the index file lags the catalogue until the next open patches it
             before = CaseDatabase(path, readonly=True).verify()
             assert before["ok"] and not before["index_in_sync"]
         db = _check_consistent(path)
         n = db.stats()["scans"]
-        assert n >= total + 2
+        assert n == total + acked + committed
+        assert (db.catalogue.scan_by_id(f"k{round_}-{acked}") is not None) is committed
         total = n
         db.close()
     # and the database keeps working: add, search, verify deeply
@@ -105,6 +134,15 @@ def test_kill_during_ingest_leaves_consistent_database(tmp_path):
     assert len(add_log) == db.stats()["scans"]  # every stored scan has its audit entry, none extra
 
 
+def _search_ids(reader: CaseDatabase, query) -> list[str]:
+    hits = reader.search(query, k=20, preprocess=False, rerank=0)
+    ids = [h.scan_id for h in hits]
+    assert len(ids) == len(set(ids))
+    for h in hits:  # everything found is really in the catalogue
+        assert reader.catalogue.scan_by_id(h.scan_id) is not None
+    return ids
+
+
 @pytest.mark.slow
 def test_search_while_adding(tmp_path):
     path = tmp_path / "db"
@@ -113,23 +151,32 @@ def test_search_while_adding(tmp_path):
     for s in sample[:2]:
         db0.add(s, preprocess=False)
     db0.close()
-    writer = _spawn(path, "w", 10)
+    # the writer stops inside every add, holding the writer lock, at one of three points
+    cycle = [("add/before-files", False), ("add/in-transaction", False), ("add/committed", True)]
+    plan = [cycle[i % 3] for i in range(10)]
+    writer = _spawn(path, "w", 10, stops={i: name for i, (name, _) in enumerate(plan)})
     reader = CaseDatabase(path, readonly=True)
-    seen_counts = set()
-    searches = 0
-    while writer.poll() is None:
-        hits = reader.search(sample[3], k=20, preprocess=False, rerank=0)
-        searches += 1
-        ids = [h.scan_id for h in hits]
-        assert len(ids) == len(set(ids))
-        for h in hits:  # everything found is really in the catalogue
-            assert reader.catalogue.scan_by_id(h.scan_id) is not None
-        seen_counts.add(len(hits))
-        time.sleep(0.02)
-    assert writer.returncode == 0, writer.stderr.read()
-    final = reader.search(sample[3], k=20, preprocess=False, rerank=0)
+    try:
+        for i, (point, committed) in enumerate(plan):
+            assert _line(writer) == f"AT {point}"
+            inside = _search_ids(reader, sample[3])  # searched while the writer is inside add i
+            assert len(inside) == 2 + i + committed  # exactly the committed scans
+            assert (f"w{i}" in inside) is committed
+            assert all(f"w{j}" in inside for j in range(i))  # every earlier add
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            assert _line(writer) == str(i)  # (the writer then goes on into the next add)
+        writer.stdin.close()
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        writer.wait()
+        for pipe in (writer.stdin, writer.stdout, writer.stderr):
+            pipe.close()
+    final = _search_ids(reader, sample[3])
     assert len(final) == 12  # 2 + 10: the reader sees every committed scan
-    assert searches >= 3 and len(seen_counts) >= 2  # it searched while the writer added
+    reader.close()
     assert _check_consistent(path).stats()["scans"] == 12
 
 
