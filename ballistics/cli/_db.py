@@ -1,5 +1,5 @@
 """``ballistics db ...``: the case database (init, add, search, list, remove, stats, verify, rebuild,
-recover, export, import, keygen).  Every operating-system error becomes one line and exit status 2."""
+migrate, recover, export, import, keygen).  Every operating-system error becomes one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("path")
     q.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"],
                    help="FAISS index kind (auto: exact below 50 000 signatures, IVF above)")
+    q.add_argument("--model", default=None, help="signature model of stage 1: global-640 (default) or local-sift")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_os_errors(run_init))
 
@@ -97,6 +98,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_os_errors(run_rebuild))
 
+    q = dsub.add_parser("migrate", help="move the database to another signature model (stage 1), from the stored "
+                                        "surfaces; an interrupted migration resumes where it stopped")
+    q.add_argument("path")
+    q.add_argument("--model", required=True, help="target signature model: global-640 or local-sift")
+    q.add_argument("--batch", type=int, default=64, help="entries committed together (progress is kept per batch)")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=_os_errors(run_migrate))
+
     q = dsub.add_parser("recover", help="rebuild a lost or unreadable catalogue from the stored surfaces and the "
                                         "audit journal (the damaged catalogue is kept beside it)")
     q.add_argument("path")
@@ -168,7 +177,7 @@ def run_init(args: argparse.Namespace) -> int:
 
     if (Path(args.path) / "catalogue.sqlite").exists():
         raise DatabaseError(f"{args.path}: a case database exists already.")
-    db = CaseDatabase(args.path, create=True, index_kind=args.index)
+    db = CaseDatabase(args.path, create=True, index_kind=args.index, model=getattr(args, "model", None))
     st = db.stats()
     db.close()
     if args.json:
@@ -382,6 +391,14 @@ def run_rebuild(args: argparse.Namespace) -> int:
         return out
 
     _call(args, act, readonly=False)
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    def show(done: int, total: int) -> None:
+        print(f"re-signed {done}/{total}", file=sys.stderr, flush=True)
+
+    _call(args, lambda db: db.resign(args.model, batch=max(1, args.batch), progress=show), readonly=False)
     return 0
 
 
