@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 from ._search_report import search_report
-from .validation_report import validation_report
 from .reference import Placement, ReferencePair, ReferenceScores, pair_scores, placement, reference_scores
+from .validation_report import validation_report
 
 __all__ = ["search_report", "validation_report", "reference_scores", "pair_scores", "placement", "ReferenceScores",
            "ReferencePair", "Placement"]

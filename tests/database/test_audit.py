@@ -15,8 +15,8 @@ import pytest
 
 from ballistics import DatabaseError, datasets
 from ballistics.database import CaseDatabase, PreparedEntry, _search_index, prepare_entry
-from ballistics.retrieval import _faiss_index, _stage2, signature_dim
 from ballistics.reading import scan_from_array
+from ballistics.retrieval import _faiss_index, _stage2, signature_dim
 
 
 @pytest.fixture(scope="module")
