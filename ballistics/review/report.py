@@ -182,9 +182,9 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
     if ref is not None and place is not None:
         body.append(sec.reference_section(place.score, ref.same, ref.different, ref.source, dpi))
 
-    params = d.get("params") or {}
-    body.append("<h2>Parameters</h2>" + (table([[k, v] for k, v in params.items()], ["parameter", "value"])
-                                          if params else "<p>(none recorded)</p>"))
+    recorded = d.get("params") or {}
+    body.append("<h2>Parameters</h2>" + (table([[k, v] for k, v in recorded.items()], ["parameter", "value"])
+                                          if recorded else "<p>(none recorded)</p>"))
     body.append("<h2>Inputs</h2>" + inputs_table([s for s in (raw_a, raw_b) if s is not None] + [a, b],
                                                  d.get("inputs")))
     body.append(f"<p class='meta'>Library version {esc(d.get('library_version', __version__))}; report written in "

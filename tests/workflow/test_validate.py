@@ -12,11 +12,11 @@ import pytest
 from ballistics import ParameterError, ScanReadError, datasets
 from ballistics import calibration as cal
 from ballistics.calibration import CalibrationError
+from ballistics.cli import main
 from ballistics.review import validation_report
 from ballistics.workflow import _inputs as I
 from ballistics.workflow import _validate as V
 from ballistics.workflow import read_table, validate
-from ballistics.cli import main
 
 
 def write_table(path, paths):
