@@ -34,7 +34,8 @@ _spec.loader.exec_module(_campaign)
 #: A writer process: adds offset copies of the six bundled scans (distinct hashes, each with
 #: its own evidence bytes), ``count`` of them or forever; prints ``i`` after add ``i``.
 #: Options (JSON): ``lazy`` writes the index only every 5 changes, as for large indices;
-#: ``stops`` maps an add's number to a named point inside it where the writer prints ``AT <point>`` and waits for ``go``.
+#: ``stops`` maps an add's number to a named point inside it where the writer prints
+#: ``AT <point>`` and waits for ``go``.
 WRITER = _campaign.STOP_CODE + r"""
 import json
 from ballistics import datasets
