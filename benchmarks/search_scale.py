@@ -275,6 +275,7 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
     print(f"\n## {size:,} entries, stage 1 = {st.name}: {col.n} labelled scans + {size - col.n:,} decoys "
           f"({a.decoys}); {len(r10)} queries; shortlist {a.shortlist}, rerank {a.rerank}")
     print("stage-1 mate recall at depth " + ", ".join(f"{d}: {np.mean(s1[d]):.3f}" for d in DEPTHS))
+    print(f"end to end: mate recall@10 {np.mean(r10):.3f}, hit@1 {np.mean(h1):.3f}")
     print(f"memory {st.bytes_per_entry:.0f} B/entry; build {st.build_s:.1f} s wall")
     print(f"CPU s per query ({len(t1s)} timed queries), medians: query key points (+ mirror) "
           f"{statistics.median(tqs):.3f}; stage 1 {1e3 * statistics.median(t1s):.1f} ms; stage 2 "
