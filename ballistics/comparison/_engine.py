@@ -19,6 +19,7 @@ from ._cmc_high import classify_high, cmc_theta_distribution, combine_directions
 from ._cmc_original import classify_original
 from ._cmcr import cmcr_features, native_translation, rotation_centre
 from ._evidence import attach_evidence
+from ._learned import learned_score
 from ._features import Features, wrap
 from ._params import METHODS, PRESETS, CompareParams, resolve
 from ._registration import align_array, areal_correlation, rotation_matrix
@@ -257,6 +258,37 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
     _check_pair(pa.scan, pb.scan, p.spacing_tolerance)
     p = fit_factors(p, pa, pb)
     srch = _cmcr_search(pa, pb, p) if p.pipeline == "cmcr" else search(pa, pb, p)
+    result = _result(pa, pb, srch, method, preset, p)
+    if srch.alternative is not None:
+        result = _decide_handedness(result, _result(pa, pb, srch.alternative, method, preset, p))
+    result.elapsed_s = float(time.perf_counter() - t0)
+    if result.warnings:
+        log.warning("%s vs %s: %s", pa.name, pb.name, MIRROR_WARNING)
+    return attach_evidence(result, lr_system)
+
+
+def _final_evidence(r: Comparison) -> tuple[int, float]:
+    """What decides the handedness of a comparison refined both ways: the pair-level
+    (consistency-checked) CMC count, then the learned score."""
+    return int(r.cmc_count), float(learned_score(r)) if r.params.get("pipeline", "native") == "native" else 0.0
+
+
+def _decide_handedness(given: Comparison, mirror: Comparison) -> Comparison:
+    """Of the comparison as given and with b mirrored (both refined), the one with the
+    stronger final evidence (:func:`_final_evidence`); the files as given win ties.  Both
+    handedness' final CMC counts and learned scores are recorded in ``handedness``."""
+    eg, em = _final_evidence(given), _final_evidence(mirror)
+    win = mirror if em > eg else given
+    ev = {k: dict(v) for k, v in given.handedness.items()}
+    for name, e in (("as_given", eg), ("mirrored", em)):
+        ev.setdefault(name, {}).update(final_cmc=e[0], final_learned_score=e[1])
+    win.handedness = ev
+    return win
+
+
+def _result(pa: PreparedScan, pb: PreparedScan, srch: Search, method: str, preset: Any,
+            p: CompareParams) -> Comparison:
+    """The comparison of one refined handedness (before its strength of evidence)."""
     cmcr = p.pipeline == "cmcr"
 
     results: dict[str, dict[str, Any]] = {}
@@ -319,9 +351,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
     params_out.update(method=method, preset=preset if isinstance(preset, str) else "custom",
                       translation_threshold_m=p.translation_threshold_px * sx, pixel_spacing_m=[sy, sx])
     warnings = [MIRROR_WARNING] if (srch.mirrored and cmc > 0) else []
-    if warnings:
-        log.warning("%s vs %s: %s", pa.name, pb.name, MIRROR_WARNING)
-    result = Comparison(
+    return Comparison(
         method=method, cmc_count=int(cmc), score=score, rotation_deg=float(rot),
         translation_m=(float(tpx[0] * sy), float(tpx[1] * sx)), correlation=corr,
         directions=directions, cells=cells,
@@ -329,14 +359,13 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
         params=params_out, library_version=__version__,
         inputs=[{"name": s.scan.name, "sha256": s.scan.provenance.sha256, "checksum": s.checksum}
                 for s in (pa, pb)],
-        elapsed_s=float(time.perf_counter() - t0), a_name=pa.name, b_name=pb.name,
+        elapsed_s=0.0, a_name=pa.name, b_name=pb.name,
         method_counts=method_counts,
         frames={"a_shape": list(pa.scan.shape), "b_shape": list(pb.scan.shape), "b_mirrored": srch.mirrored,
                 "convention": "x_b = c_b + M(theta) (x_a - c_a + t); theta clockwise as displayed; "
                               "b's rows reversed first when b_mirrored"},
         mirrored=srch.mirrored, warnings=warnings, handedness=srch.evidence,
     )
-    return attach_evidence(result, lr_system)
 
 
 def _cell_rows(name: str, feat: Features, dec: dict, ref: PreparedScan, tgt: PreparedScan, p: CompareParams,

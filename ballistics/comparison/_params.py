@@ -86,6 +86,7 @@ class CompareParams:
     pipeline: str = "native"
     handedness: str = "both"
     mirror_margin: int = 1      # measured on 801 real pairs: results_compare.md section H2
+    handedness_decision: str = "evidence"
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -127,6 +128,8 @@ class CompareParams:
         s(self, "pipeline", _choice("pipeline", self.pipeline, ("native", "cmcr")))
         s(self, "handedness", _choice("handedness", self.handedness, ("both", "as_given", "mirrored")))
         s(self, "mirror_margin", _num("mirror_margin", self.mirror_margin, 0, 64, integer=True))
+        s(self, "handedness_decision", _choice("handedness_decision", self.handedness_decision,
+                                               ("evidence", "coarse")))
         if self.pipeline == "cmcr" and self.coarse_step is not None:
             raise ParameterError("pipeline='cmcr' evaluates every rotation (as cmcR); set coarse_step=None "
                                  "or use preset='cmcr'.")

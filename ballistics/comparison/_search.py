@@ -82,11 +82,14 @@ class Direction:
 
 @dataclass
 class Search:
-    """Both directions of a comparison and the handedness they were refined in."""
+    """Both directions of a comparison and the handedness they were refined in;
+    ``alternative`` holds the other handedness' refined directions when neither won on
+    the coarse evidence (``handedness_decision="evidence"``), for the final decision."""
 
     directions: list[Direction]
     mirrored: bool = False
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+    alternative: Search | None = None
 
 
 def _range(p: CompareParams, reverse: bool) -> tuple[float, float]:
@@ -368,10 +371,13 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
     else:
         # both handedness: the files as given over the whole coarse grid, the mirror image
         # screened on every other rotation; the handedness evidence is compared on the
-        # screen's rotations, and the mirror's full coarse stage runs only if it wins
+        # screen's rotations
         g = _sweeps(pa, pb, p)
         grid, rgrid = _coarse_grid(p, False, _SCREEN_EVERY), _coarse_grid(p, True, _SCREEN_EVERY)
         g.ev["consistent_peak"] = consistent_peak(_on_grid(g.curve, grid), _on_grid(g.rcurve, rgrid), tol)
+        if p.handedness_decision == "evidence":
+            return _search_by_evidence(pa, pb, p, g, rgrid, tol)
+        # "coarse": the mirror's full coarse stage runs and it is refined only if it wins
         need = g.ev["consistent_peak"] + p.mirror_margin      # what the mirror must exceed to win
         m = _mirror_screen(pa, variants[1][1], p, rgrid, need, tol)
         mir = m.ev["consistent_peak"] > need
@@ -385,3 +391,39 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
     return Search([Direction("a_to_b", pa, sw.tb, _fine(pa, sw.tb, sw.cands, p), sw.curve),
                    Direction("b_to_a", sw.tb, pa, _fine(sw.tb, pa, sw.rcands, p, reverse=True), sw.rcurve)],
                   bool(mir), evidence)
+
+
+def _refine(pa: PreparedScan, sw: _Sweeps, p: CompareParams) -> list[Direction]:
+    return [Direction("a_to_b", pa, sw.tb, _fine(pa, sw.tb, sw.cands, p), sw.curve),
+            Direction("b_to_a", sw.tb, pa, _fine(sw.tb, pa, sw.rcands, p, reverse=True), sw.rcurve)]
+
+
+def _search_by_evidence(pa: PreparedScan, pb: PreparedScan, p: CompareParams, g: _Sweeps, rgrid: np.ndarray,
+                        tol: float) -> Search:
+    """Handedness decided on the final evidence (``handedness_decision="evidence"``).
+
+    The coarse stage alone decides only when one handedness' consistent coarse peak leads
+    the other's by more than ``mirror_margin`` cells; otherwise both are refined and
+    :func:`~ballistics.comparison.compare` keeps the one with the stronger final,
+    consistency-checked evidence.  Weak marks (e.g. TopMatch scans of Ruger SR9 breech
+    faces) give flat coarse CMC-theta curves whose peaks do not tell the handedness.
+    The mirror's screen is pruned as in ``_mirror_screen``: its b->a stage runs only where
+    the mirror could come within ``mirror_margin`` of the files as given, which decides
+    exactly whether it lost clearly.
+    """
+    low = g.ev["consistent_peak"] - p.mirror_margin - 1   # the mirror lost clearly at or below this
+    m = _mirror_screen(pa, pb.mirrored(), p, rgrid, low, tol)
+    cm = m.ev["consistent_peak"]
+    if cm <= low:
+        m.ev["screened"] = True
+        return Search(_refine(pa, g, p), False, {"as_given": g.ev, "mirrored": m.ev})
+    screened = m.ev
+    m = _sweeps(pa, m.tb, p)
+    m.ev["consistent_peak"] = cm
+    m.ev["screened"] = False
+    for k in ("screen_b_to_a_rotations",):
+        m.ev[k] = screened[k]
+    evidence = {"as_given": g.ev, "mirrored": m.ev}
+    if cm > g.ev["consistent_peak"] + p.mirror_margin:      # the mirror won clearly
+        return Search(_refine(pa, m, p), True, evidence)
+    return Search(_refine(pa, g, p), False, evidence, alternative=Search(_refine(pa, m, p), True, evidence))

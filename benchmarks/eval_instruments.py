@@ -1,0 +1,283 @@
+"""Discrimination across instruments: DFSC (Cadre TopMatch) and Fadul (confocal) under one
+named engine configuration, with firearms left out for everything that is learned.
+
+Run from the repository root (venv active).  Two steps, so that comparisons are computed
+once and every evaluation reuses them::
+
+    # 1. compare every pair (resumable; per-pair results cached under benchmarks/.cache/)
+    NUMBA_NUM_THREADS=1 python benchmarks/eval_instruments.py run CONFIG [--sets dfsc fadul] [--shard 0 2]
+    # 2. the table (AUCs, CMC ranges, leave-firearm-out learned score, LR metrics)
+    python benchmarks/eval_instruments.py report CONFIG [CONFIG ...] [--sets dfsc fadul] [--markdown]
+
+Sets: ``dfsc`` (14 TopMatch cases of 6 SR9 pistols, 91 pairs), ``fadul`` (40 confocal
+cases of 10 P95 slides, 780 pairs), ``fadul-sub`` (fixed subset for iterating: all 63
+mates and 150 non-mates drawn with seed 0), ``mates-mirrored`` (every real same-firearm
+pair of both collections with ``b`` mirrored, rows reversed).
+
+Evaluation (``report``):
+
+- AUC of the CMC count (no fitting) and of the learned score.  The learned score is
+  re-fitted for every pair without any pair that involves its firearms (one pistol or
+  slide left out for a mate, two for a non-mate), on all labelled pairs of *both*
+  collections in the same configuration (``train_learned_score.evaluate``); the shipped
+  model's score is shown too, labelled in-sample (it was trained on Fadul and 7 of the
+  DFSC cases).
+- Likelihood ratios: ``ballistics.calibration.fit`` (logistic) on the leave-firearm-out
+  learned scores of both collections pooled, itself cross-validated leaving one firearm
+  out; Cllr, Cllr_min and the rates of misleading evidence (LR < 1, > 1, beyond 10 and
+  100) per collection from those out-of-fold LLRs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("BALLISTICS_DATA", ROOT.parent / "shared" / "data"))
+CACHE = ROOT / "benchmarks" / ".cache"
+
+#: Named engine configurations: compare() parameters (all else at the library's defaults
+#: of the checked-out tree).  "v0-*" pin the settings of the engine before this work.
+CONFIGS: dict[str, dict] = {
+    "v0": {"coarse_factor": 6, "fine_factor": 2, "handedness": "both", "mirror_margin": 1},
+    "as_given": {"handedness": "as_given"},
+    "mirrored": {"handedness": "mirrored"},
+    "ff1": {"fine_factor": 1},
+    "cf4": {"coarse_factor": 4},
+    "cf4ff1": {"coarse_factor": 4, "fine_factor": 1},
+    "ff1_as_given": {"fine_factor": 1, "handedness": "as_given"},
+    "ff1_mirrored": {"fine_factor": 1, "handedness": "mirrored"},
+}
+
+
+def _labelled() -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {"fadul": [], "dfsc": []}
+    for r in csv.DictReader(open(DATA / "fadul" / "ground_truth.csv")):
+        if r["file"].startswith("processed/"):
+            out["fadul"].append((str(DATA / "fadul" / r["file"]), r["firearm"]))
+    for r in csv.DictReader(open(DATA / "dfsc" / "ground_truth.csv")):
+        out["dfsc"].append((str(DATA / "dfsc" / r["file"]), r["firearm"]))
+    return out
+
+
+def pairs(set_name: str) -> list[dict]:
+    """The pairs of a set: a_file, b_file, firearms, same, mirror_b."""
+    lab = _labelled()
+    if set_name in ("dfsc", "fadul"):
+        return [{"set": set_name, "a_file": a, "b_file": b, "a_firearm": fa, "b_firearm": fb, "same": fa == fb,
+                 "mirror_b": False} for (a, fa), (b, fb) in itertools.combinations(lab[set_name], 2)]
+    if set_name == "fadul-sub":
+        allp = pairs("fadul")
+        mates = [p for p in allp if p["same"]]
+        non = random.Random(0).sample([p for p in allp if not p["same"]], 150)
+        return [dict(p, set="fadul") for p in allp if p in mates or p in non]
+    if set_name == "mates-mirrored":
+        return [dict(p, mirror_b=True) for s in ("dfsc", "fadul") for p in pairs(s) if p["same"]]
+    raise SystemExit(f"unknown set {set_name!r}")
+
+
+def key(p: dict) -> str:
+    return f"{Path(p['a_file']).name}|{Path(p['b_file']).name}|{'M' if p['mirror_b'] else ''}"
+
+
+def cache_file(config: str, set_name: str) -> Path:
+    base = "fadul" if set_name == "fadul-sub" else set_name
+    return CACHE / config / f"{base}.jsonl"
+
+
+def load_cache(config: str, set_name: str) -> dict[str, dict]:
+    f = cache_file(config, set_name)
+    out = {}
+    if f.exists():
+        for line in open(f):
+            if line.strip():
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError:   # a line cut short by a kill
+                    continue
+                out[d["key"]] = d
+    return out
+
+
+def run(config: str, sets: list[str], shard: int, nshard: int) -> None:
+    import ballistics as b
+    from ballistics.comparison import compare, prepare
+    params = CONFIGS[config]
+    prepared: dict[tuple[str, bool], object] = {}
+
+    def prep(path: str, mirror: bool = False):
+        k = (path, mirror)
+        if k not in prepared:
+            s = b.read_scan(path)
+            if mirror:
+                s = s.derive(np.ascontiguousarray(s.data[::-1]), "mirror_rows", {"note": "benchmark"})
+            prepared[k] = prepare(s)
+        return prepared[k]
+
+    for s in sets:
+        todo = pairs(s)
+        done = load_cache(config, s)
+        f = cache_file(config, s)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with open(f, "a") as fh:
+            for i, p in enumerate(todo):
+                if i % nshard != shard or key(p) in done:
+                    continue
+                t = time.process_time()
+                w = time.perf_counter()
+                try:
+                    r, err = compare(prep(p["a_file"]), prep(p["b_file"], p["mirror_b"]), lr_system=None,
+                                     **params).to_dict(), None
+                except b.BallisticsError as e:
+                    r, err = None, f"{type(e).__name__}: {e}"
+                rec = dict(p, key=key(p), config=config, params=params, cpu_s=time.process_time() - t,
+                           wall_s=time.perf_counter() - w, error=err, result=r)
+                fh.write(json.dumps(rec) + "\n")
+                fh.flush()
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _rows(config: str, sets: list[str]) -> list[dict]:
+    rows = []
+    for s in sets:
+        c = load_cache(config, s)
+        want = pairs(s)
+        missing = [key(p) for p in want if key(p) not in c]
+        if missing:
+            raise SystemExit(f"{config}/{s}: {len(missing)} of {len(want)} pairs not computed yet "
+                             f"(run: python benchmarks/eval_instruments.py run {config} --sets {s})")
+        rows += [c[key(p)] for p in want]
+    return [r for r in rows if not r["error"]]
+
+
+def learned_oof(rows: list[dict]) -> np.ndarray:
+    """Each pair's learned score from a logistic regression fitted without its firearms
+    (``train_learned_score.evaluate``, on all rows given)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_learned_score import evaluate
+    from ballistics.comparison._learned import FEATURES, score_features
+    names = list(FEATURES)
+    x = np.array([[score_features(r["result"])[n] for n in names] for r in rows])
+    y = np.array([bool(r["same"]) for r in rows])
+    cmc = np.array([int(r["result"]["cmc_count"]) for r in rows])
+    return evaluate(rows, x, y, cmc)["oof"]
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+    return float(roc_auc_score(y, s)) if y.any() and (~y).any() else float("nan")
+
+
+def lr_metrics(score: np.ndarray, y: np.ndarray, groups: list, strata: list[str]) -> dict[str, dict]:
+    """Out-of-fold LLRs of ``calibration.fit`` (logistic, leave-one-firearm-out), metrics per stratum."""
+    from ballistics.calibration import cllr, cllr_min, fit
+    sysm = fit(score, y, groups, method="logistic", bootstrap=0, store_training=False)
+    llr = np.asarray(sysm.cross_validation["llr"], float)
+    out = {}
+    st = np.array(strata)
+    for s in sorted(set(strata)):
+        sel = st == s
+        ll, yy = llr[sel], y[sel]
+        out[s] = {"cllr": cllr(ll, yy), "cllr_min": cllr_min(ll, yy),
+                  "mis_same_lt1": int((ll[yy] < 0).sum()), "mis_same_lt_0.1": int((ll[yy] < -1).sum()),
+                  "mis_same_lt_0.01": int((ll[yy] < -2).sum()),
+                  "mis_diff_gt1": int((ll[~yy] > 0).sum()), "mis_diff_gt10": int((ll[~yy] > 1).sum()),
+                  "mis_diff_gt100": int((ll[~yy] > 2).sum()), "n_same": int(yy.sum()), "n_diff": int((~yy).sum()),
+                  "llr_same_min": float(ll[yy].min()), "llr_diff_max": float(ll[~yy].max())}
+    return out
+
+
+def evaluate(config: str, sets: list[str]) -> dict:
+    rows = _rows(config, sets)
+    y = np.array([bool(r["same"]) for r in rows])
+    cmc = np.array([int(r["result"]["cmc_count"]) for r in rows], float)
+    shipped = np.array([float(r["result"]["learned_score"]) for r in rows])
+    oof = learned_oof(rows)
+    groups = [(r["a_firearm"], r["b_firearm"]) for r in rows]
+    strata = [r["set"] for r in rows]
+    lr_cmc = lr_metrics(cmc, y, groups, strata)
+    lr_learned = lr_metrics(oof, y, groups, strata)
+    cpu = np.array([r["cpu_s"] for r in rows])
+    out = {"config": config, "params": CONFIGS.get(config), "sets": {}}
+    for s in sorted(set(strata)):
+        sel = np.array(strata) == s
+        yy = y[sel]
+        out["sets"][s] = {
+            "n_pairs": int(sel.sum()), "n_same": int(yy.sum()),
+            "auc_cmc": _auc(yy, cmc[sel]), "auc_learned_lofo": _auc(yy, oof[sel]),
+            "auc_learned_shipped_insample": _auc(yy, shipped[sel]),
+            "cmc_same": [int(cmc[sel][yy].min()), int(np.median(cmc[sel][yy])), int(cmc[sel][yy].max())],
+            "cmc_diff": [int(cmc[sel][~yy].min()), int(np.median(cmc[sel][~yy])), int(cmc[sel][~yy].max())],
+            "same_zero_cmc": int((cmc[sel][yy] == 0).sum()),
+            "lr_learned": lr_learned[s], "lr_cmc": lr_cmc[s],
+            "cpu_s_median": float(np.median(cpu[sel])), "cpu_s_mean": float(np.mean(cpu[sel])),
+            "mirrored_refined": int(sum(bool(r["result"].get("mirrored")) for r, k in zip(rows, sel) if k)),
+        }
+    out["_rows"] = rows
+    out["_oof"] = oof
+    return out
+
+
+def table(results: list[dict], markdown: bool) -> str:
+    hdr = ["config", "set", "pairs (same)", "AUC CMC", "AUC learned LOFO", "AUC learned shipped (in-sample)",
+           "CMC same min/med/max", "CMC diff min/med/max", "mates at 0", "Cllr", "Cllr_min",
+           "same LR<1 (<1/10, <1/100)", "diff LR>1 (>10, >100)", "Cllr (CMC only)", "CPU s/pair (median)"]
+    lines = []
+    if markdown:
+        lines += ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for res in results:
+        for s, v in res["sets"].items():
+            L, C = v["lr_learned"], v["lr_cmc"]
+            cells = [res["config"], s, f"{v['n_pairs']} ({v['n_same']})", f"{v['auc_cmc']:.3f}",
+                     f"{v['auc_learned_lofo']:.3f}", f"{v['auc_learned_shipped_insample']:.3f}",
+                     "/".join(map(str, v["cmc_same"])), "/".join(map(str, v["cmc_diff"])),
+                     f"{v['same_zero_cmc']}", f"{L['cllr']:.3f}", f"{L['cllr_min']:.3f}",
+                     f"{L['mis_same_lt1']} ({L['mis_same_lt_0.1']}, {L['mis_same_lt_0.01']})",
+                     f"{L['mis_diff_gt1']} ({L['mis_diff_gt10']}, {L['mis_diff_gt100']})",
+                     f"{C['cllr']:.3f}", f"{v['cpu_s_median']:.2f}"]
+            lines.append(("| " + " | ".join(cells) + " |") if markdown else "  ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("config", choices=sorted(CONFIGS))
+    r.add_argument("--sets", nargs="+", default=["dfsc", "fadul"])
+    r.add_argument("--shard", type=int, nargs=2, default=(0, 1), metavar=("I", "N"))
+    e = sub.add_parser("report")
+    e.add_argument("configs", nargs="+")
+    e.add_argument("--sets", nargs="+", default=["dfsc", "fadul"])
+    e.add_argument("--markdown", action="store_true")
+    e.add_argument("--pairs", action="store_true", help="list the DFSC pairs and the worst Fadul pairs")
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        run(args.config, args.sets, *args.shard)
+        return 0
+    results = [evaluate(c, args.sets) for c in args.configs]
+    print(table(results, args.markdown))
+    if args.pairs:
+        for res in results:
+            print(f"\n{res['config']}:")
+            for r, o in zip(res["_rows"], res["_oof"]):
+                if r["set"] == "dfsc" and (r["same"] or r["result"]["cmc_count"] > 0):
+                    print(f"  {Path(r['a_file']).stem:18s} {Path(r['b_file']).stem:18s} same={int(r['same'])} "
+                          f"cmc={r['result']['cmc_count']:2d} mirrored={int(bool(r['result']['mirrored']))} "
+                          f"lofo={o:+.2f} corr={r['result'].get('correlation') or 0:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
