@@ -48,15 +48,17 @@ CACHE = ROOT / "benchmarks" / ".cache"
 
 #: Named engine configurations: compare() parameters (all else at the library's defaults
 #: of the checked-out tree).  "v0-*" pin the settings of the engine before this work.
+_V0 = {"coarse_factor": 6, "fine_factor": 2, "handedness": "both", "mirror_margin": 1,
+       "handedness_decision": "coarse"}
+_HEV = dict(_V0, handedness_decision="evidence", mirror_margin=6)
 CONFIGS: dict[str, dict] = {
-    "v0": {"coarse_factor": 6, "fine_factor": 2, "handedness": "both", "mirror_margin": 1},
-    "as_given": {"handedness": "as_given"},
-    "mirrored": {"handedness": "mirrored"},
-    "ff1": {"fine_factor": 1},
-    "cf4": {"coarse_factor": 4},
-    "cf4ff1": {"coarse_factor": 4, "fine_factor": 1},
-    "ff1_as_given": {"fine_factor": 1, "handedness": "as_given"},
-    "ff1_mirrored": {"fine_factor": 1, "handedness": "mirrored"},
+    "v0": _V0,                                            # the engine before this work
+    "as_given": dict(_V0, handedness="as_given"),         # one handedness only (for the rule's analysis)
+    "mirrored": dict(_V0, handedness="mirrored"),
+    "hev": _HEV,                                          # (a) handedness decided on the final evidence
+    "hev_ff1": dict(_HEV, fine_factor=1),                 # (b) fine stage at full resolution
+    "hev_cf4": dict(_HEV, coarse_factor=4),               # (b) coarse stage at 1/4
+    "hev_cf4ff1": dict(_HEV, coarse_factor=4, fine_factor=1),
 }
 
 
@@ -161,13 +163,19 @@ def _rows(config: str, sets: list[str]) -> list[dict]:
     return [r for r in rows if not r["error"]]
 
 
-def learned_oof(rows: list[dict]) -> np.ndarray:
+#: The learned score's features before this work (12); the 13th is ``pose_agreement``.
+FEATURES_V0 = ["cmc_log", "cmc_fraction_min", "cmc_fraction_max", "directions_agree", "high_passed", "ncc_mean",
+               "ncc_q90", "ncc_frac_above", "translation_cluster", "rotation_peak_sharpness", "correlation",
+               "overlap"]
+
+
+def learned_oof(rows: list[dict], features: list[str] | None = None) -> np.ndarray:
     """Each pair's learned score from a logistic regression fitted without its firearms
     (``train_learned_score.evaluate``, on all rows given)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train_learned_score import evaluate
     from ballistics.comparison._learned import FEATURES, score_features
-    names = list(FEATURES)
+    names = list(features or FEATURES)
     x = np.array([[score_features(r["result"])[n] for n in names] for r in rows])
     y = np.array([bool(r["same"]) for r in rows])
     cmc = np.array([int(r["result"]["cmc_count"]) for r in rows])
@@ -179,7 +187,7 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
     return float(roc_auc_score(y, s)) if y.any() and (~y).any() else float("nan")
 
 
-def lr_metrics(score: np.ndarray, y: np.ndarray, groups: list, strata: list[str]) -> dict[str, dict]:
+def lr_metrics(score: np.ndarray, y: np.ndarray, groups: list, strata: list[str]) -> tuple[dict[str, dict], np.ndarray]:
     """Out-of-fold LLRs of ``calibration.fit`` (logistic, leave-one-firearm-out), metrics per stratum."""
     from ballistics.calibration import cllr, cllr_min, fit
     sysm = fit(score, y, groups, method="logistic", bootstrap=0, store_training=False)
@@ -195,21 +203,22 @@ def lr_metrics(score: np.ndarray, y: np.ndarray, groups: list, strata: list[str]
                   "mis_diff_gt1": int((ll[~yy] > 0).sum()), "mis_diff_gt10": int((ll[~yy] > 1).sum()),
                   "mis_diff_gt100": int((ll[~yy] > 2).sum()), "n_same": int(yy.sum()), "n_diff": int((~yy).sum()),
                   "llr_same_min": float(ll[yy].min()), "llr_diff_max": float(ll[~yy].max())}
-    return out
+    return out, llr
 
 
-def evaluate(config: str, sets: list[str]) -> dict:
+def evaluate(config: str, sets: list[str], features: list[str] | None = None) -> dict:
     rows = _rows(config, sets)
     y = np.array([bool(r["same"]) for r in rows])
     cmc = np.array([int(r["result"]["cmc_count"]) for r in rows], float)
     shipped = np.array([float(r["result"]["learned_score"]) for r in rows])
-    oof = learned_oof(rows)
+    oof = learned_oof(rows, features)
     groups = [(r["a_firearm"], r["b_firearm"]) for r in rows]
     strata = [r["set"] for r in rows]
-    lr_cmc = lr_metrics(cmc, y, groups, strata)
-    lr_learned = lr_metrics(oof, y, groups, strata)
+    lr_cmc, _ = lr_metrics(cmc, y, groups, strata)
+    lr_learned, llr = lr_metrics(oof, y, groups, strata)
     cpu = np.array([r["cpu_s"] for r in rows])
-    out = {"config": config, "params": CONFIGS.get(config), "sets": {}}
+    label = config + ("" if features is None or len(features) > 12 else " (12 features)")
+    out = {"config": label, "params": CONFIGS.get(config), "sets": {}}
     for s in sorted(set(strata)):
         sel = np.array(strata) == s
         yy = y[sel]
@@ -226,6 +235,7 @@ def evaluate(config: str, sets: list[str]) -> dict:
         }
     out["_rows"] = rows
     out["_oof"] = oof
+    out["_llr"] = llr
     return out
 
 
@@ -262,20 +272,24 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--sets", nargs="+", default=["dfsc", "fadul"])
     e.add_argument("--markdown", action="store_true")
     e.add_argument("--pairs", action="store_true", help="list the DFSC pairs and the worst Fadul pairs")
+    e.add_argument("--features12", action="store_true", help="the learned score on the 12 features of v0 "
+                   "(without pose_agreement)")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         run(args.config, args.sets, *args.shard)
         return 0
-    results = [evaluate(c, args.sets) for c in args.configs]
+    results = [evaluate(c, args.sets, FEATURES_V0 if args.features12 else None) for c in args.configs]
     print(table(results, args.markdown))
     if args.pairs:
         for res in results:
             print(f"\n{res['config']}:")
-            for r, o in zip(res["_rows"], res["_oof"]):
-                if r["set"] == "dfsc" and (r["same"] or r["result"]["cmc_count"] > 0):
+            for r, o, ll in zip(res["_rows"], res["_oof"], res["_llr"]):
+                if r["set"] == "dfsc" and (r["same"] or r["result"]["cmc_count"] > 0 or ll > 0) or \
+                        (r["same"] and ll < 0) or (not r["same"] and ll > 0):
                     print(f"  {Path(r['a_file']).stem:18s} {Path(r['b_file']).stem:18s} same={int(r['same'])} "
                           f"cmc={r['result']['cmc_count']:2d} mirrored={int(bool(r['result']['mirrored']))} "
-                          f"lofo={o:+.2f} corr={r['result'].get('correlation') or 0:.3f}")
+                          f"lofo={o:+.2f} log10LR={ll:+.2f} corr={r['result'].get('correlation') or 0:.3f} "
+                          f"dirs={[d['cmc_count'] for d in r['result']['directions'].values()]}")
     return 0
 
 

@@ -47,7 +47,7 @@ THRESHOLD = 0.0  # logit threshold, fixed in advance (balanced class weights)
 SONG_C = 6
 #: Ablation: the features that are not CMC counts or outcomes (is there information beyond the count?)
 NON_CMC = ["ncc_mean", "ncc_q90", "ncc_frac_above", "translation_cluster", "rotation_peak_sharpness",
-           "correlation", "overlap"]
+           "correlation", "overlap", "pose_agreement"]
 
 
 def load(path: Path) -> tuple[list[dict], list[dict]]:
@@ -94,7 +94,7 @@ def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray) ->
     oof = np.full(len(rows), np.nan)
     oof_cmc = np.full(len(rows), np.nan)  # logistic regression on the CMC count alone, same folds
     oof_non = np.full(len(rows), np.nan)  # ablation: without any CMC feature
-    non = [list(FEATURES).index(n) for n in NON_CMC]
+    non = [i for i, n in enumerate(FEATURES) if n in NON_CMC and i < x.shape[1]]   # x: FEATURES' first columns
     cmc_thr = np.zeros(len(rows), int)
     cache: dict[frozenset, tuple] = {}
     for i, (a, b) in enumerate(fa):

@@ -376,7 +376,7 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
         grid, rgrid = _coarse_grid(p, False, _SCREEN_EVERY), _coarse_grid(p, True, _SCREEN_EVERY)
         g.ev["consistent_peak"] = consistent_peak(_on_grid(g.curve, grid), _on_grid(g.rcurve, rgrid), tol)
         if p.handedness_decision == "evidence":
-            return _search_by_evidence(pa, pb, p, g, rgrid, tol)
+            return _search_by_evidence(pa, pb, p, g, tol)
         # "coarse": the mirror's full coarse stage runs and it is refined only if it wins
         need = g.ev["consistent_peak"] + p.mirror_margin      # what the mirror must exceed to win
         m = _mirror_screen(pa, variants[1][1], p, rgrid, need, tol)
@@ -398,32 +398,25 @@ def _refine(pa: PreparedScan, sw: _Sweeps, p: CompareParams) -> list[Direction]:
             Direction("b_to_a", sw.tb, pa, _fine(sw.tb, pa, sw.rcands, p, reverse=True), sw.rcurve)]
 
 
-def _search_by_evidence(pa: PreparedScan, pb: PreparedScan, p: CompareParams, g: _Sweeps, rgrid: np.ndarray,
-                        tol: float) -> Search:
+def _search_by_evidence(pa: PreparedScan, pb: PreparedScan, p: CompareParams, g: _Sweeps, tol: float) -> Search:
     """Handedness decided on the final evidence (``handedness_decision="evidence"``).
 
-    The coarse stage alone decides only when one handedness' consistent coarse peak leads
-    the other's by more than ``mirror_margin`` cells; otherwise both are refined and
-    :func:`~ballistics.comparison.compare` keeps the one with the stronger final,
-    consistency-checked evidence.  Weak marks (e.g. TopMatch scans of Ruger SR9 breech
-    faces) give flat coarse CMC-theta curves whose peaks do not tell the handedness.
-    The mirror's screen is pruned as in ``_mirror_screen``: its b->a stage runs only where
-    the mirror could come within ``mirror_margin`` of the files as given, which decides
-    exactly whether it lost clearly.
+    The mirror image's coarse stage runs over the whole grid in both directions, like the
+    files as given.  The coarse stage alone decides only when one handedness' consistent
+    coarse peak leads the other's by more than ``mirror_margin`` cells; otherwise both
+    are refined and :func:`~ballistics.comparison.compare` keeps the one with the
+    stronger final, consistency-checked evidence.  Weak marks (e.g. TopMatch scans of
+    Ruger SR9 breech faces) give flat coarse CMC-theta curves whose peaks do not tell
+    the handedness.
     """
-    low = g.ev["consistent_peak"] - p.mirror_margin - 1   # the mirror lost clearly at or below this
-    m = _mirror_screen(pa, pb.mirrored(), p, rgrid, low, tol)
-    cm = m.ev["consistent_peak"]
-    if cm <= low:
-        m.ev["screened"] = True
-        return Search(_refine(pa, g, p), False, {"as_given": g.ev, "mirrored": m.ev})
-    screened = m.ev
-    m = _sweeps(pa, m.tb, p)
-    m.ev["consistent_peak"] = cm
+    m = _sweeps(pa, pb.mirrored(), p)
+    g.ev["consistent_peak"] = consistent_peak(g.curve, g.rcurve, tol)
+    m.ev["consistent_peak"] = consistent_peak(m.curve, m.rcurve, tol)
     m.ev["screened"] = False
-    for k in ("screen_b_to_a_rotations",):
-        m.ev[k] = screened[k]
+    cg, cm = g.ev["consistent_peak"], m.ev["consistent_peak"]
     evidence = {"as_given": g.ev, "mirrored": m.ev}
-    if cm > g.ev["consistent_peak"] + p.mirror_margin:      # the mirror won clearly
+    if cg > cm + p.mirror_margin:
+        return Search(_refine(pa, g, p), False, evidence)
+    if cm > cg + p.mirror_margin:
         return Search(_refine(pa, m, p), True, evidence)
     return Search(_refine(pa, g, p), False, evidence, alternative=Search(_refine(pa, m, p), True, evidence))
