@@ -239,6 +239,55 @@ def evaluate(config: str, sets: list[str], features: list[str] | None = None) ->
     return out
 
 
+def handedness(sets: list[str], margins: list[int]) -> None:
+    """The handedness rule simulated from the caches of the two single-handedness
+    configurations ("as_given", "mirrored": every pair refined in each handedness): for
+    the pairs as given and with ``b`` mirrored (which swaps the two), which handedness
+    the rule keeps, whether a mate is found in its right handedness, whether a
+    different-source pair gains evidence over the files as given, and how often both
+    handedness are refined (the rule's extra cost)."""
+    G = {k: v for s in sets for k, v in load_cache("as_given", s).items()}
+    M = {k: v for s in sets for k, v in load_cache("mirrored", s).items()}
+    rows = [p for s in sets for p in pairs(s) if key(p) in G and key(p) in M]
+
+    def ev(r):
+        res = r["result"]
+        cp = next(iter(res["handedness"].values()))["consistent_peak"]
+        return cp, (int(res["cmc_count"]), float(res["learned_score"]))
+
+    print(f"{len(rows)} pairs ({sum(p['same'] for p in rows)} mates) in both caches")
+    for m in margins:
+        stats = {"mates found (as given)": 0, "mates found (b mirrored)": 0, "refined both": 0,
+                 "non-mates gaining CMCs": 0, "non-mates gaining learned score": 0, "non-mates": 0, "mates": 0}
+        gains = []
+        for p in rows:
+            g, mm = ev(G[key(p)]), ev(M[key(p)])
+            for flipped in (False, True):
+                a, b = (mm, g) if flipped else (g, mm)       # (as given, mirrored) of the pair seen
+                if a[0] > b[0] + m:
+                    pick_mirror = False
+                elif b[0] > a[0] + m:
+                    pick_mirror = True
+                else:
+                    stats["refined both"] += 1
+                    pick_mirror = b[1][0] > a[1][0] or (b[1][0] == a[1][0] > 0 and b[1][1] > a[1][1])
+                right = flipped                                # the true handedness of a mate
+                if p["same"]:
+                    stats["mates"] += 1
+                    ok = pick_mirror == right or (b[1][0] == a[1][0] == 0)
+                    stats["mates found (b mirrored)" if flipped else "mates found (as given)"] += int(ok)
+                elif not flipped:
+                    stats["non-mates"] += 1
+                    got = b[1] if pick_mirror else a[1]
+                    stats["non-mates gaining CMCs"] += int(got[0] > a[1][0])
+                    stats["non-mates gaining learned score"] += int(got[1] > a[1][1] + 1e-9)
+                    if got[0] > a[1][0]:
+                        gains.append((p["key"], a[1][0], got[0]))
+        print(f"mirror_margin {m}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+        for g_ in gains:
+            print(f"    gained: {g_}")
+
+
 def table(results: list[dict], markdown: bool) -> str:
     hdr = ["config", "set", "pairs (same)", "AUC CMC", "AUC learned LOFO", "AUC learned shipped (in-sample)",
            "CMC same min/med/max", "CMC diff min/med/max", "mates at 0", "Cllr", "Cllr_min",
@@ -274,7 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--pairs", action="store_true", help="list the DFSC pairs and the worst Fadul pairs")
     e.add_argument("--features12", action="store_true", help="the learned score on the 12 features of v0 "
                    "(without pose_agreement)")
+    h = sub.add_parser("handedness")
+    h.add_argument("--sets", nargs="+", default=["dfsc", "fadul"])
+    h.add_argument("--margins", type=int, nargs="+", default=[0, 1, 2, 3, 4, 6, 8, 10, 64])
     args = ap.parse_args(argv)
+    if args.cmd == "handedness":
+        handedness(args.sets, args.margins)
+        return 0
     if args.cmd == "run":
         run(args.config, args.sets, *args.shard)
         return 0

@@ -275,10 +275,13 @@ def _final_evidence(r: Comparison) -> tuple[int, float]:
 
 def _decide_handedness(given: Comparison, mirror: Comparison) -> Comparison:
     """Of the comparison as given and with b mirrored (both refined), the one with the
-    stronger final evidence (:func:`_final_evidence`); the files as given win ties.  Both
-    handedness' final CMC counts and learned scores are recorded in ``handedness``."""
+    stronger final evidence: more CMCs, or as many (at least one) and a higher learned
+    score.  The files as given win ties, and without a CMC in either handedness the files
+    as given are kept: the larger of two chance scores would lift every different-source
+    pair.  Both handedness' final CMC counts and learned scores are recorded in
+    ``handedness``."""
     eg, em = _final_evidence(given), _final_evidence(mirror)
-    win = mirror if em > eg else given
+    win = mirror if (em[0] > eg[0] or (em[0] == eg[0] > 0 and em[1] > eg[1])) else given
     ev = {k: dict(v) for k, v in given.handedness.items()}
     for name, e in (("as_given", eg), ("mirrored", em)):
         ev.setdefault(name, {}).update(final_cmc=e[0], final_learned_score=e[1])
