@@ -59,6 +59,7 @@ CONFIGS: dict[str, dict] = {
     "hev_ff1": dict(_HEV, fine_factor=1),                 # (b) fine stage at full resolution
     "hev_cf4": dict(_HEV, coarse_factor=4),               # (b) coarse stage at 1/4
     "hev_cf4ff1": dict(_HEV, coarse_factor=4, fine_factor=1),
+    "hev_tt17": dict(_HEV, translation_threshold_px=17.0),  # (c) 125 um on DFSC's 7.38 um pixels, as 20 px on Fadul
 }
 
 

@@ -61,6 +61,7 @@ def test_features_of_real_comparisons(pairs):
     # the same-slide pair agrees in everything the features measure
     assert fs["cmc_log"] > fd["cmc_log"] and fs["directions_agree"] == 1.0
     assert fs["translation_cluster"] > fd["translation_cluster"] + 0.3
+    assert fs["pose_agreement"] > fd["pose_agreement"] + 0.3     # both directions' cells at the pair's pose
     assert fs["rotation_peak_sharpness"] > fd["rotation_peak_sharpness"]
     assert fs["correlation"] > fd["correlation"] and fs["ncc_mean"] > fd["ncc_mean"]
     # object and to_dict() give the same features (JSON round trip too)
