@@ -190,13 +190,27 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             check.  None = every rotation of the range at full resolution (as cmcR).
         handedness : {"both", "as_given", "mirrored"}, default "both"
             ``"both"``: ``b`` is also searched mirrored (rows reversed, x3ptools'
-            ``x3p_flip_y``); the mirrored handedness is refined and reported
-            (``Comparison.mirrored``, with a warning when it has CMCs) if its consistent
-            coarse peak (both directions agreeing) exceeds that of the files as given by
-            more than ``mirror_margin`` (int >= 0, default 1) cells.  Files from different
-            sources can differ in handedness (e.g. DFSC's ``K004*`` conversions).
-            ``"mirrored"``: only ``b`` mirrored (e.g. when a search's geometric
-            verification already found the mirror image).
+            ``x3p_flip_y``; ``Comparison.mirrored``, with a warning when the mirror
+            image matched).  Files from different sources can differ in handedness
+            (e.g. DFSC's ``K004*`` conversions).  ``"mirrored"``: only ``b`` mirrored
+            (e.g. when a search's geometric verification already found the mirror image).
+        handedness_decision : {"evidence", "coarse"}, default "evidence"
+            How ``handedness="both"`` picks the handedness.  ``"evidence"``: both
+            handedness run the whole coarse stage; the coarse stage alone decides only if
+            one handedness' consistent coarse peak (both directions agreeing) leads the
+            other's by more than ``mirror_margin`` (int >= 0, default 6) cells;
+            otherwise both are refined and the one with more final (consistency-checked)
+            CMCs is kept, the learned score breaking ties between non-zero counts, the
+            files as given winning ties and pairs without a CMC either way (the larger
+            of two chance scores would lift every different-source pair).  On weak marks
+            (TopMatch scans of SR9 breech faces) the wrong handedness' coarse peak is
+            often as high as the right one's.  ``Comparison.handedness`` records both
+            handedness' coarse peaks and, when both were refined, their final counts and
+            learned scores (``final_cmc``, ``final_learned_score``).  ``"coarse"``: the
+            mirror is screened on every other coarse rotation and refined only if its
+            consistent peak beats that of the files as given by more than
+            ``mirror_margin`` (use 1); faster, but decided on the coarse peaks alone.
+            Measured in ``benchmarks/results_evidence.md``.
         require_consistency : bool, default True
             ``"high"``/``"convergence"``: a direction only keeps its CMCs if the two
             directions' consensus registrations are inverse of each other within the

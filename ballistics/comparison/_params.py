@@ -85,7 +85,7 @@ class CompareParams:
     workers: int | None = None
     pipeline: str = "native"
     handedness: str = "both"
-    mirror_margin: int = 1      # measured on 801 real pairs: results_compare.md section H2
+    mirror_margin: int = 6      # results_evidence.md (handedness); 1 with handedness_decision="coarse"
     handedness_decision: str = "evidence"
 
     def __post_init__(self) -> None:

@@ -7,19 +7,19 @@ Native pipeline, coarse-to-fine (default):
    The CMC-theta curve (Tong et al. 2015) of this stage gives the ``n_candidates`` best
    rotations and their consensus translation.
 2. **Handedness** (``handedness="both"``): both coarse stages (a->b and b->a) also run
-   against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``), first on every 2nd
-   rotation of the coarse grid (a screen, half a sweep each).  A handedness' evidence is
-   its *consistent coarse peak* (:func:`consistent_peak`): the largest count that direction
-   a->b reaches at some rotation while b->a reaches it at the inverse rotation.  The
-   mirror's b->a screen runs only at rotations that could lift its consistent peak over
-   the decision threshold (``_mirror_screen``; the decision is the same).  The mirror
-   image is refined only if its consistent peak, on the screen's rotations, beats that of
-   the files as given on the same rotations by more than ``mirror_margin`` cells (default
-   1: on 801 real pairs the right handedness led by 3 or more cells for every mirrored
-   mate, and no different-firearm count rose); its full coarse stage then runs.
-   Otherwise the files as given are refined.  A one-direction peak was not enough: on
-   DFSC's TopMatch scans of Ruger SR9 slides the wrong handedness also peaks high in one
-   direction (measured, ``benchmarks/results_compare.md`` section H2).
+   against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``).  A handedness'
+   coarse evidence is its *consistent coarse peak* (:func:`consistent_peak`): the
+   largest count that direction a->b reaches at some rotation while b->a reaches it at
+   the inverse rotation.  With ``handedness_decision="evidence"`` (default) the mirror's
+   coarse stage covers the whole grid; the coarse stage alone decides only when one
+   handedness leads by more than ``mirror_margin`` cells, otherwise both handedness are
+   refined (``Search.alternative``) and ``compare`` keeps the one with the stronger
+   final, consistency-checked evidence.  On TopMatch scans of Ruger SR9 breech faces the
+   wrong handedness' coarse peak is often as high as the right one's
+   (``benchmarks/results_evidence.md``).  With ``handedness_decision="coarse"`` the
+   mirror is screened on every 2nd rotation of the coarse grid (its b->a screen only
+   where it could win, ``_mirror_screen``) and refined only if its consistent peak beats
+   that of the files as given by more than ``mirror_margin`` cells.
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
    +-coarse_step / 2; every cell searched over the whole region
    at ``fine_factor`` (default 2, half resolution) and then at full resolution within
