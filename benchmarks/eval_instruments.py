@@ -289,6 +289,41 @@ def handedness(sets: list[str], margins: list[int]) -> None:
             print(f"    gained: {g_}")
 
 
+TIMING_PAIRS = [("dfsc", "K002eG1_proc.x3p", "K227iG3_proc.x3p"), ("dfsc", "K004dB2.x3p", "K004dD1.x3p"),
+                ("dfsc", "K011sR1.x3p", "K065jN3.x3p"), ("fadul", "processed/Fadul 1-1.x3p", "processed/Fadul 1-2.x3p"),
+                ("fadul", "processed/Fadul 1-1.x3p", "processed/Fadul 2-1.x3p"),
+                ("fadul", "processed/Fadul 5-1.x3p", "processed/Fadul 9-2.x3p")]
+
+
+def timing(configs: list[str], repeat: int) -> None:
+    """CPU seconds per comparison of each configuration in one process, interleaved (the
+    minimum of ``repeat`` runs per pair; prepared scans, caches warmed by a first run)."""
+    import ballistics as b
+    from ballistics.comparison import compare, prepare
+    prepared = {}
+    for s_, x, y in TIMING_PAIRS:
+        for f in (x, y):
+            if f not in prepared:
+                prepared[f] = prepare(b.read_scan(DATA / s_ / f))
+    best = {c: [] for c in configs}
+    for s_, x, y in TIMING_PAIRS:
+        for c in configs:
+            compare(prepared[x], prepared[y], lr_system=None, **CONFIGS[c])     # warm
+        for c in configs:
+            ts = []
+            for _ in range(repeat):
+                t = time.process_time()
+                r = compare(prepared[x], prepared[y], lr_system=None, **CONFIGS[c])
+                ts.append(time.process_time() - t)
+            best[c].append(min(ts))
+            print(f"{c:12s} {Path(x).stem:16s} {Path(y).stem:16s} {min(ts):6.3f} s  CMC {r.cmc_count}", flush=True)
+    base = configs[0]
+    for c in configs:
+        mean = float(np.mean(best[c]))
+        print(f"{c:12s} mean {mean:.3f} s per comparison (DFSC {np.mean(best[c][:3]):.3f}, Fadul "
+              f"{np.mean(best[c][3:]):.3f}); ratio to {base}: {mean / np.mean(best[base]):.2f}")
+
+
 def table(results: list[dict], markdown: bool) -> str:
     hdr = ["config", "set", "pairs (same)", "AUC CMC", "AUC learned LOFO", "AUC learned shipped (in-sample)",
            "CMC same min/med/max", "CMC diff min/med/max", "mates at 0", "Cllr", "Cllr_min",
@@ -327,7 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("handedness")
     h.add_argument("--sets", nargs="+", default=["dfsc", "fadul"])
     h.add_argument("--margins", type=int, nargs="+", default=[0, 1, 2, 3, 4, 6, 8, 10, 64])
+    t = sub.add_parser("timing")
+    t.add_argument("configs", nargs="+")
+    t.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.cmd == "timing":
+        timing(args.configs, args.repeat)
+        return 0
     if args.cmd == "handedness":
         handedness(args.sets, args.margins)
         return 0

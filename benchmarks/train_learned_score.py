@@ -7,7 +7,7 @@ Run from the repository root (venv active)::
 Input: one JSON object per line with ``set``, ``a_file``, ``b_file``, ``a_firearm``,
 ``b_firearm``, ``same``, ``error`` and ``result`` (``Comparison.to_dict()`` of the
 default ``ballistics.compare``): all pairs of the labelled real scans we hold (Fadul
-processed, 40 cases of 10 slides; DFSC, 7 cases of 3 pistols).
+processed, 40 cases of 10 slides; DFSC, 14 cases of 6 pistols).
 
 Evaluation (never on the training pairs): for every pair, the model is fitted on the
 pairs that involve *neither* of its firearms (leave-the-pair's-firearms-out: one
@@ -151,10 +151,12 @@ def card(model: dict, text: str, model_sha: str) -> str:
     feats = "\n".join(f"| `{n}` | {FEATURES[n]} | {c:+.3f} |" for n, c in zip(model["features"], model["coef"]))
     scans = "\n".join(f"| {n} | `{h}` |" for n, h in tr["scans_sha256"].items())
     a = cv["all"]
+    dfsc_scans = sum(1 for n in tr["scans_sha256"] if n.startswith("K"))
+    dfsc_pistols = tr.get("dfsc_pistols", "?")
     per_set = ", ".join(f"{k}: {v['pairs']} pairs, {v['same']} same-firearm" for k, v in tr["per_set"].items())
     return f"""# Model card: learned comparison score (`ballistics.comparison.learned_score`)
 
-`learned_score.json` (sha256 `{model_sha}`) holds a logistic regression on twelve
+`learned_score.json` (sha256 `{model_sha}`) holds a logistic regression on {len(model["features"])}
 standardised features of a `Comparison` (feature names, scaler means and scales,
 coefficients, intercept, threshold; plain JSON, no pickle). Trained
 {model["trained"]} by `benchmarks/train_learned_score.py` with scikit-learn
@@ -190,8 +192,8 @@ not compute one).
 every pair of the labelled real scans we hold within each set, compared with
 `ballistics.compare` defaults (method `{tr["compare"]["method"]}`, library
 {tr["compare"]["library_version"]}). Fadul: 40 processed scans of 10 consecutively
-manufactured Ruger P95 slides (NanoFocus confocal, CSAFE processing). DFSC: 7 processed
-scans of 3 Ruger SR9 pistols (Cadre TopMatch). Scans and their SHA-256:
+manufactured Ruger P95 slides (NanoFocus confocal, CSAFE processing). DFSC: {dfsc_scans} processed
+scans of {dfsc_pistols} Ruger SR9 pistols (Cadre TopMatch). Scans and their SHA-256:
 
 | scan | sha256 |
 |---|---|
@@ -345,7 +347,9 @@ def main(argv=None) -> int:
                                      for s in sorted({r['set'] for r in rows})},
                          "compare": {"method": rows[0]["result"].get("method"),
                                      "library_version": rows[0]["result"].get("library_version")},
-                         "scans_sha256": dict(sorted(inputs.items()))},
+                         "scans_sha256": dict(sorted(inputs.items())),
+                         "dfsc_pistols": len({f for r in rows if r["set"] == "dfsc"
+                                              for f in (r["a_firearm"], r["b_firearm"])})},
             "cross_validation": {k: v for k, v in ev.items() if k not in ("oof", "oof_cmc", "cmc_thr")},
             "training_data_auc_not_an_estimate": train_auc,
             "versions": {"ballistics": ballistics.__version__, "scikit-learn": sklearn.__version__,

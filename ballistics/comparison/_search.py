@@ -360,9 +360,17 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
             stage[mir] = (tb, feat, back, ev)
         mir = variants[0][0] if len(variants) == 1 else \
             stage[True][3]["consistent_peak"] > stage[False][3]["consistent_peak"] + p.mirror_margin
-        tb, feat, back, _ = stage[mir]
-        return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], bool(mir),
-                      {("mirrored" if k else "as_given"): v[3] for k, v in stage.items()})
+        evidence = {("mirrored" if k else "as_given"): v[3] for k, v in stage.items()}
+
+        def found(m: bool) -> Search:
+            tb, feat, back, _ = stage[m]
+            return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], m, evidence)
+        if len(variants) == 2 and p.handedness_decision == "evidence" and not mir and \
+                not stage[False][3]["consistent_peak"] > stage[True][3]["consistent_peak"] + p.mirror_margin:
+            out = found(False)     # neither handedness leads clearly: the final evidence decides
+            out.alternative = found(True)
+            return out
+        return found(bool(mir))
     if len(variants) == 1:
         mir = variants[0][0]
         sw = _sweeps(pa, variants[0][1], p)
