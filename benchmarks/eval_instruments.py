@@ -170,6 +170,19 @@ FEATURES_V0 = ["cmc_log", "cmc_fraction_min", "cmc_fraction_max", "directions_ag
                "overlap"]
 
 
+#: Feature sets compared for the learned score (``report --feature-set``).
+FEATURE_SETS = {
+    "v0": FEATURES_V0,
+    "all": None,
+    # only evidence that both directions must agree on (consistency-checked counts, the
+    # pose both directions' cells share, the registration cluster and rotation peak):
+    # a texture shared by different pistols (e.g. one conversion group) raises one-direction
+    # counts, cell correlations and the areal correlation, not agreement between directions
+    "consistent": ["cmc_log", "cmc_fraction_min", "directions_agree", "translation_cluster",
+                   "rotation_peak_sharpness", "overlap", "pose_agreement"],
+}
+
+
 def learned_oof(rows: list[dict], features: list[str] | None = None) -> np.ndarray:
     """Each pair's learned score from a logistic regression fitted without its firearms
     (``train_learned_score.evaluate``, on all rows given)."""
@@ -180,7 +193,7 @@ def learned_oof(rows: list[dict], features: list[str] | None = None) -> np.ndarr
     x = np.array([[score_features(r["result"])[n] for n in names] for r in rows])
     y = np.array([bool(r["same"]) for r in rows])
     cmc = np.array([int(r["result"]["cmc_count"]) for r in rows])
-    return evaluate(rows, x, y, cmc)["oof"]
+    return evaluate(rows, x, y, cmc, names)["oof"]
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -218,7 +231,7 @@ def evaluate(config: str, sets: list[str], features: list[str] | None = None) ->
     lr_cmc, _ = lr_metrics(cmc, y, groups, strata)
     lr_learned, llr = lr_metrics(oof, y, groups, strata)
     cpu = np.array([r["cpu_s"] for r in rows])
-    label = config + ("" if features is None or len(features) > 12 else " (12 features)")
+    label = config + ("" if features is None else f" [{next(k for k, v in FEATURE_SETS.items() if v == features)}]")
     out = {"config": label, "params": CONFIGS.get(config), "sets": {}}
     for s in sorted(set(strata)):
         sel = np.array(strata) == s
@@ -357,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--sets", nargs="+", default=["dfsc", "fadul"])
     e.add_argument("--markdown", action="store_true")
     e.add_argument("--pairs", action="store_true", help="list the DFSC pairs and the worst Fadul pairs")
-    e.add_argument("--features12", action="store_true", help="the learned score on the 12 features of v0 "
-                   "(without pose_agreement)")
+    e.add_argument("--feature-set", default="all", choices=sorted(FEATURE_SETS),
+                   help="the learned score's features: v0 (12, before this work), all (13), consistent")
     h = sub.add_parser("handedness")
     h.add_argument("--sets", nargs="+", default=["dfsc", "fadul"])
     h.add_argument("--margins", type=int, nargs="+", default=[0, 1, 2, 3, 4, 6, 8, 10, 64])
@@ -375,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "run":
         run(args.config, args.sets, *args.shard)
         return 0
-    results = [evaluate(c, args.sets, FEATURES_V0 if args.features12 else None) for c in args.configs]
+    results = [evaluate(c, args.sets, FEATURE_SETS[args.feature_set]) for c in args.configs]
     print(table(results, args.markdown))
     if args.pairs:
         for res in results:

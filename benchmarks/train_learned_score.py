@@ -45,6 +45,13 @@ DATA = ROOT / "ballistics" / "comparison" / "data"
 C_REG = 1.0  # inverse L2 strength (scikit-learn default); not tuned, to keep the evaluation honest
 THRESHOLD = 0.0  # logit threshold, fixed in advance (balanced class weights)
 SONG_C = 6
+#: The shipped feature set: evidence both directions must agree on (consistency-checked
+#: counts, the pose both directions' cells share, the registration cluster, the rotation
+#: peak, the overlap).  A texture shared by different pistols (DFSC's K004 conversion
+#: group) raises one-direction counts, cell correlations and the areal correlation, not
+#: agreement between the directions (benchmarks/results_evidence.md, change d).
+CONSISTENT = ["cmc_log", "cmc_fraction_min", "directions_agree", "translation_cluster", "rotation_peak_sharpness",
+              "overlap", "pose_agreement"]
 #: Ablation: the features that are not CMC counts or outcomes (is there information beyond the count?)
 NON_CMC = ["ncc_mean", "ncc_q90", "ncc_frac_above", "translation_cluster", "rotation_peak_sharpness",
            "correlation", "overlap", "pose_agreement"]
@@ -89,12 +96,12 @@ def balanced_log_loss(logit: np.ndarray, y: np.ndarray) -> float:
     return float(0.5 * (-lp_same[y].mean() - lp_diff[~y].mean()))
 
 
-def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray) -> dict:
+def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray, names: list[str] | None = None) -> dict:
     fa = [(r["a_firearm"], r["b_firearm"]) for r in rows]
     oof = np.full(len(rows), np.nan)
     oof_cmc = np.full(len(rows), np.nan)  # logistic regression on the CMC count alone, same folds
     oof_non = np.full(len(rows), np.nan)  # ablation: without any CMC feature
-    non = [i for i, n in enumerate(FEATURES) if n in NON_CMC and i < x.shape[1]]   # x: FEATURES' first columns
+    non = [i for i, n in enumerate(names or list(FEATURES)) if n in NON_CMC]
     cmc_thr = np.zeros(len(rows), int)
     cache: dict[frozenset, tuple] = {}
     for i, (a, b) in enumerate(fa):
@@ -251,6 +258,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pairs", nargs="?", default="/work/allpairs/pairs_default.jsonl")
     ap.add_argument("--write", action="store_true", help="freeze the model, card and results")
+    ap.add_argument("--features", default=None,
+                    help="comma-separated feature names (default: all of FEATURES); see CONSISTENT")
     ap.add_argument("--oof-out", default=None,
                     help="write the pairs again with the out-of-fold learned score (each pair scored by a model "
                          "that never saw its firearms) as result.learned_score / result.score, for fitting an LR "
@@ -258,11 +267,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     path = Path(args.pairs)
     rows, skipped = load(path)
-    names = list(FEATURES)
+    names = CONSISTENT if args.features == "consistent" else \
+        (args.features.split(",") if args.features else list(FEATURES))
+    unknown = set(names) - set(FEATURES)
+    if unknown:
+        raise SystemExit(f"unknown features {sorted(unknown)}")
     x = np.array([[score_features(r["result"])[n] for n in names] for r in rows])
     y = np.array([bool(r["same"]) for r in rows])
     cmc = np.array([int(r["result"]["cmc_count"]) for r in rows])
-    ev = evaluate(rows, x, y, cmc)
+    ev = evaluate(rows, x, y, cmc, names)
     if args.oof_out:
         with open(args.oof_out, "w") as fh:
             for r, v in zip(rows, ev["oof"]):
@@ -335,7 +348,7 @@ def main(argv=None) -> int:
             "model": "logistic regression on standardised features (scikit-learn LogisticRegression, "
                      f"L2, C={C_REG}, class_weight='balanced')",
             "features": names,
-            "feature_definitions": FEATURES,
+            "feature_definitions": {n: FEATURES[n] for n in names},
             "scaler": {"mean": sc.mean_.tolist(), "scale": sc.scale_.tolist()},
             "coef": lr.coef_[0].tolist(),
             "intercept": float(lr.intercept_[0]),
