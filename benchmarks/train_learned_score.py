@@ -377,7 +377,8 @@ def main(argv=None) -> int:
         results.write_text(
             "# Learned comparison score: cross-validated results\n\n"
             "Command (repository root, venv active; ~30 s):\n\n"
-            f"```\npython benchmarks/train_learned_score.py {path} --write\n```\n\n"
+            f"```\npython benchmarks/train_learned_score.py {path}"
+            f"{' --features ' + args.features if args.features else ''} --write\n```\n\n"
             "Every pair is scored by a model fitted without any pair involving its firearms "
             "(leave-the-pair's-firearms-out). See `ballistics/comparison/data/learned_score_card.md` "
             "for the features, the training set and the limits.\n\n```\n" + text + "\n```\n")
