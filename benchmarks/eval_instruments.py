@@ -178,8 +178,8 @@ FEATURE_SETS = {
     # pose both directions' cells share, the registration cluster and rotation peak):
     # a texture shared by different pistols (e.g. one conversion group) raises one-direction
     # counts, cell correlations and the areal correlation, not agreement between directions
-    "consistent": ["cmc_log", "cmc_fraction_min", "directions_agree", "translation_cluster",
-                   "rotation_peak_sharpness", "overlap", "pose_agreement"],
+    "consistent": ["cmc_log", "cmc_fraction_min", "translation_cluster", "rotation_peak_sharpness", "overlap",
+                   "pose_agreement"],
 }
 
 

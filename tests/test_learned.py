@@ -43,7 +43,8 @@ def test_model_is_plain_json_with_consistent_shapes():
     # the shipped model uses only evidence both directions must agree on: no one-direction
     # count, cell-correlation or areal-correlation feature (a texture shared by different
     # pistols raises those)
-    assert "pose_agreement" in m.features and "directions_agree" in m.features
+    assert "pose_agreement" in m.features and "cmc_fraction_min" in m.features
+    assert np.all(m.coef > 0)        # every feature is evidence for the same source, none against
     assert not {"cmc_fraction_max", "ncc_mean", "ncc_q90", "ncc_frac_above", "correlation"} & set(m.features)
     assert np.all(np.isfinite(m.coef)) and np.all(m.scale > 0) and math.isfinite(m.intercept)
     # cross-validated with whole firearms left out, and the training pairs are identified
@@ -93,6 +94,9 @@ def test_directions_disagreeing_lower_the_score(pairs):
     base = learned_score(d)
     # make the two directions register at incompatible rotations
     d["directions"]["b_to_a"]["rotation_deg"] = d["directions"]["a_to_b"]["rotation_deg"] + 90.0
+    for c in d["cells"]:                 # ... and its cells with it, as a disagreeing comparison has them
+        if c["direction"] == "b_to_a":
+            c["rotation_deg"] += 90.0
     assert score_features(d)["directions_agree"] == 0.0
     assert learned_score(d) < base
 

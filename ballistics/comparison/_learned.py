@@ -9,8 +9,7 @@ registrations cluster and agree with the pair's registration in both directions,
 share of cells with enough data (overlap) -- and scores them with a logistic regression
 on standardised features.  A model names the features it uses; the shipped one uses only
 evidence that both directions of the comparison must agree on (consistency-checked
-counts, ``directions_agree``, ``pose_agreement``, the registration cluster, the rotation
-peak, the overlap): a surface texture shared by different firearms (seen on TopMatch
+counts, ``pose_agreement``, the registration cluster, the rotation peak, the overlap): a surface texture shared by different firearms (seen on TopMatch
 scans of one conversion group) raises one-direction counts and cell or areal
 correlations, not agreement between the directions.
 
