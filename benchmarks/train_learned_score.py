@@ -7,7 +7,7 @@ Run from the repository root (venv active)::
 Input: one JSON object per line with ``set``, ``a_file``, ``b_file``, ``a_firearm``,
 ``b_firearm``, ``same``, ``error`` and ``result`` (``Comparison.to_dict()`` of the
 default ``ballistics.compare``): all pairs of the labelled real scans we hold (Fadul
-processed, 40 cases of 10 slides; DFSC, 7 cases of 3 pistols).
+processed, 40 cases of 10 slides; DFSC, 14 cases of 6 pistols).
 
 Evaluation (never on the training pairs): for every pair, the model is fitted on the
 pairs that involve *neither* of its firearms (leave-the-pair's-firearms-out: one
@@ -45,9 +45,18 @@ DATA = ROOT / "ballistics" / "comparison" / "data"
 C_REG = 1.0  # inverse L2 strength (scikit-learn default); not tuned, to keep the evaluation honest
 THRESHOLD = 0.0  # logit threshold, fixed in advance (balanced class weights)
 SONG_C = 6
+#: The shipped feature set: evidence both directions must agree on (consistency-checked
+#: counts, the pose both directions' cells share, the registration cluster, the rotation
+#: peak, the overlap).  A texture shared by different pistols (DFSC's K004 conversion
+#: group) raises one-direction counts, cell correlations and the areal correlation, not
+#: agreement between the directions (benchmarks/results_evidence.md, change d).
+#: (``directions_agree`` is left out: it is implied by a non-zero consistency-checked count, and
+#: with both in the model its coefficient came out negative.)
+CONSISTENT = ["cmc_log", "cmc_fraction_min", "translation_cluster", "rotation_peak_sharpness", "overlap",
+              "pose_agreement"]
 #: Ablation: the features that are not CMC counts or outcomes (is there information beyond the count?)
 NON_CMC = ["ncc_mean", "ncc_q90", "ncc_frac_above", "translation_cluster", "rotation_peak_sharpness",
-           "correlation", "overlap"]
+           "correlation", "overlap", "pose_agreement"]
 
 
 def load(path: Path) -> tuple[list[dict], list[dict]]:
@@ -89,12 +98,12 @@ def balanced_log_loss(logit: np.ndarray, y: np.ndarray) -> float:
     return float(0.5 * (-lp_same[y].mean() - lp_diff[~y].mean()))
 
 
-def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray) -> dict:
+def evaluate(rows: list[dict], x: np.ndarray, y: np.ndarray, cmc: np.ndarray, names: list[str] | None = None) -> dict:
     fa = [(r["a_firearm"], r["b_firearm"]) for r in rows]
     oof = np.full(len(rows), np.nan)
     oof_cmc = np.full(len(rows), np.nan)  # logistic regression on the CMC count alone, same folds
     oof_non = np.full(len(rows), np.nan)  # ablation: without any CMC feature
-    non = [list(FEATURES).index(n) for n in NON_CMC]
+    non = [i for i, n in enumerate(names or list(FEATURES)) if n in NON_CMC]
     cmc_thr = np.zeros(len(rows), int)
     cache: dict[frozenset, tuple] = {}
     for i, (a, b) in enumerate(fa):
@@ -151,10 +160,12 @@ def card(model: dict, text: str, model_sha: str) -> str:
     feats = "\n".join(f"| `{n}` | {FEATURES[n]} | {c:+.3f} |" for n, c in zip(model["features"], model["coef"]))
     scans = "\n".join(f"| {n} | `{h}` |" for n, h in tr["scans_sha256"].items())
     a = cv["all"]
+    dfsc_scans = sum(1 for n in tr["scans_sha256"] if n.startswith("K"))
+    dfsc_pistols = tr.get("dfsc_pistols", "?")
     per_set = ", ".join(f"{k}: {v['pairs']} pairs, {v['same']} same-firearm" for k, v in tr["per_set"].items())
     return f"""# Model card: learned comparison score (`ballistics.comparison.learned_score`)
 
-`learned_score.json` (sha256 `{model_sha}`) holds a logistic regression on twelve
+`learned_score.json` (sha256 `{model_sha}`) holds a logistic regression on {len(model["features"])}
 standardised features of a `Comparison` (feature names, scaler means and scales,
 coefficients, intercept, threshold; plain JSON, no pickle). Trained
 {model["trained"]} by `benchmarks/train_learned_score.py` with scikit-learn
@@ -190,8 +201,8 @@ not compute one).
 every pair of the labelled real scans we hold within each set, compared with
 `ballistics.compare` defaults (method `{tr["compare"]["method"]}`, library
 {tr["compare"]["library_version"]}). Fadul: 40 processed scans of 10 consecutively
-manufactured Ruger P95 slides (NanoFocus confocal, CSAFE processing). DFSC: 7 processed
-scans of 3 Ruger SR9 pistols (Cadre TopMatch). Scans and their SHA-256:
+manufactured Ruger P95 slides (NanoFocus confocal, CSAFE processing). DFSC: {dfsc_scans} processed
+scans of {dfsc_pistols} Ruger SR9 pistols (Cadre TopMatch). Scans and their SHA-256:
 
 | scan | sha256 |
 |---|---|
@@ -249,6 +260,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pairs", nargs="?", default="/work/allpairs/pairs_default.jsonl")
     ap.add_argument("--write", action="store_true", help="freeze the model, card and results")
+    ap.add_argument("--features", default=None,
+                    help="comma-separated feature names (default: all of FEATURES); see CONSISTENT")
     ap.add_argument("--oof-out", default=None,
                     help="write the pairs again with the out-of-fold learned score (each pair scored by a model "
                          "that never saw its firearms) as result.learned_score / result.score, for fitting an LR "
@@ -256,11 +269,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     path = Path(args.pairs)
     rows, skipped = load(path)
-    names = list(FEATURES)
+    names = CONSISTENT if args.features == "consistent" else \
+        (args.features.split(",") if args.features else list(FEATURES))
+    unknown = set(names) - set(FEATURES)
+    if unknown:
+        raise SystemExit(f"unknown features {sorted(unknown)}")
     x = np.array([[score_features(r["result"])[n] for n in names] for r in rows])
     y = np.array([bool(r["same"]) for r in rows])
     cmc = np.array([int(r["result"]["cmc_count"]) for r in rows])
-    ev = evaluate(rows, x, y, cmc)
+    ev = evaluate(rows, x, y, cmc, names)
     if args.oof_out:
         with open(args.oof_out, "w") as fh:
             for r, v in zip(rows, ev["oof"]):
@@ -333,7 +350,7 @@ def main(argv=None) -> int:
             "model": "logistic regression on standardised features (scikit-learn LogisticRegression, "
                      f"L2, C={C_REG}, class_weight='balanced')",
             "features": names,
-            "feature_definitions": FEATURES,
+            "feature_definitions": {n: FEATURES[n] for n in names},
             "scaler": {"mean": sc.mean_.tolist(), "scale": sc.scale_.tolist()},
             "coef": lr.coef_[0].tolist(),
             "intercept": float(lr.intercept_[0]),
@@ -345,7 +362,9 @@ def main(argv=None) -> int:
                                      for s in sorted({r['set'] for r in rows})},
                          "compare": {"method": rows[0]["result"].get("method"),
                                      "library_version": rows[0]["result"].get("library_version")},
-                         "scans_sha256": dict(sorted(inputs.items()))},
+                         "scans_sha256": dict(sorted(inputs.items())),
+                         "dfsc_pistols": len({f for r in rows if r["set"] == "dfsc"
+                                              for f in (r["a_firearm"], r["b_firearm"])})},
             "cross_validation": {k: v for k, v in ev.items() if k not in ("oof", "oof_cmc", "cmc_thr")},
             "training_data_auc_not_an_estimate": train_auc,
             "versions": {"ballistics": ballistics.__version__, "scikit-learn": sklearn.__version__,
@@ -360,7 +379,8 @@ def main(argv=None) -> int:
         results.write_text(
             "# Learned comparison score: cross-validated results\n\n"
             "Command (repository root, venv active; ~30 s):\n\n"
-            f"```\npython benchmarks/train_learned_score.py {path} --write\n```\n\n"
+            f"```\npython benchmarks/train_learned_score.py {path}"
+            f"{' --features ' + args.features if args.features else ''} --write\n```\n\n"
             "Every pair is scored by a model fitted without any pair involving its firearms "
             "(leave-the-pair's-firearms-out). See `ballistics/comparison/data/learned_score_card.md` "
             "for the features, the training set and the limits.\n\n```\n" + text + "\n```\n")

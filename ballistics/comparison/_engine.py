@@ -21,6 +21,7 @@ from ._cmc_high import classify_high, cmc_theta_distribution, combine_directions
 from ._cmc_original import classify_original
 from ._cmcr import cmcr_features, native_translation, rotation_centre
 from ._evidence import attach_evidence
+from ._learned import learned_score
 from ._features import Features, wrap
 from ._params import METHODS, PRESETS, CompareParams, resolve
 from ._registration import align_array, areal_correlation, rotation_matrix
@@ -192,13 +193,27 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
             check.  None = every rotation of the range at full resolution (as cmcR).
         handedness : {"both", "as_given", "mirrored"}, default "both"
             ``"both"``: ``b`` is also searched mirrored (rows reversed, x3ptools'
-            ``x3p_flip_y``); the mirrored handedness is refined and reported
-            (``Comparison.mirrored``, with a warning when it has CMCs) if its consistent
-            coarse peak (both directions agreeing) exceeds that of the files as given by
-            more than ``mirror_margin`` (int >= 0, default 1) cells.  Files from different
-            sources can differ in handedness (e.g. DFSC's ``K004*`` conversions).
-            ``"mirrored"``: only ``b`` mirrored (e.g. when a search's geometric
-            verification already found the mirror image).
+            ``x3p_flip_y``; ``Comparison.mirrored``, with a warning when the mirror
+            image matched).  Files from different sources can differ in handedness
+            (e.g. DFSC's ``K004*`` conversions).  ``"mirrored"``: only ``b`` mirrored
+            (e.g. when a search's geometric verification already found the mirror image).
+        handedness_decision : {"evidence", "coarse"}, default "evidence"
+            How ``handedness="both"`` picks the handedness.  ``"evidence"``: both
+            handedness run the whole coarse stage; the coarse stage alone decides only if
+            one handedness' consistent coarse peak (both directions agreeing) leads the
+            other's by more than ``mirror_margin`` (int >= 0, default 6) cells;
+            otherwise both are refined and the one with more final (consistency-checked)
+            CMCs is kept, the learned score breaking ties between non-zero counts, the
+            files as given winning ties and pairs without a CMC either way (the larger
+            of two chance scores would lift every different-source pair).  On weak marks
+            (TopMatch scans of SR9 breech faces) the wrong handedness' coarse peak is
+            often as high as the right one's.  ``Comparison.handedness`` records both
+            handedness' coarse peaks and, when both were refined, their final counts and
+            learned scores (``final_cmc``, ``final_learned_score``).  ``"coarse"``: the
+            mirror is screened on every other coarse rotation and refined only if its
+            consistent peak beats that of the files as given by more than
+            ``mirror_margin`` (use 1); faster, but decided on the coarse peaks alone.
+            Measured in ``benchmarks/results_evidence.md``.
         require_consistency : bool, default True
             ``"high"``/``"convergence"``: a direction only keeps its CMCs if the two
             directions' consensus registrations are inverse of each other within the
@@ -264,6 +279,40 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
     _check_pair(pa.scan, pb.scan, p.spacing_tolerance)
     p = fit_factors(p, pa, pb)
     srch = _cmcr_search(pa, pb, p) if p.pipeline == "cmcr" else search(pa, pb, p)
+    result = _result(pa, pb, srch, method, preset, p)
+    if srch.alternative is not None:
+        result = _decide_handedness(result, _result(pa, pb, srch.alternative, method, preset, p))
+    result.elapsed_s = float(time.perf_counter() - t0)
+    if result.warnings:
+        log.warning("%s vs %s: %s", pa.name, pb.name, MIRROR_WARNING)
+    return attach_evidence(result, lr_system, scans=(pa.scan, pb.scan))
+
+
+def _final_evidence(r: Comparison) -> tuple[int, float]:
+    """What decides the handedness of a comparison refined both ways: the pair-level
+    (consistency-checked) CMC count, then the learned score."""
+    return int(r.cmc_count), float(learned_score(r)) if r.params.get("pipeline", "native") == "native" else 0.0
+
+
+def _decide_handedness(given: Comparison, mirror: Comparison) -> Comparison:
+    """Of the comparison as given and with b mirrored (both refined), the one with the
+    stronger final evidence: more CMCs, or as many (at least one) and a higher learned
+    score.  The files as given win ties, and without a CMC in either handedness the files
+    as given are kept: the larger of two chance scores would lift every different-source
+    pair.  Both handedness' final CMC counts and learned scores are recorded in
+    ``handedness``."""
+    eg, em = _final_evidence(given), _final_evidence(mirror)
+    win = mirror if (em[0] > eg[0] or (em[0] == eg[0] > 0 and em[1] > eg[1])) else given
+    ev = {k: dict(v) for k, v in given.handedness.items()}
+    for name, e in (("as_given", eg), ("mirrored", em)):
+        ev.setdefault(name, {}).update(final_cmc=e[0], final_learned_score=e[1])
+    win.handedness = ev
+    return win
+
+
+def _result(pa: PreparedScan, pb: PreparedScan, srch: Search, method: str, preset: Any,
+            p: CompareParams) -> Comparison:
+    """The comparison of one refined handedness (before its strength of evidence)."""
     cmcr = p.pipeline == "cmcr"
 
     results: dict[str, dict[str, Any]] = {}
@@ -326,9 +375,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
     params_out.update(method=method, preset=preset if isinstance(preset, str) else "custom",
                       translation_threshold_m=p.translation_threshold_px * sx, pixel_spacing_m=[sy, sx])
     warnings = [MIRROR_WARNING] if (srch.mirrored and cmc > 0) else []
-    if warnings:
-        log.warning("%s vs %s: %s", pa.name, pb.name, MIRROR_WARNING)
-    result = Comparison(
+    return Comparison(
         method=method, cmc_count=int(cmc), score=score, rotation_deg=float(rot),
         translation_m=(float(tpx[0] * sy), float(tpx[1] * sx)), correlation=corr,
         directions=directions, cells=cells,
@@ -336,14 +383,13 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
         params=params_out, library_version=__version__,
         inputs=[{"name": s.scan.name, "sha256": s.scan.provenance.sha256, "checksum": s.checksum}
                 for s in (pa, pb)],
-        elapsed_s=float(time.perf_counter() - t0), a_name=pa.name, b_name=pb.name,
+        elapsed_s=0.0, a_name=pa.name, b_name=pb.name,
         method_counts=method_counts,
         frames={"a_shape": list(pa.scan.shape), "b_shape": list(pb.scan.shape), "b_mirrored": srch.mirrored,
                 "convention": "x_b = c_b + M(theta) (x_a - c_a + t); theta clockwise as displayed; "
                               "b's rows reversed first when b_mirrored"},
         mirrored=srch.mirrored, warnings=warnings, handedness=srch.evidence,
     )
-    return attach_evidence(result, lr_system, scans=(pa.scan, pb.scan))
 
 
 def _cell_rows(name: str, feat: Features, dec: dict, ref: PreparedScan, tgt: PreparedScan, p: CompareParams,

@@ -2,12 +2,16 @@
 
 The Congruent Matching Cells count is one number out of many that a comparison
 produces.  This module turns a :class:`~ballistics.comparison.Comparison` (or its
-``to_dict()``) into twelve interpretable features -- CMC counts in both directions and
+``to_dict()``) into thirteen interpretable features -- CMC counts in both directions and
 whether the two directions agree, the High-CMC outcome, the distribution of the cells'
 correlations, the areal correlation after alignment, how tightly the cells'
-registrations cluster, how sharp the peak of the CMC-versus-rotation curve is, and the
+registrations cluster and agree with the pair's registration in both directions, how sharp the peak of the CMC-versus-rotation curve is, and the
 share of cells with enough data (overlap) -- and scores them with a logistic regression
-on standardised features.
+on standardised features.  A model names the features it uses; the shipped one uses only
+evidence that both directions of the comparison must agree on (consistency-checked
+counts, ``pose_agreement``, the registration cluster, the rotation peak, the overlap): a surface texture shared by different firearms (seen on TopMatch
+scans of one conversion group) raises one-direction counts and cell or areal
+correlations, not agreement between the directions.
 
 The model is frozen as data (``data/learned_score.json``: feature names, scaler means
 and scales, coefficients, intercept, threshold; no pickle) and described in
@@ -68,6 +72,8 @@ FEATURES: dict[str, str] = {
                                "the rest being angles > 2 rotation thresholds from the peak",
     "correlation": "areal correlation of the aligned surfaces (0 when not computed)",
     "overlap": "cells with enough data / cells in the grid (mean of both directions)",
+    "pose_agreement": "share of the cells of both directions whose registration agrees, within the rotation and "
+                      "translation thresholds, with the pair's registration (a->b; b->a cells against its inverse)",
 }
 
 MODEL_FILE = "learned_score.json"
@@ -173,7 +179,33 @@ def score_features(result: Any) -> dict[str, float]:
     f["rotation_peak_sharpness"] = float(np.mean(sharp)) if sharp else 0.0
     f["correlation"] = _num(d.get("correlation"))
     f["overlap"] = float(np.mean(n_cells)) / n_grid if n_cells else 0.0
+    f["pose_agreement"] = _pose_agreement(dirs, cells, rot_thr, tr_thr)
     return f
+
+
+def _pose_agreement(dirs: Mapping[str, Any], cells: list[Mapping[str, Any]], rot_thr: float, tr_thr: float) -> float:
+    """Share of the cells (both directions) registered at the pair's registration: a->b
+    cells near ``(theta, t)`` of direction a->b, b->a cells near its inverse
+    ``(-theta, -M(theta) t)`` (the convention of :class:`Comparison`)."""
+    ab = dirs.get("a_to_b")
+    if not isinstance(ab, Mapping) or not cells:
+        return 0.0
+    th = _num(ab.get("rotation_deg"), np.nan)
+    t = np.array([_num(v, np.nan) for v in (ab.get("translation_px") or (np.nan, np.nan))], float)
+    if not (math.isfinite(th) and t.size == 2 and np.all(np.isfinite(t))):
+        return 0.0
+    r = math.radians(th)
+    inv = -(np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]]) @ t)
+    expect = {"a_to_b": (th, t), "b_to_a": (-th, inv)}
+    hit = 0
+    for c in cells:
+        e = expect.get(str(c.get("direction")))
+        if e is None or _num(c.get("ncc"), np.nan) != _num(c.get("ncc"), np.nan):
+            continue
+        drot = abs((_num(c.get("rotation_deg")) - e[0] + 180.0) % 360.0 - 180.0)
+        if drot <= rot_thr and math.hypot(_num(c.get("dy_px")) - e[1][0], _num(c.get("dx_px")) - e[1][1]) <= tr_thr:
+            hit += 1
+    return hit / len(cells)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ is built.  Named parameter sets are instances (:data:`PRESETS`): ``"default"``
 0.1.11's settings and cell pipeline).  Results record ``CompareParams.to_dict()``;
 :meth:`CompareParams.from_dict` rebuilds the object from it.
 
-The evidence behind the defaults (801 labelled real pairs) is in
-``benchmarks/results_compare.md``: section S for ``coarse_factor`` / ``fine_factor``,
-section H2 for ``mirror_margin``.
+The evidence behind the defaults is in ``benchmarks/results_compare.md`` (section S for
+``coarse_factor`` / ``fine_factor``) and ``benchmarks/results_evidence.md`` (the handedness
+decision, measured on TopMatch and confocal scans leaving whole firearms out).
 """
 
 from __future__ import annotations
@@ -133,13 +133,20 @@ class CompareParams(Params):
         "handedness='as_given').")
     handedness: str = param(
         "both", Choice("both", "as_given", "mirrored"),
-        "'both': b is also searched mirrored (rows reversed, x3ptools' x3p_flip_y) and the mirror is "
-        "refined if its consistent coarse peak beats the files as given by more than mirror_margin; "
-        "'as_given'; 'mirrored': only b mirrored.")
+        "'both': b is also searched mirrored (rows reversed, x3ptools' x3p_flip_y) and the handedness "
+        "is chosen by handedness_decision; 'as_given'; 'mirrored': only b mirrored.")
     mirror_margin: int = param(
-        1, Integer(0, 64),
-        "Cells by which the mirrored consistent coarse peak must beat the as-given one "
-        "(results_compare.md section H2).", unit="cells")
+        6, Integer(0, 64),
+        "Cells by which one handedness' consistent coarse peak must lead the other's to decide the "
+        "handedness from the coarse stage alone; below it both are refined "
+        "(handedness_decision='evidence') or the mirror loses (handedness_decision='coarse').",
+        unit="cells")
+    handedness_decision: str = param(
+        "evidence", Choice("evidence", "coarse"),
+        "'evidence': unless a coarse peak clearly leads, both handedness are refined and the one with "
+        "more final, consistency-checked CMCs wins (the learned score breaks ties between non-zero "
+        "counts; with no CMC either way the files as given are kept); 'coarse': the mirror is refined "
+        "only if its consistent coarse peak leads by more than mirror_margin (use mirror_margin=1).")
 
     def _check(self) -> None:
         lo, hi = self.rotation_range

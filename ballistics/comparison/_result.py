@@ -82,7 +82,8 @@ class Comparison:
         was mirrored, and the convention in words.
     mirrored : bool
         True if ``b`` was refined and is reported mirrored (its rows reversed, x3ptools'
-        ``x3p_flip_y``), because its mirror image gave the stronger coarse evidence: the
+        ``x3p_flip_y``), because its mirror image gave the stronger evidence (the coarse
+        peaks, or the final counts when both handedness were refined): the
         registration, the cells' target positions and the areal correlation then refer
         to ``b.data[::-1]`` (:func:`~ballistics.comparison.align` applies the flip).
     warnings : list of str
@@ -102,8 +103,11 @@ class Comparison:
         (only those that could lift its consistent peak over the decision threshold),
         and ``consistent_peak_at_most``, present when some were skipped, bounds the
         consistent peak of the whole screen (``consistent_peak`` is then the peak over
-        the rotations searched).  Empty for
-        the full-grid cmcR pipeline.
+        the rotations searched).  With ``handedness_decision="evidence"`` both coarse
+        stages cover the whole grid, and when neither consistent peak led by more than
+        ``mirror_margin`` both handedness were refined and each entry also holds
+        ``final_cmc`` and ``final_learned_score``, the final evidence that decided.
+        Empty for the full-grid cmcR pipeline.
     score_kind : str
         ``"learned"`` (``score`` is the learned score) or ``"cmc"`` (``score`` is
         ``cmc_score``: the cmcR pipeline, or a result made without the evidence step).

@@ -7,19 +7,19 @@ Native pipeline, coarse-to-fine (default):
    The CMC-theta curve (Tong et al. 2015) of this stage gives the ``n_candidates`` best
    rotations and their consensus translation.
 2. **Handedness** (``handedness="both"``): both coarse stages (a->b and b->a) also run
-   against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``), first on every 2nd
-   rotation of the coarse grid (a screen, half a sweep each).  A handedness' evidence is
-   its *consistent coarse peak* (:func:`consistent_peak`): the largest count that direction
-   a->b reaches at some rotation while b->a reaches it at the inverse rotation.  The
-   mirror's b->a screen runs only at rotations that could lift its consistent peak over
-   the decision threshold (``_mirror_screen``; the decision is the same).  The mirror
-   image is refined only if its consistent peak, on the screen's rotations, beats that of
-   the files as given on the same rotations by more than ``mirror_margin`` cells (default
-   1: on 801 real pairs the right handedness led by 3 or more cells for every mirrored
-   mate, and no different-firearm count rose); its full coarse stage then runs.
-   Otherwise the files as given are refined.  A one-direction peak was not enough: on
-   DFSC's TopMatch scans of Ruger SR9 slides the wrong handedness also peaks high in one
-   direction (measured, ``benchmarks/results_compare.md`` section H2).
+   against ``b`` mirrored (rows flipped, as x3ptools' ``x3p_flip_y``).  A handedness'
+   coarse evidence is its *consistent coarse peak* (:func:`consistent_peak`): the
+   largest count that direction a->b reaches at some rotation while b->a reaches it at
+   the inverse rotation.  With ``handedness_decision="evidence"`` (default) the mirror's
+   coarse stage covers the whole grid; the coarse stage alone decides only when one
+   handedness leads by more than ``mirror_margin`` cells, otherwise both handedness are
+   refined (``Search.alternative``) and ``compare`` keeps the one with the stronger
+   final, consistency-checked evidence.  On TopMatch scans of Ruger SR9 breech faces the
+   wrong handedness' coarse peak is often as high as the right one's
+   (``benchmarks/results_evidence.md``).  With ``handedness_decision="coarse"`` the
+   mirror is screened on every 2nd rotation of the coarse grid (its b->a screen only
+   where it could win, ``_mirror_screen``) and refined only if its consistent peak beats
+   that of the files as given by more than ``mirror_margin`` cells.
 3. **Fine**: around each candidate, rotations at ``rotation_step`` within
    +-coarse_step / 2; every cell searched over the whole region
    at ``fine_factor`` (default 2, half resolution) and then at full resolution within
@@ -82,11 +82,14 @@ class Direction:
 
 @dataclass
 class Search:
-    """Both directions of a comparison and the handedness they were refined in."""
+    """Both directions of a comparison and the handedness they were refined in;
+    ``alternative`` holds the other handedness' refined directions when neither won on
+    the coarse evidence (``handedness_decision="evidence"``), for the final decision."""
 
     directions: list[Direction]
     mirrored: bool = False
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+    alternative: Search | None = None
 
 
 def _range(p: CompareParams, reverse: bool) -> tuple[float, float]:
@@ -357,9 +360,17 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
             stage[mir] = (tb, feat, back, ev)
         mir = variants[0][0] if len(variants) == 1 else \
             stage[True][3]["consistent_peak"] > stage[False][3]["consistent_peak"] + p.mirror_margin
-        tb, feat, back, _ = stage[mir]
-        return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], bool(mir),
-                      {("mirrored" if k else "as_given"): v[3] for k, v in stage.items()})
+        evidence = {("mirrored" if k else "as_given"): v[3] for k, v in stage.items()}
+
+        def found(m: bool) -> Search:
+            tb, feat, back, _ = stage[m]
+            return Search([Direction("a_to_b", pa, tb, feat), Direction("b_to_a", tb, pa, back)], m, evidence)
+        if len(variants) == 2 and p.handedness_decision == "evidence" and not mir and \
+                not stage[False][3]["consistent_peak"] > stage[True][3]["consistent_peak"] + p.mirror_margin:
+            out = found(False)     # neither handedness leads clearly: the final evidence decides
+            out.alternative = found(True)
+            return out
+        return found(bool(mir))
     if len(variants) == 1:
         mir = variants[0][0]
         sw = _sweeps(pa, variants[0][1], p)
@@ -368,10 +379,13 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
     else:
         # both handedness: the files as given over the whole coarse grid, the mirror image
         # screened on every other rotation; the handedness evidence is compared on the
-        # screen's rotations, and the mirror's full coarse stage runs only if it wins
+        # screen's rotations
         g = _sweeps(pa, pb, p)
         grid, rgrid = _coarse_grid(p, False, _SCREEN_EVERY), _coarse_grid(p, True, _SCREEN_EVERY)
         g.ev["consistent_peak"] = consistent_peak(_on_grid(g.curve, grid), _on_grid(g.rcurve, rgrid), tol)
+        if p.handedness_decision == "evidence":
+            return _search_by_evidence(pa, pb, p, g, tol)
+        # "coarse": the mirror's full coarse stage runs and it is refined only if it wins
         need = g.ev["consistent_peak"] + p.mirror_margin      # what the mirror must exceed to win
         m = _mirror_screen(pa, variants[1][1], p, rgrid, need, tol)
         mir = m.ev["consistent_peak"] > need
@@ -385,3 +399,32 @@ def search(pa: PreparedScan, pb: PreparedScan, p: CompareParams) -> Search:
     return Search([Direction("a_to_b", pa, sw.tb, _fine(pa, sw.tb, sw.cands, p), sw.curve),
                    Direction("b_to_a", sw.tb, pa, _fine(sw.tb, pa, sw.rcands, p, reverse=True), sw.rcurve)],
                   bool(mir), evidence)
+
+
+def _refine(pa: PreparedScan, sw: _Sweeps, p: CompareParams) -> list[Direction]:
+    return [Direction("a_to_b", pa, sw.tb, _fine(pa, sw.tb, sw.cands, p), sw.curve),
+            Direction("b_to_a", sw.tb, pa, _fine(sw.tb, pa, sw.rcands, p, reverse=True), sw.rcurve)]
+
+
+def _search_by_evidence(pa: PreparedScan, pb: PreparedScan, p: CompareParams, g: _Sweeps, tol: float) -> Search:
+    """Handedness decided on the final evidence (``handedness_decision="evidence"``).
+
+    The mirror image's coarse stage runs over the whole grid in both directions, like the
+    files as given.  The coarse stage alone decides only when one handedness' consistent
+    coarse peak leads the other's by more than ``mirror_margin`` cells; otherwise both
+    are refined and :func:`~ballistics.comparison.compare` keeps the one with the
+    stronger final, consistency-checked evidence.  Weak marks (e.g. TopMatch scans of
+    Ruger SR9 breech faces) give flat coarse CMC-theta curves whose peaks do not tell
+    the handedness.
+    """
+    m = _sweeps(pa, pb.mirrored(), p)
+    g.ev["consistent_peak"] = consistent_peak(g.curve, g.rcurve, tol)
+    m.ev["consistent_peak"] = consistent_peak(m.curve, m.rcurve, tol)
+    m.ev["screened"] = False
+    cg, cm = g.ev["consistent_peak"], m.ev["consistent_peak"]
+    evidence = {"as_given": g.ev, "mirrored": m.ev}
+    if cg > cm + p.mirror_margin:
+        return Search(_refine(pa, g, p), False, evidence)
+    if cm > cg + p.mirror_margin:
+        return Search(_refine(pa, m, p), True, evidence)
+    return Search(_refine(pa, g, p), False, evidence, alternative=Search(_refine(pa, m, p), True, evidence))

@@ -202,6 +202,7 @@ def test_params_are_a_frozen_validated_dataclass():
     p = PRESETS["default"]
     assert isinstance(p, CompareParams) and p.handedness == "both" and p.coarse_step == 6.0
     assert (p.coarse_factor, p.fine_factor) == (6, 2) and PRESETS["cmcr"].coarse_step is None
+    assert (p.handedness_decision, p.mirror_margin) == ("evidence", 6)
     with pytest.raises(AttributeError):
         p.corr_threshold = 0.9          # frozen
     q = p.replace(corr_threshold=0.6, rotation_range=[-30, 30])

@@ -140,3 +140,52 @@ def test_pruned_mirror_screen_decides_as_the_whole_screen(fadul, prepared, pair)
             assert got <= whole <= sw.ev.get("consistent_peak_at_most", got)
         assert sw.ev["screen_b_to_a_rotations"] <= len(rgrid)
     assert flip == (whole > 8)      # a mirrored mate's mirror peaks high; a plain pair's does not
+
+
+def _dfsc(name):
+    from conftest import shared_path
+
+    from ballistics import read_scan
+    return read_scan(shared_path("dfsc", name))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("a_name, b_name, count", [("K002eG1_proc.x3p", "K227iG3_proc.x3p", 10),
+                                                   ("K002fJ1.x3p", "K002fJ2.x3p", 5)])
+def test_weak_mark_mirrored_mate_is_found_on_the_final_evidence(a_name, b_name, count):
+    """TopMatch scans of one SR9 pistol, one of them mirrored: the coarse peaks of the two
+    handedness are too close to decide (the wrong handedness peaks high too), so both are
+    refined and the final, consistency-checked counts decide: the mirrored match is found
+    with the count of the pair as given."""
+    a, b = prepare(_dfsc(a_name)), _dfsc(b_name)
+    plain = compare(a, b, lr_system=None)
+    flipped = compare(a, mirror(b), lr_system=None)
+    assert plain.mirrored is False and plain.cmc_count >= count
+    ev = flipped.handedness
+    assert abs(ev["mirrored"]["consistent_peak"] - ev["as_given"]["consistent_peak"]) <= flipped.params["mirror_margin"]
+    assert ev["as_given"]["final_cmc"] < ev["mirrored"]["final_cmc"] == flipped.cmc_count
+    assert flipped.mirrored is True and flipped.cmc_count == plain.cmc_count
+    assert flipped.learned_score == pytest.approx(plain.learned_score, abs=1e-6)
+    assert len(flipped.warnings) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("a_name, b_name", [("K004dB2.x3p", "K004dD1.x3p"), ("K004dB3.x3p", "K004dD3.x3p"),
+                                            ("K004dB1.x3p", "K011sR1.x3p")])
+def test_different_pistols_gain_nothing_from_refining_both_handedness(a_name, b_name):
+    """Different SR9 pistols (from one conversion group, with one direction reaching 13-16
+    CMCs; and a pair whose mirror image peaks higher on the coarse stage by chance, which
+    the coarse rule reported as mirrored): refining the mirror image as well gives them
+    no CMC, no higher learned score and no mirrored report over the files as given."""
+    a, b = prepare(_dfsc(a_name)), prepare(_dfsc(b_name))
+    both = compare(a, b, lr_system=None)
+    given = compare(a, b, handedness="as_given", lr_system=None)
+    assert "final_cmc" in both.handedness["mirrored"]          # both were refined
+    assert both.mirrored is False and both.warnings == []
+    assert both.cmc_count <= given.cmc_count
+    assert both.learned_score <= given.learned_score + 1e-9
+
+
+def test_handedness_decision_is_validated(prepared, fadul):
+    with pytest.raises(ParameterError, match="handedness_decision"):
+        compare(prepared[0], fadul[1], handedness_decision="peak")

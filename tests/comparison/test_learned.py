@@ -39,7 +39,13 @@ def test_model_is_plain_json_with_consistent_shapes():
     text = resources.files("ballistics.comparison").joinpath("data", "learned_score.json").read_text("utf-8")
     d = json.loads(text)
     m = load_model()
-    assert list(m.features) == list(FEATURES) == d["features"]
+    assert list(m.features) == d["features"] and set(m.features) <= set(FEATURES)
+    # the shipped model uses only evidence both directions must agree on: no one-direction
+    # count, cell-correlation or areal-correlation feature (a texture shared by different
+    # pistols raises those)
+    assert "pose_agreement" in m.features and "cmc_fraction_min" in m.features
+    assert np.all(m.coef > 0)        # every feature is evidence for the same source, none against
+    assert not {"cmc_fraction_max", "ncc_mean", "ncc_q90", "ncc_frac_above", "correlation"} & set(m.features)
     assert np.all(np.isfinite(m.coef)) and np.all(m.scale > 0) and math.isfinite(m.intercept)
     # cross-validated with whole firearms left out, and the training pairs are identified
     cv = d["cross_validation"]["all"]
@@ -61,6 +67,7 @@ def test_features_of_real_comparisons(pairs):
     # the same-slide pair agrees in everything the features measure
     assert fs["cmc_log"] > fd["cmc_log"] and fs["directions_agree"] == 1.0
     assert fs["translation_cluster"] > fd["translation_cluster"] + 0.3
+    assert fs["pose_agreement"] > fd["pose_agreement"] + 0.3     # both directions' cells at the pair's pose
     assert fs["rotation_peak_sharpness"] > fd["rotation_peak_sharpness"]
     assert fs["correlation"] > fd["correlation"] and fs["ncc_mean"] > fd["ncc_mean"]
     # object and to_dict() give the same features (JSON round trip too)
@@ -75,7 +82,7 @@ def test_score_separates_and_contributions_add_up(pairs):
     assert s_same >= m.threshold > s_diff
     for r, s in ((same, s_same), (diff, s_diff)):
         c = contributions(r)
-        assert set(c) == set(FEATURES) | {"intercept"}
+        assert set(c) == set(m.features) | {"intercept"}
         assert sum(c.values()) == pytest.approx(s, abs=1e-9)
     # the CMC features push the same-slide pair up
     assert contributions(same)["cmc_log"] > 0 > contributions(diff)["cmc_log"]
@@ -87,6 +94,9 @@ def test_directions_disagreeing_lower_the_score(pairs):
     base = learned_score(d)
     # make the two directions register at incompatible rotations
     d["directions"]["b_to_a"]["rotation_deg"] = d["directions"]["a_to_b"]["rotation_deg"] + 90.0
+    for c in d["cells"]:                 # ... and its cells with it, as a disagreeing comparison has them
+        if c["direction"] == "b_to_a":
+            c["rotation_deg"] += 90.0
     assert score_features(d)["directions_agree"] == 0.0
     assert learned_score(d) < base
 
