@@ -153,7 +153,7 @@ def cascade_many(queries: Sequence[Scan], signatures: np.ndarray,
     w0, c0 = time.perf_counter(), time.process_time()
     D, I = search_vectors(sig, p.shortlist + extra)
     batch_wall, batch_cpu = (time.perf_counter() - w0) / len(queries), (time.process_time() - c0) / len(queries)
-    cache: dict[Hashable, Keypoints | None] = {}
+    cache: dict[Hashable, bytes | Keypoints | None] = {}  # damaged blobs stay bytes
 
     def cached_blobs(keys: list[Hashable]) -> dict[Hashable, bytes | Keypoints | None]:
         need = [x for x in keys if x not in cache]
