@@ -136,8 +136,7 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
         (within ``spacing_tolerance``; resample first otherwise).  Pass the output of
         :func:`prepare` to reuse one scan's precomputation across many comparisons.
     method : {"convergence", "high", "original"}
-        Decision rule: ``"convergence"`` Chen et al. (2017) (default: it separated the
-        780 Fadul pairs best, see ``benchmarks/results_compare.md``); ``"high"`` Tong et
+        Decision rule: ``"convergence"`` Chen et al. (2017) (default); ``"high"`` Tong et
         al. (2015) with both directions combined as cmcR does; ``"original"`` Song (2013).
         The pair-level counts of all three are in ``Comparison.method_counts``.
     preset : {"default", "cmcr"} or CompareParams
@@ -147,103 +146,20 @@ def compare(a: Scan | PreparedScan, b: Scan | PreparedScan, method: str = "conve
         exactly cmcR's counts on its six reference rows
         (``tests/data/cmcr_reference``).  A :class:`CompareParams` is used as given.
     **params
-        Override any field of :class:`CompareParams` (validated; ParameterError if out
-        of range or unknown):
-
-        cell_grid : (int, int), default (8, 8)
-            Cells over the reference's bounding box (Song 2013).
-        min_valid : float in (0, 1], default 0.15
-            Minimum valid fraction of a cell (cmcR ``minObservedProp``).
-        region_min_valid : float in (0, 1] or None, default None
-            Minimum valid fraction of a target region's area (cmcR: 0.15, preset
-            ``"cmcr"``); None: the region must hold ``min_valid`` x the cell's area, so a
-            border cell whose region sticks out of the target is still matched.
-        region_multiplier : float >= 1, default 3
-            Region side / cell side: the translation search is +-(m - 1) / 2 cell sides
-            (cmcR regionSizeMult = 9 in area).
-        corr_threshold : float in [-1, 1], default 0.5
-            Minimum cell correlation of a CMC (Song 2013; cmcR).
-        translation_threshold_px : float > 0, default 20
-            Maximum distance (pixels) of a CMC's translation from the consensus (cmcR,
-            20 px = 125 um at 6.25 um).
-        rotation_threshold_deg : float > 0, default 6
-            Maximum rotation difference (original rule) / width of the High-CMC peak.
-        tau : int >= 0, default 1
-            High CMC: rotations with count >= max - tau are "high" (Tong et al. 2015).
-        rotation_range : (float, float), default (-180, 180)
-            Rotations of the target searched, degrees (a range of 360 = the full circle).
-        rotation_step : float > 0, default 3
-            Final angular step, degrees.
-        coarse_step : float > 0 or None, default 6
-            Coarse-to-fine search (``_search``): the full range is first scanned at this
-            step on surfaces downsampled by ``coarse_factor`` (default 6; 4 before
-            issue 13); the ``n_candidates`` (default 2) best rotations are refined
-            within +-coarse_step / 2 at ``rotation_step``, translations searched within
-            ``fine_margin_px`` (default None: the region's own margin, +-1 cell side) of
-            the coarse estimate, at ``fine_factor`` (default 2: half resolution) and
-            then at full resolution within +-(``refine_px`` + ``fine_factor`` // 2) px
-            of that optimum (``fine_factor=1``: directly at full resolution).  The
-            defaults were chosen for speed and checked on all 801 labelled real pairs:
-            2.5x faster than ``coarse_factor=4, fine_factor=1`` with the Fadul separation
-            no worse (``benchmarks/results_compare.md`` section S).  Both factors are
-            lowered for surfaces whose downsampled cells would be smaller than 8 px a
-            side (``_search.fit_factors``; the factors used are recorded in
-            ``Comparison.params``).  A narrow window (e.g. ``fine_margin_px=32``)
-            confines non-matching cells' translations so that they pass the translation
-            check.  None = every rotation of the range at full resolution (as cmcR).
-        handedness : {"both", "as_given", "mirrored"}, default "both"
-            ``"both"``: ``b`` is also searched mirrored (rows reversed, x3ptools'
-            ``x3p_flip_y``; ``Comparison.mirrored``, with a warning when the mirror
-            image matched).  Files from different sources can differ in handedness
-            (e.g. DFSC's ``K004*`` conversions).  ``"mirrored"``: only ``b`` mirrored
-            (e.g. when a search's geometric verification already found the mirror image).
-        handedness_decision : {"evidence", "coarse"}, default "evidence"
-            How ``handedness="both"`` picks the handedness.  ``"evidence"``: both
-            handedness run the whole coarse stage; the coarse stage alone decides only if
-            one handedness' consistent coarse peak (both directions agreeing) leads the
-            other's by more than ``mirror_margin`` (int >= 0, default 6) cells;
-            otherwise both are refined and the one with more final (consistency-checked)
-            CMCs is kept, the learned score breaking ties between non-zero counts, the
-            files as given winning ties and pairs without a CMC either way (the larger
-            of two chance scores would lift every different-source pair).  On weak marks
-            (TopMatch scans of SR9 breech faces) the wrong handedness' coarse peak is
-            often as high as the right one's.  ``Comparison.handedness`` records both
-            handedness' coarse peaks and, when both were refined, their final counts and
-            learned scores (``final_cmc``, ``final_learned_score``).  ``"coarse"``: the
-            mirror is screened on every other coarse rotation and refined only if its
-            consistent peak beats that of the files as given by more than
-            ``mirror_margin`` (use 1); faster, but decided on the coarse peaks alone.
-            Measured in ``benchmarks/results_evidence.md``.
-        require_consistency : bool, default True
-            ``"high"``/``"convergence"``: a direction only keeps its CMCs if the two
-            directions' consensus registrations are inverse of each other within the
-            rotation and translation thresholds (False in preset ``"cmcr"``, as cmcR 0.1.11).
-        high_fallback : {"none", "original"}
-            High CMC count of a pair when a direction fails: ``"original"`` = the smaller
-            original-rule count (cmcR; preset ``"cmcr"``), ``"none"`` = 0 (default: after
-            a coarse-to-fine search every refined cell's rotation lies near the candidate,
-            so the original rule's rotation check cannot reject anything and its count
-            is no fair fallback).
-        pipeline : {"native", "cmcr"}, default "native"
-            ``"cmcr"`` (preset ``"cmcr"``): cmcR 0.1.11's cell comparison step for step
-            (``ballistics.comparison._cmcr``: ``imager::imsplit`` cell grid, regions at
-            the cells' own pixel indices in the target rotated about ``floor(n / 2)``,
-            cartridges3D's zero-padded FFT cross-correlation window, the aligned target
-            cell's pairwise-complete correlation); only with ``coarse_step=None`` and
-            ``handedness="as_given"``.
-        min_overlap : float in (0, 1], default 0.8
-            Masked NCC: minimum overlap, fraction of the cell's valid pixels.  Smaller
-            overlaps let the maximum over all shifts pick spurious high correlations on
-            few pixels (0.5 gave different-firearm Fadul pairs up to 24 CMCs, 0.8 none).
-        workers : int >= 1 or None, default None
-            Threads for the FFTs; None: :func:`ballistics.set_threads`'s setting, else
-            ``scipy.fft``'s (1 unless ``scipy.fft.set_workers`` is active).
+        Override any field of :class:`CompareParams` (validated; ParameterError if out of
+        range or unknown).  Each field documents its rule, unit, meaning and source
+        (``CompareParams.describe()``): the cell grid, thresholds, the rotation range and
+        steps of the coarse-to-fine search, the handedness rule, the masked NCC's minimum
+        overlap, and more.  Non-default values take the comparison outside the domain of
+        the shipped LR systems (no LR unless ``lr_system`` names one).
 
     lr_system : str, path-like, LRSystem or None, default "default"
         Likelihood-ratio system that turns the score into a bounded log10 LR
-        (``Comparison.llr``, ``llr_interval``, ``lr``): the shipped default
-        (:func:`ballistics.calibration.get_system`), a shipped system's name, a lab's own
-        system file, or None for no LR.
+        (``Comparison.llr``, ``llr_interval``, ``lr``).  ``"default"``: the shipped system
+        whose declared domain (instrument family, pixel size, processing, comparison
+        parameters) covers the pair, and no LR (``llr=None``, the reason in ``warnings``)
+        when none does.  A shipped system's name or a lab's own system file gives an LR
+        even outside its domain, marked as outside its validation.  None: no LR.
 
     Returns
     -------
