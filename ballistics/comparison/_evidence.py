@@ -108,7 +108,8 @@ def attach_evidence(result: Comparison, lr_system: LRSystemLike = "default", sca
     result.lr = ev
     result.llr = None if ev.get("llr") is None else float(ev["llr"])
     result.llr_interval = tuple(ev["interval"]) if ev.get("interval") and result.llr is not None else None
-    notes = [w for w in ev.get("warnings") or [] if w.startswith(("no LR", "LR given outside"))]
+    notes = [w for w in ev.get("warnings") or []
+             if w.startswith(("no LR", "LR given outside")) or "did not meet the bar" in w]
     if ev.get("interval_at_bound") and result.llr is not None:
         notes.append(f"the LR interval is {ev.get('interval_note')}")
     result.warnings = list(result.warnings) + [w for w in notes if w not in result.warnings]
