@@ -19,16 +19,6 @@ from ballistics.reading import scan_from_array
 from ballistics.retrieval import _faiss_index, _stage2, signature_dim
 
 
-@pytest.fixture(scope="module")
-def sample():
-    return datasets.fadul("processed")
-
-
-@pytest.fixture(scope="module")
-def entries(sample):
-    return [prepare_entry(s, preprocess=False) for s in sample]
-
-
 def _tiny(i: int, sig: np.ndarray | None = None) -> PreparedEntry:
     """A small synthetic entry with a given (or random) signature: fast bookkeeping tests."""
     rng = np.random.default_rng(i)

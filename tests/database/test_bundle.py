@@ -22,7 +22,6 @@ from ballistics.database import (
     CaseDatabase,
     generate_signing_key,
     open_bundle,
-    prepare_entry,
     read_bundle,
 )
 
@@ -30,14 +29,9 @@ EXPORTED = ["Fadul 1-1", "Fadul 1-2", "Fadul 2-1", "Fadul 2-2"]
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return datasets.fadul("processed")
-
-
-@pytest.fixture(scope="module")
-def queries(sample):
-    """Signatures and blobs of the six scans, computed once."""
-    return [prepare_entry(s, preprocess=False) for s in sample]
+def queries(entries):
+    """Signatures and blobs of the six scans."""
+    return entries
 
 
 @pytest.fixture(scope="module")

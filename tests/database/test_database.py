@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ballistics import BallisticsError, DatabaseError, ScanReadError, datasets
-from ballistics.database import CaseDatabase, SearchHit, prepare_entry
+from ballistics.database import CaseDatabase, SearchHit
 from ballistics.retrieval import _faiss_index
 
 
@@ -22,17 +22,6 @@ class FakeComparison:
 
     def to_dict(self):
         return {"cmc_count": self.cmc_count, "score": self.score}
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return datasets.fadul("processed")
-
-
-@pytest.fixture(scope="module")
-def entries(sample):
-    """Signatures computed once (the lock-free half of add)."""
-    return [prepare_entry(s, preprocess=False) for s in sample]
 
 
 @pytest.fixture

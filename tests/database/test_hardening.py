@@ -27,11 +27,6 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def entries(sample):
-    return [prepare_entry(s, preprocess=False) for s in sample]
-
-
-@pytest.fixture(scope="module")
 def bundle(tmp_path_factory, entries):
     d = tmp_path_factory.mktemp("hard")
     with CaseDatabase(d / "a") as a:

@@ -6,24 +6,12 @@ import copy
 
 import pytest
 
-from ballistics import datasets
 from ballistics.database import CaseDatabase
-from ballistics.database._entry import prepare_entry
 from ballistics.database._models import MODEL_PARAM, PROGRESS_PARAM
 from ballistics.errors import DatabaseError, ParameterError
 from ballistics.retrieval._models import LOCAL_BLOB, get_model
 
 pytestmark = pytest.mark.slow  # each test adds and searches six real scans (10-40 s)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return datasets.fadul("processed")
-
-
-@pytest.fixture(scope="module")
-def entries(sample):
-    return [prepare_entry(s, preprocess=False) for s in sample]
 
 
 def _fill(db, sample, entries):
