@@ -53,6 +53,7 @@ _V0 = {"coarse_factor": 6, "fine_factor": 2, "handedness": "both", "mirror_margi
 _HEV = dict(_V0, handedness_decision="evidence", mirror_margin=6)
 CONFIGS: dict[str, dict] = {
     "v0": _V0,                                            # the engine before this work
+    "v0_after": _V0,                                      # the same settings on a later tree (behaviour check)
     "as_given": dict(_V0, handedness="as_given"),         # one handedness only (for the rule's analysis)
     "mirrored": dict(_V0, handedness="mirrored"),
     "hev": _HEV,                                          # (a) handedness decided on the final evidence

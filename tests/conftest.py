@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("BALLISTICS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # tests' helper modules (shared_files)
+
+from shared_files import ROOT, SHARED, shared_path  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
@@ -19,14 +21,6 @@ def shared_data() -> Path:
                     "(set BALLISTICS_SHARED_DATA to it); "
                     "the bundled sample still covers the core")
     return SHARED
-
-
-def shared_path(*parts: str) -> Path:
-    """A path inside ../shared/data, skipping the test when it is missing."""
-    p = SHARED.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"{p} not present (the ../shared/data real-scan collection is only on CI/dev machines)")
-    return p
 
 
 # Reports cache reference scores in $BALLISTICS_CACHE; tests must not touch the user's cache.

@@ -205,7 +205,7 @@ def _submit_all(pending: Iterator[Tile], n_pairs: int, refs: dict, objects: dict
                 folder: Path, manifest: Manifest, summary: BatchSummary, options: BatchOptions,
                 client: Any) -> None:
     from distributed import as_completed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from ._worker import run_tile
     run_id = uuid.uuid4().hex[:8]

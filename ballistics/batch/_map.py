@@ -106,7 +106,7 @@ def map_scans(func: Callable[[Any], Any], scans: Sequence[str | os.PathLike[str]
     if not items:
         return []
     from distributed import as_completed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     catch = on_error == "record"
     with cluster_client(scheduler, client, n_workers) as c:
         run_id = uuid.uuid4().hex[:8]

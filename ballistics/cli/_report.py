@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise BallisticsError(f"A comparison report needs exactly two scan files, got {len(args.files)}; "
                               "or use --db PATH --query FILE for a search report.")
     a, b = (read_scan(f, spacing=args.spacing) for f in args.files)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     with tqdm(total=1, desc="comparing and writing the report", unit="report", disable=None) as bar:
         report(a, b, output=args.output, method=args.method,

@@ -275,7 +275,7 @@ def pair_scores(scans: Sequence[Scan], *, method: str | None = None, params: Com
     pairs = list(itertools.combinations(range(len(scans)), 2))
     it: Iterable[tuple[int, int]] = pairs
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         it = tqdm(pairs, desc="reference pairs", unit="pair")
     kw: dict[str, Any] = {"preset": params if params is not None else "default", "lr_system": None}
     if method is not None:

@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from conftest import shared_path
+from shared_files import shared_path
 
 from ballistics import read_scan
 from ballistics.comparison import compare, prepare

@@ -143,7 +143,7 @@ def test_pruned_mirror_screen_decides_as_the_whole_screen(fadul, prepared, pair)
 
 
 def _dfsc(name):
-    from conftest import shared_path
+    from shared_files import shared_path
 
     from ballistics import read_scan
     return read_scan(shared_path("dfsc", name))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from agreement_tool import surface_agreement
-from conftest import shared_path
+from shared_files import shared_path
 
 import ballistics
 from ballistics import datasets

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from shared_files import shared_path
 
 import ballistics as bl
 from ballistics import datasets, synth

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from PIL import Image, PngImagePlugin, TiffImagePlugin
 from reading_tools import fuzz_harness
+from shared_files import shared_path
 
 import ballistics
 from ballistics.reading import handedness_hint

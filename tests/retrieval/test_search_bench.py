@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import shared_path
+from shared_files import shared_path
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 CACHE = BENCH / "out" / "search_features.pkl"
