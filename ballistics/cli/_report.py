@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from ..errors import BallisticsError
+from ..errors import ParameterError
+from ._common import guard_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--notes", default=None, help="examiner's notes to include")
     p.add_argument("--spacing", type=float, default=None, help="pixel size in metres for images without one")
+    p.add_argument("--force", action="store_true", help="replace an existing report (never an input)")
     p.set_defaults(func=run)
 
 
@@ -41,15 +44,19 @@ def run(args: argparse.Namespace) -> int:
     from ..reading import read_scan
     from ..review.report import report, search_report
 
+    inputs = [*args.files, *(x for x in (args.query,) if x)]
+    if args.db:
+        inputs += [p for p in Path(args.db).rglob("*") if p.is_file()] if Path(args.db).is_dir() else [args.db]
+    guard_output(args.output, inputs, force=args.force, what="report")
     if args.db or args.query:
         if not (args.db and args.query) or args.files:
-            raise BallisticsError("A search report needs both --db PATH and --query FILE (and no other files).")
+            raise ParameterError("A search report needs both --db PATH and --query FILE (and no other files).")
         search_report(args.db, read_scan(args.query, spacing=args.spacing), k=args.k, output=args.output,
                       title=args.title, preprocess=args.preprocess)
         print(f"wrote {args.output}", file=sys.stderr)
         return 0
     if len(args.files) != 2:
-        raise BallisticsError(f"A comparison report needs exactly two scan files, got {len(args.files)}; "
+        raise ParameterError(f"A comparison report needs exactly two scan files, got {len(args.files)}; "
                               "or use --db PATH --query FILE for a search report.")
     a, b = (read_scan(f, spacing=args.spacing) for f in args.files)
     from tqdm import tqdm

@@ -98,3 +98,18 @@ def test_file_names_that_are_not_utf8_work_end_to_end(raw, tmp_path, capsys):
     assert "CMC" in text
     expected = {os.fsencode(raw), src, a, b, out, folder + b"/out \xfe.png"}
     assert {folder + b"/" + n for n in os.listdir(folder)} == expected  # no orphan temporary files
+
+
+def test_report_refuses_to_write_over_an_input_or_an_existing_file(tmp_path, capsys):
+    a, b = (tmp_path / "a.x3p", tmp_path / "b.x3p")
+    for src, dst in zip(datasets.fadul_paths("processed")[:2], (a, b)):
+        shutil.copy(src, dst)
+    before = _digest(b)
+    assert main(["report", str(a), str(b), "-o", str(b)]) == 2
+    _one_error_line(capsys.readouterr().err, "input")
+    assert _digest(b) == before
+    old = tmp_path / "case.html"
+    old.write_text("filed report")
+    assert main(["report", str(a), str(b), "-o", str(old)]) == 2
+    _one_error_line(capsys.readouterr().err, "--force")
+    assert old.read_text() == "filed report"
