@@ -113,8 +113,9 @@ def system_from_dict(d: dict[str, Any], source: str = "dict") -> LRSystem:
         raise CalibrationError(f"{source} is not an openbreech LR-system file (not a JSON object)")
     try:
         _verify(d, source)
+        _check_types(d, source)
         dom = d.get("domain")
-        return LRSystem(name=d["name"], method=d["method"], params=d["params"], state=d["state"],
+        system = LRSystem(name=d["name"], method=d["method"], params=d["params"], state=d["state"],
                         elub=tuple(d["elub"]), score_column=d.get("score_column", "score"),
                         reference=d.get("reference", {}), training_checksum=d.get("training_checksum", ""),
                         system_version=str(d.get("system_version", "1")),
@@ -123,9 +124,11 @@ def system_from_dict(d: dict[str, Any], source: str = "dict") -> LRSystem:
                         training_metrics=d.get("training_metrics", {}), bootstrap=d.get("bootstrap", {}),
                         training=d.get("training"), domain=Domain.from_dict(dom) if dom else None,
                         validation_bar=d.get("validation_bar") or {})
+        _trial(system)
+        return system
     except CalibrationError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise CalibrationError(f"{source} is not a valid LR-system file: {type(exc).__name__}: {exc}") from exc
 
 
@@ -141,3 +144,50 @@ def load_system(path: str | os.PathLike) -> LRSystem:
     d = loads_bounded(data, what=f"LR-system file {p}", max_bytes=MAX_SYSTEM_BYTES, error=CalibrationError,
                       expect=dict)
     return system_from_dict(d, source=str(p))
+
+
+#: Top-level fields of a system file and the JSON types they must have.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "method": (str,), "params": (dict,), "state": (dict,), "elub": (list,),
+    "score_column": (str, list), "reference": (dict, str), "training_checksum": (str,),
+    "system_version": (str, int), "library_version": (str,), "created": (str,),
+    "cross_validation": (dict,), "training_metrics": (dict,), "bootstrap": (dict,),
+    "training": (dict, type(None)), "domain": (dict, type(None)), "validation_bar": (dict, type(None)),
+}
+
+#: Scores at which a loaded system is tried once: any failure there means a damaged file.
+_TRIAL_SCORES = (-50.0, -1.0, 0.0, 1.0, 50.0)
+
+
+def _check_types(d: dict[str, Any], source: str) -> None:
+    """Refuse fields of the wrong JSON type before anything is built from them."""
+    for key, types in _TYPES.items():
+        if key in d and not isinstance(d[key], types):
+            raise CalibrationError(f"{source} is not a valid LR-system file: {key!r} is a "
+                                   f"{type(d[key]).__name__}, expected {' or '.join(t.__name__ for t in types)}")
+    elub = d.get("elub")
+    if not (isinstance(elub, list) and len(elub) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in elub)
+            and elub[0] <= elub[1]):
+        raise CalibrationError(f"{source} is not a valid LR-system file: 'elub' must be two finite numbers "
+                               f"low <= high, got {elub!r}")
+
+
+def _trial(system: LRSystem) -> None:
+    """Apply a freshly loaded system once (LRs, intervals, verbal scale, summary): a file
+    whose state is damaged fails here, at load, with a CalibrationError, and never later
+    in a comparison."""
+    try:
+        llr = np.asarray(system.llr(np.array(_TRIAL_SCORES)), dtype=float)
+        if llr.shape != (len(_TRIAL_SCORES),) or not np.all(np.isfinite(llr)):
+            raise ValueError(f"LRs at trial scores are {llr!r}")
+        for x in (_TRIAL_SCORES[0], _TRIAL_SCORES[2], _TRIAL_SCORES[-1]):
+            system.interval(x)
+            system.verbal(x)
+        system.summary()
+        system.describe()
+    except CalibrationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a damaged state is a refusal
+        raise CalibrationError(f"{system.name!r} is not a usable LR system: applying it failed "
+                               f"({type(exc).__name__}: {exc})") from exc
