@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._json import canonical_hash
 from .._version import __version__
 
 __all__ = ["cache_dir", "cache_key", "read_cached", "write_cached"]
@@ -51,9 +52,10 @@ def _default_method(method: str | None) -> str | None:
 
 def cache_key(method: str | None, compare_kwargs: Mapping[str, Any], checksums: Sequence[str]) -> str:
     """20 hex digits identifying one reference computation."""
-    src = json.dumps({"v": __version__, "engine": _engine_fingerprint(), "method": _default_method(method),
-                      "kw": dict(compare_kwargs), "scans": sorted(checksums)}, sort_keys=True, default=str)
-    return hashlib.sha256(src.encode()).hexdigest()[:20]
+    return canonical_hash({"v": __version__, "engine": _engine_fingerprint(), "method": _default_method(method),
+                           "kw": {k: str(v) if not isinstance(v, (int, float, str, bool, list, tuple, dict))
+                                  else v for k, v in dict(compare_kwargs).items()},
+                           "scans": sorted(checksums)})[:20]
 
 
 def _path(key: str) -> Path:
