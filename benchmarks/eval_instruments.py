@@ -189,6 +189,7 @@ def learned_oof(rows: list[dict], features: list[str] | None = None) -> np.ndarr
     (``train_learned_score.evaluate``, on all rows given)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train_learned_score import evaluate
+
     from ballistics.comparison._learned import FEATURES, score_features
     names = list(features or FEATURES)
     x = np.array([[score_features(r["result"])[n] for n in names] for r in rows])
@@ -320,7 +321,7 @@ def timing(configs: list[str], repeat: int) -> None:
             if f not in prepared:
                 prepared[f] = prepare(b.read_scan(DATA / s_ / f))
     best = {c: [] for c in configs}
-    for s_, x, y in TIMING_PAIRS:
+    for _, x, y in TIMING_PAIRS:
         for c in configs:
             compare(prepared[x], prepared[y], lr_system=None, **CONFIGS[c])     # warm
         for c in configs:

@@ -21,8 +21,8 @@ from ._cmc_high import classify_high, cmc_theta_distribution, combine_directions
 from ._cmc_original import classify_original
 from ._cmcr import cmcr_features, native_translation, rotation_centre
 from ._evidence import attach_evidence
-from ._learned import learned_score
 from ._features import Features, wrap
+from ._learned import learned_score
 from ._params import METHODS, PRESETS, CompareParams, resolve
 from ._registration import align_array, areal_correlation, rotation_matrix
 from ._result import Comparison

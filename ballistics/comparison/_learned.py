@@ -5,13 +5,15 @@ produces.  This module turns a :class:`~ballistics.comparison.Comparison` (or it
 ``to_dict()``) into thirteen interpretable features -- CMC counts in both directions and
 whether the two directions agree, the High-CMC outcome, the distribution of the cells'
 correlations, the areal correlation after alignment, how tightly the cells'
-registrations cluster and agree with the pair's registration in both directions, how sharp the peak of the CMC-versus-rotation curve is, and the
-share of cells with enough data (overlap) -- and scores them with a logistic regression
-on standardised features.  A model names the features it uses; the shipped one uses only
-evidence that both directions of the comparison must agree on (consistency-checked
-counts, ``pose_agreement``, the registration cluster, the rotation peak, the overlap): a surface texture shared by different firearms (seen on TopMatch
-scans of one conversion group) raises one-direction counts and cell or areal
-correlations, not agreement between the directions.
+registrations cluster and agree with the pair's registration in both directions, how
+sharp the peak of the CMC-versus-rotation curve is, and the share of cells with enough
+data (overlap) -- and scores them with a logistic regression on standardised features.
+A model names the features it uses; the shipped one uses only evidence that both
+directions of the comparison must agree on (consistency-checked counts,
+``pose_agreement``, the registration cluster, the rotation peak, the overlap): a surface
+texture shared by different firearms (seen on TopMatch scans of one conversion group)
+raises one-direction counts and cell or areal correlations, not agreement between the
+directions.
 
 The model is frozen as data (``data/learned_score.json``: feature names, scaler means
 and scales, coefficients, intercept, threshold; no pickle) and described in
