@@ -28,6 +28,7 @@ out = {}
 for r in rows:
     q = b.read_scan(data / r["file"])
     hits = db.search(q, k=10, preprocess=False, rerank=0)
-    out[Path(r["file"]).stem] = [(h.scan_id, getattr(h, "retrieval_rank", None), getattr(h, "inliers", None)) for h in hits]
+    out[Path(r["file"]).stem] = [(h.scan_id, getattr(h, "retrieval_rank", None), getattr(h, "inliers", None))
+                                 for h in hits]
 json.dump(out, open(sys.argv[1], "w"), indent=0)
 print("queries", len(out))
