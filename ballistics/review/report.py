@@ -159,7 +159,8 @@ def report(a: Scan | str | os.PathLike[str], b: Scan | str | os.PathLike[str], *
     n_cells = sum(1 for c in cells_all if c.get("direction", "a_to_b") == dirs[0])
     mirror = lrs.mirror_warning(d)
     if mirror:
-        log.warning("mirrored match: %s vs %s; %s", a.name, b.name, " ".join(d.get("warnings") or []))
+        label = "mirrored match" if d.get("mirrored") else "warnings"
+        log.warning("%s: %s vs %s; %s", label, a.name, b.name, " ".join(d.get("warnings") or []))
         body.append(mirror)
     body.append(sec.summary(d, a, b, place, ref.source if ref else None, n_cells))
     if warnings:
