@@ -1,4 +1,4 @@
-"""One-core CPU time per pair of ``preset="cmcr"``, this tree against another (issue 13).
+"""One-core CPU time per pair of ``preset="cmcr"``, this tree against another.
 
     NUMBA_NUM_THREADS=1 python benchmarks/bench_cmcr_speed.py [--old /tmp/old-engine] [--rounds 3]
     NUMBA_NUM_THREADS=1 python benchmarks/bench_cmcr_speed.py --profile   # cProfile, this tree

@@ -13,7 +13,7 @@ Prints, in one run:
    scan): pairs per second, separation of same- and different-firearm scores and the
    gap, and how the counts compare with NIST's (nist_cmc_counts.csv).
 
-``--vs-old DIR`` (issue 13): one-core CPU time per pair of an older checkout of the
+``--vs-old DIR``: one-core CPU time per pair of an older checkout of the
 engine (``git worktree add DIR <commit> && ln -s ../kernels DIR/ballistics/kernels``)
 and of this one, in the same run, alternating subprocesses (NUMBA_NUM_THREADS=1, FFT
 workers 1; ``time.process_time``, minimum over repeats), on prepared Fadul scans.
@@ -369,7 +369,7 @@ def one_vs_many() -> None:
               f"per-candidate constant {tp + t1 - t2:.3f} s")
 
 
-# --------------------------------------------------------------------------- handedness (issue 11)
+# --------------------------------------------------------------------------- handedness
 def handedness_check(out_jsonl: str, sets: str, limit: int) -> None:
     """Every pair of the labelled real scans (Fadul processed, DFSC), default settings (both
     handedness); where the mirrored handedness was refined, the same pair as given too, so

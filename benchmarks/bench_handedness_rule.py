@@ -1,4 +1,4 @@
-"""How the handedness rule of ``compare`` was chosen, on every labelled real pair (issue 11).
+"""How the handedness rule of ``compare`` was chosen, on every labelled real pair.
 
 Three inputs, all from the real Fadul and DFSC scans in ``../shared/data``:
 

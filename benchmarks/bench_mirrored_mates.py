@@ -1,4 +1,4 @@
-"""Handedness on real mates: every same-firearm pair compared with one scan mirrored (issue 11).
+"""Handedness on real mates: every same-firearm pair compared with one scan mirrored.
 
     NUMBA_NUM_THREADS=1 python benchmarks/bench_mirrored_mates.py PAIRS.jsonl
 

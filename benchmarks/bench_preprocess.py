@@ -146,7 +146,7 @@ def _annulus_iou(ra, rb, shape, spacing) -> float:
 
 
 def fully_measured_section(repeat: int) -> None:
-    """Issue 11 (part A): the topography path on fully measured versions of real scans.
+    """The topography path on fully measured versions of real scans.
 
     Each real Fadul raw scan (3.125 um from ../shared/data and the bundled 6.25 um
     copies) is made fully measured by :func:`ballistics.synth.fill_unmeasured` (case

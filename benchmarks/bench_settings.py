@@ -1,4 +1,4 @@
-"""One-core CPU time per pair of the comparison settings, in one process (issue 13).
+"""One-core CPU time per pair of the comparison settings, in one process.
 
     NUMBA_NUM_THREADS=1 python benchmarks/bench_settings.py [--rounds 2]
 

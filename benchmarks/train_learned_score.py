@@ -1,4 +1,4 @@
-"""Train and evaluate the learned comparison score (issue 11, part B).
+"""Train and evaluate the learned comparison score.
 
 Run from the repository root (venv active)::
 
