@@ -20,6 +20,7 @@ files and the audit trail stay; only the signatures leave the index.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -229,37 +230,24 @@ class Catalogue:
         self._local = threading.local()
 
     # ------------------------------------------------------------------ transactions
-    class _Tx:
-        def __init__(self, con: sqlite3.Connection) -> None:
-            self.con = con
+    @contextlib.contextmanager
+    def _begin(self, statement: str, *, rollback: bool) -> Iterator[sqlite3.Connection]:
+        con = self.con
+        con.execute(statement)
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK" if rollback else "COMMIT")
+            raise
+        con.execute("COMMIT")
 
-        def __enter__(self) -> sqlite3.Connection:
-            self.con.execute("BEGIN IMMEDIATE")
-            return self.con
-
-        def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-            if et is None:
-                self.con.execute("COMMIT")
-            else:
-                self.con.execute("ROLLBACK")
-
-    def transaction(self) -> _Tx:
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Context manager: one atomic write transaction (rolled back on error)."""
-        return Catalogue._Tx(self.con)
+        return self._begin("BEGIN IMMEDIATE", rollback=True)
 
-    def read(self) -> _Tx:
+    def read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Context manager: one consistent read snapshot."""
-        class _R:
-            def __init__(s, con: sqlite3.Connection) -> None:
-                s.con = con
-
-            def __enter__(s) -> sqlite3.Connection:
-                s.con.execute("BEGIN")
-                return s.con
-
-            def __exit__(s, *a: Any) -> None:
-                s.con.execute("COMMIT")
-        return _R(self.con)  # type: ignore[return-value]
+        return self._begin("BEGIN", rollback=False)
 
     @staticmethod
     def parse_json(text: str | bytes) -> Any:
