@@ -40,13 +40,14 @@ def cmd_local(a: argparse.Namespace) -> None:
                 mates = col.mates(qi)
                 if not mates:
                     continue
-                if design == "local" and qi not in st.qkp:  # the query's key points belong to the query step
+                if design in ("local", "fused") and qi not in st.qkp:  # the query's key points belong to the query step
                     st.qkp[qi] = st._qk(col.scans[qi])
                 c = time.process_time()
                 order = st.search(qi, max(DEPTHS))
                 ts.append(time.process_time() - c)
-                for d in DEPTHS:
-                    rec[d].append(len(set(order[:d]) & mates) / len(mates))
+                for d in DEPTHS:  # a fused list of depth d is not a prefix of a deeper one
+                    od = st.search(qi, d) if design == "fused" else order[:d]
+                    rec[d].append(len(set(od) & mates) / len(mates))
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
             print(f"{size:>9,} {st.name:<30} " + " ".join(f"d={d}: {np.mean(rec[d]):.3f}" for d in DEPTHS)
                   + f"  {st.bytes_per_entry:7.0f} B/entry  build {st.build_s:6.1f} s  "

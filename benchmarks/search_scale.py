@@ -6,12 +6,12 @@ Run (repository root, venv active; ``search_features.py features`` and ``decoys-
     python benchmarks/search_scale.py --queries ../shared/data/dfsc/ground_truth.csv --entries 10000
     python benchmarks/bench_search.py scale --queries LABELLED.csv --entries N     # the same
 
-Queries: by default the 47 real breech faces of ``../shared/data`` (40 Fadul, 7 DFSC);
+Queries: by default the 54 real breech faces of ``../shared/data`` (40 Fadul, 14 DFSC);
 with ``--queries LABELLED.csv`` (columns ``file,firearm``; files relative to the CSV's
 folder, raw or processed: a scan that :func:`ballistics.features.looks_raw` is extracted
 first) every scan of the CSV with a mate in it.  The collection holds those scans plus
-decoys up to N entries: the 582 base decoys (300 synthetic surfaces, 282 augmented
-copies of real scans) and replicas of them.  A query never meets a decoy derived from
+decoys up to N entries: the base decoys (300 synthetic surfaces and 6 augmented
+copies of each real scan) and replicas of them.  A query never meets a decoy derived from
 its own firearm: decoys derived from a real scan whose file has the same SHA-256 as a
 scan of the query's firearm are left out of its search.
 
@@ -22,6 +22,8 @@ Designs of stage 1 (``--design``):
 * ``local``: the key-point inverted file (:class:`ballistics.retrieval.LocalIndex`); a
   replica keeps a random 85 % of its base's postings, turned by a random rotation, with
   one random bit of the Hamming code flipped on half of them and 10 % moved to a random word.
+* ``fused``: both, as a ``local-sift`` database searches: the first ``--local-share`` of
+  the short list from the votes, the rest from the signatures, merged by relative rank.
 
 Stage 2 verifies the short list against the real stored key points (replicas of a base
 decoy share its key points; verified again for timing on the timed queries); stage 3
@@ -211,7 +213,31 @@ class LocalStage1:
         return [j for j in I[0].tolist() if j >= 0]
 
 
-DESIGNS = {"global": GlobalStage1, "local": LocalStage1}
+class FusedStage1:
+    """Both rankings: the first ``--local-share`` of each list from the votes, the rest from the signatures.
+
+    The merge is the product's (:func:`ballistics.retrieval.merge_ranked`), so a list of
+    depth ``d`` holds the global design's first ``d - round(d * share)`` and the local
+    design's first ``round(d * share)`` entries (the two designs index the same entries)."""
+
+    def __init__(self, col: Collection, size: int, a: argparse.Namespace) -> None:
+        self.g, self.loc = GlobalStage1(col, size, a), LocalStage1(col, size, a)
+        self.share = a.local_share
+        self.name = f"fused (votes {self.share:g} of the list)"
+        self.build_s = self.g.build_s + self.loc.build_s
+        self.bytes_per_entry = self.g.bytes_per_entry + self.loc.bytes_per_entry
+        self.base, self.qkp, self._qk = self.g.base, self.loc.qkp, self.loc._qk
+        assert np.array_equal(self.g.base, self.loc.base)
+
+    def search(self, qi: int, depth: int) -> list[int]:
+        from ballistics.retrieval import merge_ranked, split_depth
+        ng, nl = split_depth(depth, self.share)
+        g = self.g.search(qi, ng) if ng else []
+        v = self.loc.search(qi, nl) if nl else []
+        return [int(k) for k, _ in merge_ranked(g[:ng], v[:nl])]
+
+
+DESIGNS = {"global": GlobalStage1, "local": LocalStage1, "fused": FusedStage1}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -230,11 +256,14 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
         c0 = time.process_time()
         qkp = query_keypoints(col.scans[qi])
         tq = time.process_time() - c0
+        if hasattr(st, "qkp"):  # the local designs reuse the query's key points (timed above)
+            st.qkp[qi] = qkp
         c1 = time.process_time()
-        order = st.search(qi, max(DEPTHS))
+        order = st.search(qi, a.shortlist)
         t1 = time.process_time() - c1
-        for d in DEPTHS:
-            s1[d].append(len(set(order[:d]) & mates) / len(mates))
+        for d in DEPTHS:  # a fused list of depth d is not a prefix of a deeper one
+            od = order[:d] if design != "fused" and d <= a.shortlist else st.search(qi, d)
+            s1[d].append(len(set(od) & mates) / len(mates))
         c2 = time.process_time()
         sc, vreal = {}, {}
         for j in order[: a.shortlist]:

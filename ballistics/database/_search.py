@@ -1,6 +1,7 @@
 """Searching a case database: the three-stage cascade bound to the catalogue.
 
-1. FAISS retrieval of a deep short list, fused over parts (breech face, firing pin);
+1. a deep short list: FAISS retrieval fused over parts (breech face, firing pin), merged
+   with the key points' votes in a ``local-sift`` database;
 2. SIFT + rigid-RANSAC verification of every short-listed candidate from the key points
    stored at ingest (:mod:`ballistics.retrieval`);
 3. full :func:`ballistics.comparison.compare` of the best verified candidates.
@@ -20,6 +21,7 @@ from typing import Any
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchResult, VerificationError, query_keypoints
 from ..retrieval._cascade import CascadeHit, compare_candidates, verify_candidates
+from ..retrieval._fuse import merge_ranked, split_depth
 from ..retrieval._timing import Timer, format_timings
 from ..scan import Scan
 from ._entry import PreparedEntry
@@ -53,27 +55,32 @@ def stage3_functions(compare: Callable[..., Any] | None, prepare: Callable[[Scan
     return compare, prepare
 
 
-def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, excluded: set[str],
-            self_sha: str | None, local: Callable[[int], tuple[Any, Any]] | None = None
-            ) -> tuple[list[CascadeHit], dict[int, dict[str, Any]]]:
-    """Fused retrieval over the parts (or the local model's votes); the short list and its catalogue rows."""
+def _keep(row: Any, excluded: set[str], self_sha: str | None) -> bool:
+    """Whether a stored scan may be a candidate (live, not excluded, not the query itself)."""
+    if row is None or row["removed_at"] is not None or row["scan_id"] in excluded:
+        return False
+    return self_sha is None or row["sha256"] != self_sha
+
+
+def _global_ranking(entry: PreparedEntry, index: Any, depth: int, extra: int
+                    ) -> tuple[dict[str, tuple[dict[int, float], float]], set[int]]:
+    """Per-part FAISS scores of the best ``depth + extra`` entries, and every id seen."""
     per_part: dict[str, tuple[dict[int, float], float]] = {}
-    for part, vec in ({"breech_face": None} if local is not None else entry.signatures).items():
-        D, I = local(ncand + len(excluded) + 1) if local is not None else index.search(part, vec,
-                                                                                        ncand + len(excluded) + 1)
+    for part, vec in entry.signatures.items():
+        D, I = index.search(part, vec, depth + extra)
         ok = I[0] >= 0
-        if not ok.any():
-            continue
-        per_part[part] = (dict(zip(I[0][ok].tolist(), D[0][ok].tolist())), float(D[0][ok].min()))
-    all_ids = set().union(*[set(s) for s, _ in per_part.values()]) if per_part else set()
-    rows = catalogue.scans_by_nums(all_ids)
+        if ok.any():
+            per_part[part] = (dict(zip(I[0][ok].tolist(), D[0][ok].tolist())), float(D[0][ok].min()))
+    return per_part, set().union(*[set(s) for s, _ in per_part.values()]) if per_part else set()
+
+
+def _fuse_parts(per_part: dict[str, tuple[dict[int, float], float]], ids: set[int], rows: dict[int, Any],
+                excluded: set[str], self_sha: str | None) -> list[tuple[int, float]]:
+    """Candidates by the parts' weighted scores (a part missing for a scan is left out for it)."""
     fused: dict[int, float] = {}
     wsum: dict[int, float] = {}
-    for i in all_ids:
-        row = rows.get(i)
-        if row is None or row["removed_at"] is not None:
-            continue
-        if row["scan_id"] in excluded or (self_sha is not None and row["sha256"] == self_sha):
+    for i in ids:
+        if not _keep(rows.get(i), excluded, self_sha):
             continue
         for part, (scores, floor) in per_part.items():
             if part != "breech_face" and i not in scores:
@@ -81,9 +88,34 @@ def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, exclud
             w = PART_WEIGHTS[part]
             fused[i] = fused.get(i, 0.0) + w * scores.get(i, floor)
             wsum[i] = wsum.get(i, 0.0) + w
-    order = sorted(fused, key=lambda i: -fused[i] / wsum[i])[:ncand]
-    return [CascadeHit(key=i, stage1_score=float(fused[i] / wsum[i]), stage1_rank=r)
-            for r, i in enumerate(order, 1)], rows
+    return sorted(((i, fused[i] / wsum[i]) for i in fused), key=lambda t: -t[1])
+
+
+def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, excluded: set[str],
+            self_sha: str | None, local: Callable[[int], tuple[Any, Any]] | None = None,
+            local_share: float = 0.0) -> tuple[list[CascadeHit], dict[int, dict[str, Any]]]:
+    """The short list and its catalogue rows.
+
+    Without ``local`` (a ``global-640`` database): the global signatures' ranking, fused
+    over the parts.  With it: the first ``local_share`` of the list from the key points'
+    votes, the rest from the global ranking, merged (:func:`ballistics.retrieval.merge_ranked`).
+    """
+    n_global, n_local = split_depth(ncand, local_share if local is not None else 0.0)
+    extra = len(excluded) + 1
+    per_part, ids = _global_ranking(entry, index, n_global, extra) if n_global else ({}, set())
+    votes: list[tuple[int, float]] = []
+    if local is not None and n_local:
+        D, I = local(n_local + extra)
+        votes = [(int(i), float(d)) for d, i in zip(D[0], I[0]) if i >= 0]
+    rows = catalogue.scans_by_nums(ids | {i for i, _ in votes})
+    ranked = _fuse_parts(per_part, ids, rows, excluded, self_sha)[:n_global]
+    if local is None:
+        return [CascadeHit(key=i, stage1_score=float(s), stage1_rank=r)
+                for r, (i, s) in enumerate(ranked, 1)], rows
+    voted = [i for i, _ in votes if _keep(rows.get(i), excluded, self_sha)][:n_local]
+    merged = merge_ranked([i for i, _ in ranked], voted)
+    return [CascadeHit(key=i, stage1_score=float(s), stage1_rank=r)
+            for r, (i, s) in enumerate(merged, 1)], rows
 
 
 def _blobs(catalogue: Any, cache: dict[int, Keypoints | bytes | None] | None
@@ -130,7 +162,7 @@ def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: 
     ncand = min(max(p.shortlist, k), max(n_live, 1))
     with Timer(timings, "stage1") as t1:
         chits, rows = _stage1(entry, index, catalogue, ncand, set(exclude),
-                              entry.scan.checksum if exclude_self else None, local)
+                              entry.scan.checksum if exclude_self else None, local, p.local_share)
         t1.n = len(chits)
     damaged_sigs = {n for _, n in index.damaged}
     for num in sorted(damaged_sigs & set(rows)):

@@ -1,0 +1,48 @@
+"""Stage 1 of a database with key-point votes: the short list is split between votes and signatures."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from ballistics.database import CaseDatabase
+from ballistics.database._models import local_stage1
+from ballistics.retrieval import query_keypoints
+
+pytestmark = pytest.mark.slow  # two databases of the six bundled scans
+
+
+@pytest.fixture(scope="module")
+def dbs(tmp_path_factory, sample, entries):
+    out = {}
+    for model in ("global-640", "local-sift"):
+        db = CaseDatabase(tmp_path_factory.mktemp(model) / "db", model=model)
+        for s, e in zip(sample, entries):
+            db.add(copy.deepcopy(e), scan_id=s.exhibit_id, firearm_id=s.metadata["firearm"])
+        out[model] = db
+    return out
+
+
+def _stage1(db, scan, shortlist, **kw):
+    r = db.search(scan, preprocess=False, verify=False, rerank=0, k=shortlist, shortlist=shortlist, **kw)
+    return [h.scan_id for h in r]
+
+
+def test_no_share_for_votes_is_the_global_ranking(dbs, sample):
+    for s in sample:
+        assert _stage1(dbs["local-sift"], s, shortlist=3, local_share=0.0) == \
+            _stage1(dbs["global-640"], s, shortlist=3)
+
+
+def test_the_split_list_holds_the_best_of_each_ranking(dbs, sample):
+    db = dbs["local-sift"]
+    votes = local_stage1(db)
+    assert votes is not None
+    ids = {int(r["num"]): r["scan_id"] for r in db.catalogue.list_scans()}
+    for s in sample:
+        glob = _stage1(dbs["global-640"], s, shortlist=1)
+        _, nums = votes(query_keypoints(s, mirror=True), 2)
+        top_vote = [ids[int(n)] for n in nums[0] if int(n) in ids and ids[int(n)] != s.exhibit_id][0]
+        assert _stage1(db, s, shortlist=2, local_share=0.5) == list(dict.fromkeys(glob + [top_vote]))
+        assert _stage1(db, s, shortlist=1, local_share=1.0) == [top_vote]
