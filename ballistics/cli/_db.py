@@ -36,7 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_os_errors(run_add))
 
-    q = dsub.add_parser("search", help="rank stored scans by similarity to FILE")
+    q = dsub.add_parser(
+        "search", help="rank stored scans by similarity to FILE",
+        description="Rank stored scans by similarity to FILE.  PATH is a database directory or an exchange bundle; "
+                    "--bundle adds bundles (repeat it) searched together with PATH without importing them.  All "
+                    "sources are searched with the database's stage-1 model (global-640 without a database); "
+                    "each source keeps its own stage-1 short list, the verified candidates of all sources are "
+                    "merged, stage 3 compares the best of the union, and every hit names its lab and source.  "
+                    "Signed bundles need their lab's key among --public-key (repeat it: a keyring) or "
+                    "--trust-unsigned.")
     q.add_argument("path", help="database directory, or an exchange bundle (.zip) searched without importing it")
     q.add_argument("file", help="the query scan")
     q.add_argument("-k", type=int, default=10, help="length of the candidate list (default 10)")
@@ -60,9 +68,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print the time each stage took and how each candidate's stage 3 was run")
     q.add_argument("--no-preprocess", dest="preprocess", action="store_false",
                    help="the query is already an extracted breech face")
-    q.add_argument("--public-key", default=None, help="when PATH is a bundle: its lab's public key (PEM)")
+    q.add_argument("--bundle", action="append", default=[], metavar="BUNDLE",
+                   help="an exchange bundle (.zip) searched together with PATH without importing it; repeat "
+                        "for several labs")
+    q.add_argument("--public-key", action="append", default=[], metavar="KEY",
+                   help="a partner lab's public key (PEM); repeat it: every signed bundle must verify with one of "
+                        "them, and when keys are given an unsigned bundle needs --trust-unsigned")
     q.add_argument("--trust-unsigned", action="store_true",
-                   help="when PATH is a signed bundle: search it without checking its signature")
+                   help="search signed bundles without checking their signature when no key is given, and "
+                        "unsigned bundles when keys are given")
+    q.add_argument("--lab", default="local",
+                   help="name shown as the lab of the database's own scans when bundles are searched with it "
+                        "(default: local)")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_os_errors(run_search))
 
@@ -284,18 +301,27 @@ def run_add(args: argparse.Namespace) -> int:
 def run_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    if Path(args.path).is_file():  # an exchange bundle: a temporary read-only database
-        from ..database import open_bundle
+    knobs = dict(k=args.k, preprocess=args.preprocess, rerank=args.rerank, shortlist=args.shortlist,
+                 rerank_min_inliers=args.rerank_min_inliers, verify=args.verify, seed=args.seed,
+                 seed_window_deg=args.seed_window, seed_min_inliers=args.seed_min_inliers)
+    bundles = list(args.bundle)
+    if bundles or Path(args.path).is_file():  # bundles: one collection of every source, hits name their source
+        from ..database import MultiSearch
 
-        db = open_bundle(args.path, public_key=args.public_key, trust_unsigned=args.trust_unsigned)
+        database = None if Path(args.path).is_file() else args.path
+        if database is None:
+            bundles.insert(0, args.path)
+        with MultiSearch(database, bundles, public_keys=args.public_key, trust_unsigned=args.trust_unsigned,
+                         lab=args.lab) as ms:
+            hits = ms.search(args.file, **knobs)
+        multi = True
     else:
         db = _open(args.path, readonly=True)
-    try:
-        hits = db.search(args.file, k=args.k, preprocess=args.preprocess, rerank=args.rerank,
-                         shortlist=args.shortlist, rerank_min_inliers=args.rerank_min_inliers, verify=args.verify,
-                         seed=args.seed, seed_window_deg=args.seed_window, seed_min_inliers=args.seed_min_inliers)
-    finally:
-        db.close()
+        try:
+            hits = db.search(args.file, **knobs)
+        finally:
+            db.close()
+        multi = False
     if args.timings or args.search_verbose or getattr(args, "verbose", 0):
         print(hits.format_timings(), file=sys.stderr)
     for w in hits.warnings:
@@ -304,7 +330,8 @@ def run_search(args: argparse.Namespace) -> int:
         emit({"query": args.file, "hits": [h.to_dict() for h in hits], "warnings": list(hits.warnings)}, True)
         return 0
     print(f"query: {args.file}")
-    print(f"{'rank':>4s}  {'scan':<24s} {'case':<14s} {'firearm':<12s} {'retrieval':>9s} {'inliers':>7s} "
+    lab_col = f" {'lab':<14s} {'source':<24s}" if multi else ""
+    print(f"{'rank':>4s}  {'scan':<24s}{lab_col} {'case':<14s} {'firearm':<12s} {'retrieval':>9s} {'inliers':>7s} "
           f"{'CMC':>4s} {'score':>8s} {'log10 LR':>8s}")
     for h in hits:
         cmc = "-" if h.cmc_count is None else str(h.cmc_count)
@@ -312,11 +339,20 @@ def run_search(args: argparse.Namespace) -> int:
         inl = "-" if h.inliers is None else str(h.inliers)
         llr = (h.comparison or {}).get("llr")
         lr = "-" if llr is None else f"{llr:+.2f}"
-        print(f"{h.rank:>4d}  {h.scan_id:<24.24s} {str(h.case_id):<14.14s} {str(h.firearm_id):<12.12s} "
+        where = f" {str(h.lab):<14.14s} {_short_source(getattr(h, 'source', '')):<24.24s}" if multi else ""
+        print(f"{h.rank:>4d}  {h.scan_id:<24.24s}{where} {str(h.case_id):<14.14s} {str(h.firearm_id):<12.12s} "
               f"{h.retrieval_score:9.3f} {inl:>7s} {cmc:>4s} {sc:>8s} {lr:>8s}")
         if args.search_verbose and h.stage3:
             print(f"      stage 3: {_stage3_text(h.stage3)}")
     return 0
+
+
+def _short_source(source: str) -> str:
+    """``database`` or ``bundle <file name>`` of a hit's source, for the text table."""
+    from pathlib import Path
+
+    kind, _, where = source.partition(":")
+    return kind if kind == "database" else f"{kind} {Path(where).name}"
 
 
 def _stage3_text(s3: dict) -> str:

@@ -9,7 +9,9 @@
   ``add`` (run in worker processes by ``ballistics db add --jobs N``);
 * exchange bundles -- :meth:`CaseDatabase.export_bundle` / :meth:`CaseDatabase.import_bundle`,
   :func:`read_bundle` (validate), :func:`open_bundle` (search a partner's bundle without
-  importing it), :func:`generate_signing_key` (Ed25519);
+  importing it), :class:`MultiSearch` / :func:`search_sources` (a database and several
+  bundles, or bundles alone, searched as one collection; each hit names its lab and
+  source), :func:`generate_signing_key` (Ed25519);
 * :func:`recover` -- rebuild a lost catalogue from the stored surfaces and the journal.
 
 Search returns a :class:`~ballistics.retrieval.SearchResult` (hits, per-stage timings,
@@ -41,6 +43,7 @@ from ._bundle_export import export_bundle
 from ._bundle_format import Bundle, generate_signing_key
 from ._bundle_import import import_bundle, open_bundle
 from ._bundle_read import read_bundle
+from ._bundle_search import MultiSearch, SourcedHit, search_sources
 from ._catalogue import Catalogue
 from ._database import CaseDatabase
 from ._entry import PARTS, PreparedEntry, prepare_entry
@@ -54,6 +57,6 @@ from ._writes import NewScan, WriteBatch
 __all__ = ["CaseDatabase", "PreparedEntry", "prepare_entry", "PARTS", "PART_WEIGHTS", "SearchHit", "SearchParams",
            "SearchResult", "Catalogue", "AuditLog", "EvidenceStore", "WriterLock", "SearchIndex", "NewScan",
            "WriteBatch", "Bundle", "read_bundle", "open_bundle", "export_bundle", "import_bundle",
-           "generate_signing_key", "recover",
+           "generate_signing_key", "recover", "MultiSearch", "SourcedHit", "search_sources",
            "BundleError", "BundleFormatError", "BundleIntegrityError", "BundleModelError", "BundleSignatureError",
            "BundleVersionError"]

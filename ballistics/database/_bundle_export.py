@@ -26,10 +26,11 @@ from ._bundle_format import (
     _fingerprint,
     _load_private,
     check_lab,
-    signature_model,
+    global_signature_model,
 )
 from ._catalogue import now
 from ._entry import PARTS
+from ._models import recorded_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._database import CaseDatabase
@@ -65,7 +66,9 @@ def export_bundle(db: CaseDatabase, path: str | os.PathLike[str], scan_ids: list
     Returns
     -------
     dict
-        The manifest (without the member list) plus ``bytes`` and ``path``.
+        The manifest (without the member list) plus ``bytes`` and ``path``.  The
+        manifest records the database's signature model (``signature_model``) and the
+        model of the global signatures every bundle carries (``global_signature``).
 
     Raises
     ------
@@ -140,7 +143,8 @@ def export_bundle(db: CaseDatabase, path: str | os.PathLike[str], scan_ids: list
     members["catalogue.json"] = json.dumps(jsonable(catalogue), indent=1, default=str).encode()
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "engine_version": __version__,
-        "signature_model": signature_model(), "signature_dim": signature_dim(),
+        "signature_model": recorded_model(db.catalogue).record(), "global_signature": global_signature_model(),
+        "signature_dim": signature_dim(),
         "parameters": {"include_surfaces": bool(include_surfaces), "signature": SIGNATURE_PARAMS,
                        "scan_ids": scan_ids},
         "lab": lab, "created": now(),
@@ -170,7 +174,8 @@ def export_bundle(db: CaseDatabase, path: str | os.PathLike[str], scan_ids: list
     logger.info("%s: exported %d entries to %s (%d bytes)", db.path, len(catalogue), path, res["bytes"])
     if not db.readonly:
         with db.write() as w:
-            w.audit("export_bundle", None, {k: res[k] for k in ("lab", "counts", "path", "bytes", "parameters")})
+            w.audit("export_bundle", None, {k: res[k] for k in ("lab", "counts", "path", "bytes", "parameters",
+                                                                  "signature_model")})
     return res
 
 

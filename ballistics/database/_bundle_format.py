@@ -2,10 +2,12 @@
 
 Members of a bundle (format :data:`FORMAT_VERSION`)::
 
-    manifest.json            format and engine versions, signature model (id and
-                             SHA-256 of its parameters and codebook), exporting lab,
-                             date, counts, parameters, and the SHA-256 and size of
-                             every other member
+    manifest.json            format and engine versions, the exporting database's
+                             signature model (``signature_model``: name, version,
+                             SHA-256) and the model of the global signatures it
+                             carries (``global_signature``), exporting lab, date,
+                             counts, parameters, and the SHA-256 and size of every
+                             other member
     manifest.json.sha256     SHA-256 of manifest.json (so an edited manifest is caught
                              even in an unsigned bundle)
     manifest.json.sig        optional detached Ed25519 signature of manifest.json
@@ -66,8 +68,17 @@ MEMBER_RE = re.compile(r"^(manifest\.json(\.sha256|\.sig)?|catalogue\.json|signa
                        r"blobs/\d{6,9}-\d{1,4}\.bin|surfaces/[0-9a-f]{64}\.x3p)$")
 
 
-def signature_model() -> dict[str, str]:
-    """Id and SHA-256 of the signature model (parameters and shipped codebook)."""
+#: Longest model name or version in a manifest, characters.
+MAX_MODEL_CHARS = 128
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def legacy_signature_model() -> dict[str, str]:
+    """The global signature's record in the earlier manifest layout: ``{"id", "sha256"}``.
+
+    Bundles written before manifests named the exporting database's model record only
+    this under ``signature_model``; their signatures are always global ones.
+    """
     from ..retrieval._signature import _codebook
 
     h = hashlib.sha256(canonical_json(SIGNATURE_PARAMS).encode())
@@ -75,6 +86,28 @@ def signature_model() -> dict[str, str]:
         h.update(k.encode())
         h.update(np.ascontiguousarray(v).tobytes())
     return {"id": SIGNATURE_VERSION, "sha256": h.hexdigest()}
+
+
+def global_signature_model() -> dict[str, str]:
+    """This library's global signature model record (``{"name", "version", "sha256"}``)."""
+    from ..retrieval._models import get_model
+
+    return get_model("global-640").record()
+
+
+def is_model_record(rec: Any) -> bool:
+    """Whether ``rec`` is a well-formed ``{"name", "version", "sha256"}`` model record."""
+    return (isinstance(rec, dict) and set(rec) == {"name", "version", "sha256"}
+            and all(isinstance(rec[k], str) and 0 < len(rec[k]) <= MAX_MODEL_CHARS and rec[k].isprintable()
+                    for k in ("name", "version")) and isinstance(rec["sha256"], str)
+            and bool(_HEX64.match(rec["sha256"])))
+
+
+def is_legacy_record(rec: Any) -> bool:
+    """Whether ``rec`` is a well-formed record of the earlier layout (``{"id", "sha256"}``)."""
+    return (isinstance(rec, dict) and set(rec) == {"id", "sha256"} and isinstance(rec["id"], str)
+            and 0 < len(rec["id"]) <= MAX_MODEL_CHARS and rec["id"].isprintable()
+            and isinstance(rec["sha256"], str) and bool(_HEX64.match(rec["sha256"])))
 
 
 def check_lab(lab: Any) -> str:
@@ -136,9 +169,34 @@ class Bundle:
         return str(self.manifest["lab"])
 
     @property
+    def legacy_manifest(self) -> bool:
+        """Whether the manifest has the earlier layout (only the global signature's id and SHA-256)."""
+        return "global_signature" not in self.manifest
+
+    @property
+    def signature_model(self) -> dict[str, str | None]:
+        """The exporting database's signature model: ``{"name", "version", "sha256"}``.
+
+        A manifest of the earlier layout names no model: its database searched with the
+        global signatures, so this is ``global-640`` with the version the manifest gives
+        (``sha256`` None: that layout fingerprinted the signature differently).
+        """
+        rec = self.manifest["signature_model"]
+        if self.legacy_manifest:
+            return {"name": "global-640", "version": str(rec["id"]), "sha256": None}
+        return dict(rec)
+
+    @property
+    def global_signature(self) -> dict[str, str]:
+        """Record of the model that made the bundle's global signatures, as the manifest gives it."""
+        return dict(self.manifest["signature_model" if self.legacy_manifest else "global_signature"])
+
+    @property
     def model_matches(self) -> bool:
-        """Whether the bundle's signatures come from this library's signature model."""
-        return self.manifest.get("signature_model") == signature_model()
+        """Whether the bundle's global signatures come from this library's global signature model."""
+        if self.legacy_manifest:
+            return self.manifest.get("signature_model") == legacy_signature_model()
+        return self.manifest.get("global_signature") == global_signature_model()
 
 
 def _need_crypto() -> None:

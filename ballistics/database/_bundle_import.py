@@ -23,10 +23,15 @@ from ..errors import (
     BundleModelError,
     BundleSignatureError,
 )
-from ..retrieval import SIGNATURE_VERSION
-from ._bundle_format import Bundle, signature_model
+from ..retrieval import SIFT_BLOB
+from ..retrieval._models import LOCAL_BLOB, SignatureModel, model_blobs
+from ._bundle_format import Bundle, global_signature_model
 from ._bundle_read import read_bundle
+from ._models import recorded_model
 from ._writes import NewScan
+
+#: Prefix of the names of stage-1 blobs (a model's per-entry data), as opposed to stage-2 ones.
+_STAGE1_PREFIX = LOCAL_BLOB.partition(":")[0] + ":"
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._database import CaseDatabase
@@ -37,23 +42,50 @@ logger = logging.getLogger(__name__)
 
 
 def _model_check(b: Bundle, path: Any, resign: bool) -> bool:
-    """True when the entries must be re-signed from their surfaces; raises when they cannot."""
+    """True when the entries must be re-signed from their surfaces; raises when they cannot.
+
+    Only the global signatures decide: the stage-1 model the bundle was exported with
+    does not matter, because this database's own stage-1 data are made from the
+    bundle's stage-2 key points (:func:`_model_blobs`).
+    """
     if b.model_matches:
         return False
-    theirs = b.manifest.get("signature_model") or {}
-    theirs = theirs if isinstance(theirs, dict) else {}
+    theirs = b.global_signature
+    ours = global_signature_model()
+    has_surfaces = all("breech_face" in e.get("surfaces", {}) for e in b.entries) and bool(b.entries)
     if not resign:
         raise BundleModelError(
-            f"{path}: signatures were made with signature model {str(theirs.get('id'))[:80]!r} "
-            f"(sha256 {str(theirs.get('sha256'))[:12]}...), this database uses {SIGNATURE_VERSION!r} "
-            f"(sha256 {signature_model()['sha256'][:12]}...); they cannot be searched together. "
+            f"{path}: the bundle's global signatures were made with signature model "
+            f"{str(theirs.get('version') or theirs.get('id'))[:80]!r} (sha256 {str(theirs.get('sha256'))[:12]}...), "
+            f"this library makes {ours['version']!r} (sha256 {ours['sha256'][:12]}...); they cannot be searched "
+            "together. "
             + ("Import with resign=True (`--resign`) to recompute them from the bundle's surfaces."
-               if (b.manifest.get("parameters") or {}).get("include_surfaces") else
-               "Ask the exporting lab for a bundle with surfaces (--with-surfaces) to re-sign it."))
-    if not all("breech_face" in e.get("surfaces", {}) for e in b.entries):
-        raise BundleModelError(f"{path}: the bundle's signature model differs and it carries no surfaces to "
-                               "re-sign; ask the exporting lab for a bundle exported --with-surfaces.")
+               if has_surfaces else
+               "Ask the exporting lab for a bundle with surfaces (--with-surfaces) and import it with "
+               "resign=True (`--resign`), or for a bundle exported with this ballistics version."))
+    if not has_surfaces:
+        raise BundleModelError(f"{path}: the bundle's global signatures are of another version and it carries no "
+                               "surfaces to re-sign; ask the exporting lab for a bundle exported --with-surfaces.")
     return True
+
+
+def _model_blobs(model: SignatureModel, blobs: dict[str, bytes], surfaces: dict[str, Any]
+                 ) -> tuple[dict[str, bytes], list[str]]:
+    """An entry's blobs for a database of ``model``: the stage-2 blobs, plus the model's own.
+
+    Stage-1 blobs the bundle carries (named ``stage1:...``) are dropped and the database
+    model's are computed from the entry's stage-2 key points (or, when the bundle has
+    none, from its breech face, if it carries it).  Returns the blobs and the names of
+    those computed here that the bundle did not carry byte for byte.
+    """
+    from ._entry import compute_blobs
+
+    out = {n: d for n, d in blobs.items() if not n.startswith(_STAGE1_PREFIX)}
+    if model.kind != "global" and SIFT_BLOB not in out and "breech_face" in surfaces:
+        out.update(compute_blobs(surfaces["breech_face"]))
+    own = model_blobs(model, out.get(SIFT_BLOB))
+    out.update(own)
+    return out, sorted(n for n, d in own.items() if blobs.get(n) != d)
 
 
 def _prepare(b: Bundle, path: Any, resigned: bool) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any],
@@ -110,8 +142,9 @@ def import_bundle(db: CaseDatabase, path: str | os.PathLike[str], public_key: An
     public_key : path, bytes or Ed25519PublicKey, optional
         The exporting lab's public key; the bundle must be signed with its private key.
     resign : bool, default False
-        Recompute signatures and blobs from the bundle's surfaces if its signature model
-        differs from this database's (needs a bundle exported with surfaces).
+        Recompute signatures and blobs from the bundle's surfaces if its global
+        signatures are of another version than this library's (needs a bundle exported
+        with surfaces).
     trust_unsigned : bool, default False
         Import a *signed* bundle without checking its signature (no ``public_key``).
         An unsigned bundle imports without a key, with a warning.
@@ -119,8 +152,20 @@ def import_bundle(db: CaseDatabase, path: str | os.PathLike[str], public_key: An
     Returns
     -------
     dict
-        ``lab``, ``imported`` (new scan ids), ``already_present``, ``resigned``,
+        ``lab``, ``imported`` (new scan ids), ``already_present``, ``resigned``
+        (global signatures recomputed from the surfaces), ``recomputed`` (per blob name,
+        how many entries' stage-1 data were computed here rather than taken from the
+        bundle), ``bundle_model`` (the exporting database's signature model),
         ``signed_by``, ``warnings``.
+
+    Notes
+    -----
+    Global signatures of this library's version are imported as they are, whichever
+    stage-1 model the exporting database used; this database's own stage-1 data (the
+    ``local-sift`` inverted-file blob) are computed from the bundle's stage-2 key
+    points, so no surfaces are needed.  Global signatures of another version need the
+    surfaces and ``resign=True``.  Bundles whose manifest has the earlier layout (only
+    the global signature's id and SHA-256) import the same way.
 
     Raises
     ------
@@ -141,8 +186,17 @@ def import_bundle(db: CaseDatabase, path: str | os.PathLike[str], public_key: An
                         + "); its origin rests on how it reached you.")
         logger.warning(warnings[-1])
     resigned = _model_check(b, path, resign)
-    prepared = _prepare(b, path, resigned)
-    return _write_entries(db, b, prepared, str(path), resigned) | {"warnings": warnings}
+    model = recorded_model(db.catalogue)
+    prepared = []
+    for e, surfaces, sigs, blobs in _prepare(b, path, resigned):
+        blobs, computed = _model_blobs(model, blobs, surfaces)
+        if model.kind != "global" and not model_blobs(model, blobs.get(SIFT_BLOB)):
+            warnings.append(f"{path}: entry {e['scan_id']!r} carries no stage-2 key points nor surfaces, so this "
+                            f"database's {model.name!r} stage 1 cannot find it; ask the lab for a bundle with "
+                            "key points or surfaces.")
+            logger.warning(warnings[-1])
+        prepared.append((e, surfaces, sigs, blobs, computed))
+    return _write_entries(db, b, prepared, str(path), resigned, model) | {"warnings": warnings}
 
 
 def _ns(lab: str, v: str | None) -> str | None:
@@ -150,12 +204,13 @@ def _ns(lab: str, v: str | None) -> str | None:
 
 
 def _write_entries(db: CaseDatabase, b: Bundle, prepared: list[tuple[dict[str, Any], dict[str, Any],
-                                                                  dict[str, Any], dict[str, bytes]]],
-                   source: str, resigned: bool) -> dict[str, Any]:
+                                                                  dict[str, Any], dict[str, bytes], list[str]]],
+                   source: str, resigned: bool, model: SignatureModel) -> dict[str, Any]:
     """Commit validated entries through the database's write API, in one transaction."""
     new, present = [], []
+    recomputed: dict[str, int] = {}
     with db.write() as w:
-        for e, surfaces, sigs, blobs in prepared:
+        for e, surfaces, sigs, blobs, computed in prepared:
             lab, oid = b.lab, e["scan_id"]
             row = w.scan_by_origin(lab, oid, e["sha256"]) or w.scan_by_sha(e["sha256"])
             if row is not None:
@@ -166,6 +221,8 @@ def _write_entries(db: CaseDatabase, b: Bundle, prepared: list[tuple[dict[str, A
                 raise BundleError(f"{source}: scan id {sid!r} is already stored with other heights (the lab "
                                   "changed a scan it had shared?); remove the stored one first. Nothing was "
                                   "imported.")
+            for name in computed:
+                recomputed[name] = recomputed.get(name, 0) + 1
             w.add(NewScan(
                 scan_id=sid, sha256=e["sha256"], surfaces=surfaces, signatures=sigs, blobs=blobs,
                 row={"case_id": _ns(lab, e.get("case_id")), "exhibit_id": _ns(lab, e.get("exhibit_id")),
@@ -174,21 +231,24 @@ def _write_entries(db: CaseDatabase, b: Bundle, prepared: list[tuple[dict[str, A
                      "spacing": e.get("spacing_m"),
                      "metadata": {"instrument": e.get("instrument"), "pixel_size_m": e.get("pixel_size_m")},
                      "provenance": {"bundle": b.sha256, "lab": b.lab, "exported": b.manifest.get("created"),
-                                    "engine_version": b.manifest.get("engine_version")},
+                                    "engine_version": b.manifest.get("engine_version"),
+                                    "signature_model": b.signature_model},
                      "origin_lab": lab, "origin_scan_id": oid},
                 action="import",
                 audit={"lab": lab, "bundle_sha256": b.sha256, "sha256": e["sha256"], "resigned": resigned,
-                       "surfaces": sorted(surfaces)}))
+                       "recomputed": computed, "surfaces": sorted(surfaces)}))
             new.append(sid)
         if new:
             w.audit("import_bundle", None, {
                 "bundle": source, "bundle_sha256": b.sha256, "lab": b.lab, "imported": len(new),
                 "already_present": len(present), "signed_by": b.signed_by, "resigned": resigned,
-                "signature_model": b.manifest.get("signature_model"),
+                "signature_model": b.signature_model, "global_signature": b.global_signature,
+                "manifest_layout": "earlier" if b.legacy_manifest else "current",
+                "database_model": model.record(), "recomputed": recomputed,
                 "engine_version": b.manifest.get("engine_version")})
     logger.info("%s: imported %d entries from %s (%d already present)", db.path, len(new), source, len(present))
     return {"lab": b.lab, "imported": new, "already_present": present, "resigned": resigned,
-            "signed_by": b.signed_by}
+            "recomputed": recomputed, "bundle_model": b.signature_model, "signed_by": b.signed_by}
 
 
 def open_bundle(path: str | os.PathLike[str], public_key: Any = None, *, trust_unsigned: bool = False,

@@ -5,7 +5,8 @@ FIFO, a device or a link to ``/dev/zero`` is refused without reading it); member
 streamed with caps on their number, each one's size and the total (a small bundle
 declaring, or inflating to, a huge member is refused at the cap); JSON members are
 parsed with size and depth caps; ``.npy`` headers are checked (dtype, shape, size)
-before any array exists; every signature is finite and of the model's length; every
+before any array exists; every signature is finite and of the model's length; the
+manifest's model records are well formed (the current layout or the earlier one); every
 stage-2 key-point blob is parsed; ids are valid Unicode without control characters;
 counts match the manifest; every entry's lab is the (signed) manifest's lab.  Any
 problem raises a :class:`~ballistics.errors.BundleError` subclass.
@@ -35,7 +36,7 @@ from ..errors import (
     BundleSignatureError,
     BundleVersionError,
 )
-from ..retrieval import SIFT_BLOB, Keypoints, VerificationError, signature_dim
+from ..retrieval import SIFT_BLOB, Keypoints, VerificationError
 from ._bundle_format import (
     CATALOGUE,
     FORMAT,
@@ -55,6 +56,8 @@ from ._bundle_format import (
     _load_public,
     check_id,
     check_lab,
+    is_legacy_record,
+    is_model_record,
 )
 from ._entry import PARTS
 
@@ -185,6 +188,18 @@ def _manifest(p: Path, data: dict[str, bytes]) -> tuple[dict[str, Any], bytes]:
     return manifest, man_bytes
 
 
+def _check_models(p: Path, manifest: dict[str, Any]) -> None:
+    """The manifest's model records: the current layout (two model records) or the earlier one."""
+    sm = manifest.get("signature_model")
+    if "global_signature" in manifest:
+        for k in ("signature_model", "global_signature"):
+            if not is_model_record(manifest.get(k)):
+                raise BundleFormatError(f"{p}: the manifest's {k} {manifest.get(k)!r:.120} is not a model record "
+                                        "(name, version, 64-hex-digit sha256).")
+    elif not is_legacy_record(sm):
+        raise BundleFormatError(f"{p}: the manifest declares no valid signature model (got {sm!r:.120}).")
+
+
 def _check_members(p: Path, data: dict[str, bytes], manifest: dict[str, Any]) -> None:
     listed = manifest.get("members")
     if not isinstance(listed, dict):
@@ -247,9 +262,7 @@ def read_bundle(path: str | os.PathLike[str], public_key: Any = None) -> Bundle:
     _check_members(p, data, manifest)
     entries = loads_bounded(data.pop(CATALOGUE, b""), what=f"{p}: {CATALOGUE}", max_bytes=MAX_JSON_BYTES,
                             max_depth=MAX_JSON_DEPTH, error=BundleFormatError)
-    dim = signature_dim()
-    if manifest.get("signature_dim") != dim and manifest.get("signature_model", {}).get("id") is None:
-        raise BundleFormatError(f"{p}: the manifest declares no signature model.")
+    _check_models(p, manifest)
     sdim = manifest.get("signature_dim")
     if not isinstance(sdim, int) or isinstance(sdim, bool) or not 0 < sdim <= 65536:
         raise BundleFormatError(f"{p}: signature_dim {sdim!r:.40} is not a valid length.")
@@ -338,3 +351,64 @@ def _check_entries(p: Path, entries: Any, sigs: dict[str, np.ndarray], members: 
             raise BundleFormatError(f"{p}: the manifest counts {k} = {counts.get(k)!r:.60}, the bundle holds {v}.")
     if any(len(v) != sum(1 for part, _ in used if part == k) for k, v in sigs.items()):
         raise BundleFormatError(f"{p}: signature rows that no entry names.")
+
+
+def signing_key_for(path: str | os.PathLike[str], public_keys: Any) -> tuple[Any, bool]:
+    """Which of ``public_keys`` verifies a bundle's signature; reads only its manifest and signature.
+
+    A cheap first look used to pick a bundle's key from a keyring; the bundle is then
+    read and validated in full with that key (:func:`read_bundle`).
+
+    Parameters
+    ----------
+    path : path-like
+        The bundle.
+    public_keys : sequence of (path, bytes or Ed25519PublicKey)
+        Candidate public keys (PEM).
+
+    Returns
+    -------
+    key, signed : (Ed25519PublicKey or None, bool)
+        The first key (loaded) whose signature verifies (None when the bundle is unsigned or
+        none verifies), and whether the bundle carries a signature.
+
+    Raises
+    ------
+    BundleFormatError, BundleSignatureError
+        Not a readable bundle, an oversized manifest or signature, or a key that cannot
+        be loaded.
+    """
+    p = Path(path)
+    caps = {MANIFEST: MAX_JSON_BYTES, SIGNATURE: 4096}
+    got: dict[str, bytes] = {}
+    try:
+        with _open_regular(p) as fh, zipfile.ZipFile(fh) as z:
+            for info in z.infolist():
+                if info.filename in caps and info.filename not in got:
+                    if info.file_size > caps[info.filename]:
+                        raise BundleFormatError(f"{p}: {info.filename} declares {info.file_size} bytes, above "
+                                                f"the limit of {caps[info.filename]}.")
+                    with z.open(info) as m:
+                        got[info.filename] = m.read(caps[info.filename] + 1)[: caps[info.filename] + 1]
+                    if len(got[info.filename]) > caps[info.filename]:
+                        raise BundleIntegrityError(f"{p}: {info.filename} inflates beyond its declared size.")
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error,
+            NotImplementedError, RuntimeError, MemoryError, OverflowError) as exc:
+        raise BundleFormatError(f"{p}: not a readable bundle -- truncated, damaged or not a zip file "
+                                f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
+    sig, man = got.get(SIGNATURE), got.get(MANIFEST)
+    keys = list(public_keys)
+    if sig is None or man is None or not keys:
+        return None, sig is not None
+    loaded = [_load_public(k) for k in keys]
+    from cryptography.exceptions import InvalidSignature
+
+    for key in loaded:
+        try:
+            key.verify(sig, man)
+        except InvalidSignature:
+            continue
+        return key, True
+    return None, True

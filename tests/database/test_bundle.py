@@ -166,6 +166,9 @@ def _flip_blob(m: dict) -> None:
     m[name] = m[name][:-1] + bytes([m[name][-1] ^ 1])
 
 
+#: A global signature model of another version (a future or older exporter).
+OTHER_GLOBAL = {"name": "global-640", "version": "other/v9", "sha256": "0" * 64}
+
 CASES = {
     "truncated": (lambda src, dst: dst.write_bytes(src.read_bytes()[: len(src.read_bytes()) // 2]),
                   BundleFormatError, "truncated"),
@@ -182,7 +185,7 @@ CASES = {
     "wrong version": (lambda src, dst: _rewrite(src, dst, lambda m: _reseal(
         m, lambda d: d.__setitem__("format_version", 99))), BundleVersionError, "format version 99"),
     "other signature model": (lambda src, dst: _rewrite(src, dst, lambda m: _reseal(
-        m, lambda d: d.__setitem__("signature_model", {"id": "other/v9", "sha256": "0" * 64}))),
+        m, lambda d: d.__setitem__("global_signature", OTHER_GLOBAL))),
         BundleModelError, "signature model 'other/v9'"),
 }
 
@@ -225,7 +228,7 @@ def test_signed_bundle_with_edited_manifest_fails_the_signature(labs, tmp_path):
 def test_other_model_with_surfaces_can_be_resigned(labs, queries, tmp_path):
     src = tmp_path / "other-model.zip"
     _rewrite(labs["surfaces"], src, lambda m: _reseal(
-        m, lambda d: d.__setitem__("signature_model", {"id": "other/v9", "sha256": "0" * 64})))
+        m, lambda d: d.__setitem__("global_signature", OTHER_GLOBAL)))
     b = CaseDatabase(tmp_path / "B")
     with pytest.raises(BundleModelError, match="resign=True"):
         b.import_bundle(src)
@@ -241,7 +244,7 @@ def test_copying_a_bundle_keeps_it_valid(labs, tmp_path):
     shutil.copy(labs["signed"], cp)
     bd = read_bundle(cp, public_key=labs["keys"] / "a.pub")
     assert bd.lab == "Lab A" and len(bd.entries) == 4 and bd.manifest["counts"]["entries"] == 4
-    assert bd.manifest["signature_model"]["id"] == bd.manifest["parameters"]["signature"]["version"]
+    assert bd.manifest["global_signature"]["version"] == bd.manifest["parameters"]["signature"]["version"]
 
 
 def test_cli_keygen_export_import_search(labs, queries, tmp_path, capsys):
