@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, VerificationError
-from ..retrieval._local_index import LocalIndex, index_from_blobs
-from ..retrieval._models import LEGACY_MODEL, LOCAL_BLOB, SignatureModel, get_model, model_blobs
+from ..retrieval._models import LEGACY_MODEL, SignatureModel, get_model, model_blobs
+from ._local_stage1 import LocalStage1
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._database import CaseDatabase
@@ -161,24 +161,15 @@ def _sig_version(cat: Any, num: int) -> str | None:
 def local_stage1(db: CaseDatabase) -> Callable[[Any, int], tuple[np.ndarray, np.ndarray]] | None:
     """Stage 1 of a ``local-sift`` database: ``(query key points, depth) -> (scores, nums)``; None otherwise.
 
-    The inverted file is built from the stored :data:`LOCAL_BLOB` s and kept until the
-    catalogue's generation moves.
+    The inverted file is built from the stored :data:`LOCAL_BLOB` s the first time and
+    then kept in step with the catalogue without rebuilding it for every new entry
+    (:class:`._local_stage1.LocalStage1`).
     """
     cat = db.catalogue
     if cat.get_parameter(PROGRESS_PARAM) is not None or recorded_model(cat).kind != "local":
         return None
-    gen = cat.generation()
-    cached = db.__dict__.get("_local_stage1")
-    if cached is None or cached[0] != gen:
-        live = {int(r["num"]) for r in cat.list_scans()}
-        ids, blobs = [], []
-        for num, name, _, data in cat.blob_index(with_data=True):
-            if name == LOCAL_BLOB and int(num) in live:
-                ids.append(int(num))
-                blobs.append(bytes(data))
-        idx: LocalIndex = index_from_blobs(ids, blobs)
-        db.__dict__["_local_stage1"] = cached = (gen, idx)
-
-    def search(qkp: Keypoints | tuple[Keypoints, ...], depth: int) -> tuple[np.ndarray, np.ndarray]:
-        return cached[1].search(qkp, depth)
-    return search
+    state = db.__dict__.get("_local_stage1")
+    if state is None:
+        db.__dict__["_local_stage1"] = state = LocalStage1()
+    state.sync(cat)
+    return state.search

@@ -1,0 +1,102 @@
+"""The key points' inverted file of a ``local-sift`` database, kept in step as entries arrive.
+
+The vocabulary of the ``local-sift`` model is fixed (trained once on synthetic surfaces
+and shipped), so adding entries never retrains anything: a new entry's postings are only
+appended.  The inverted file is held in memory as two parts:
+
+* the **main** part, built from every stored entry when the database is first searched;
+* a **delta** part, rebuilt from the entries added since (small, so cheap to rebuild).
+
+An entry's stage-1 score depends only on its own postings, so searching both parts and
+merging their best entries gives exactly the answer of one index over all entries.
+Removed entries stay in the parts until the next full rebuild and are dropped from the
+answers.  The schedule: the main part is rebuilt from scratch when the delta has grown
+past :data:`MERGE_SHARE` of it, or when more than :data:`MERGE_SHARE` of its entries
+have been removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..retrieval._local_index import LocalIndex, index_from_blobs
+from ..retrieval._models import LOCAL_BLOB
+from ..retrieval._verify_sift import Keypoints
+
+__all__ = ["LocalStage1", "MERGE_SHARE"]
+
+logger = logging.getLogger(__name__)
+
+#: The delta is merged into the main part when it holds this share of the main part's
+#: entries (or when this share of them has been removed).
+MERGE_SHARE = 0.10
+
+
+def _local_nums(cat: Any) -> set[int]:
+    rows = cat.con.execute("SELECT num FROM blobs WHERE name=?", (LOCAL_BLOB,)).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def _index(cat: Any, nums: set[int]) -> LocalIndex:
+    ids, blobs = [], []
+    for n in sorted(nums):
+        b = cat.get_blob(n, LOCAL_BLOB)
+        if b is not None:
+            ids.append(n)
+            blobs.append(b)
+    return index_from_blobs(ids, blobs)
+
+
+@dataclass
+class LocalStage1:
+    """The two-part inverted file of one database (see the module's docstring)."""
+
+    generation: int = -1
+    main: LocalIndex | None = None
+    main_nums: set[int] = field(default_factory=set)
+    delta: LocalIndex | None = None
+    delta_nums: set[int] = field(default_factory=set)
+    stale: set[int] = field(default_factory=set)
+    rebuilds: int = 0
+
+    def sync(self, cat: Any) -> None:
+        """Bring the parts in step with the catalogue (only when its generation moved)."""
+        gen = cat.generation()
+        if gen == self.generation and self.main is not None:
+            return
+        live = {int(r["num"]) for r in cat.list_scans()} & _local_nums(cat)
+        known = self.main_nums | self.delta_nums
+        self.stale = known - live
+        new = live - known
+        if self.main is None or len(self.stale) > MERGE_SHARE * max(len(self.main_nums), 1) or \
+                len(self.delta_nums | new) > MERGE_SHARE * max(len(self.main_nums), 1):
+            self.main, self.main_nums = _index(cat, live), live
+            self.delta, self.delta_nums, self.stale = None, set(), set()
+            self.rebuilds += 1
+            logger.info("local stage 1: inverted file built from %d entries", len(live))
+        elif new:
+            self.delta_nums = (self.delta_nums | new) & live
+            self.delta = _index(cat, self.delta_nums)
+        self.generation = gen
+
+    def search(self, query: Keypoints | tuple[Keypoints, ...], depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Best ``depth`` live entries of both parts: ``(scores, nums)``, shape ``(1, depth)``.
+
+        Same answer as :meth:`LocalIndex.search` over one index of every live entry (ties
+        by entry number)."""
+        extra = len(self.stale)
+        parts = [p.search(query, depth + extra) for p in (self.main, self.delta) if p is not None]
+        S = np.concatenate([s[0] for s, _ in parts]) if parts else np.zeros(0, np.float32)
+        ids = np.concatenate([i[0] for _, i in parts]) if parts else np.zeros(0, np.int64)
+        ok = (ids >= 0) & ~np.isin(ids, np.fromiter(self.stale, np.int64, len(self.stale)))
+        S, ids = S[ok], ids[ok]
+        top = np.lexsort((ids, -S))[:depth]
+        out_s = np.full((1, depth), -np.inf, np.float32)
+        out_i = np.full((1, depth), -1, np.int64)
+        out_s[0, :len(top)] = S[top]
+        out_i[0, :len(top)] = ids[top]
+        return out_s, out_i
