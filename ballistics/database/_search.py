@@ -174,6 +174,13 @@ def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: 
             warnings += [_name(x, rows) for x in w]
             chits.sort(key=lambda h: h.sort_key())
     head = [h for h in chits[: p.rerank] if h.stage2_inliers is None or h.stage2_inliers >= p.rerank_min_inliers]
+    if head:  # entries imported without their surfaces cannot be compared: said, and ranked by stage 2
+        bare = [h for h in head if catalogue.files_of(rows[int(h.key)]["num"]).get("breech_face") is None]  # type: ignore[call-overload]
+        for h in bare:
+            warnings.append(f"{rows[int(h.key)]['scan_id']}: not compared in stage 3: imported without its "  # type: ignore[call-overload]
+                            "surface (a bundle exported with surfaces allows it); ranked after the compared "
+                            "candidates by its stage-2 inliers")
+        head = [h for h in head if h not in bare]
     with Timer(timings, "stage3", len(head)):
         if head:
             cmp, prep = stage3_functions(compare, prepare)

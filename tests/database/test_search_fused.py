@@ -46,3 +46,17 @@ def test_the_split_list_holds_the_best_of_each_ranking(dbs, sample):
         top_vote = [ids[int(n)] for n in nums[0] if int(n) in ids and ids[int(n)] != s.exhibit_id][0]
         assert _stage1(db, s, shortlist=2, local_share=0.5) == list(dict.fromkeys(glob + [top_vote]))
         assert _stage1(db, s, shortlist=1, local_share=1.0) == [top_vote]
+
+
+def test_an_entry_imported_without_its_surface_stays_in_the_list_uncompared(tmp_path, sample, entries):
+    lab = CaseDatabase(tmp_path / "lab", model="global-640")
+    for i in (0, 1):  # Fadul 1-1 and 1-2: one firearm
+        lab.add(copy.deepcopy(entries[i]), scan_id=sample[i].exhibit_id, firearm_id=sample[i].metadata["firearm"])
+    lab.export_bundle(tmp_path / "b.zip", lab="Lab B")  # no surfaces
+    db = CaseDatabase(tmp_path / "db")
+    db.import_bundle(tmp_path / "b.zip", trust_unsigned=True)
+    r = db.search(sample[0], preprocess=False, k=2, exclude_self=False)
+    mate = [h for h in r if h.scan_id.endswith(sample[1].exhibit_id)]
+    assert mate and mate[0].inliers >= 6 and mate[0].cmc_count is None and mate[0].lab == "Lab B"
+    assert any("imported without its surface" in w for w in r.warnings)
+    assert not any("damaged" in w for w in r.warnings)
