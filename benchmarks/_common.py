@@ -77,8 +77,16 @@ def augment(scan, rng: np.random.Generator):
     return scan.derive(out, step="bench_search.augment", params={"rotation_deg": ang})
 
 
+_cache_file: Path | None = None   # set by ``--cache`` (each parse of ``parser()``'s arguments)
+
+
+def cache_path() -> Path:
+    """The signature and decoy cache in use: ``--cache PATH``, else ``benchmarks/out/search_features.pkl``."""
+    return _cache_file or CACHE
+
+
 def _load() -> dict:
-    with open(CACHE, "rb") as f:
+    with open(cache_path(), "rb") as f:
         return pickle.load(f)
 
 
@@ -190,12 +198,27 @@ WHATS = ["features", "decoys-real", "fadul", "scale", "stage1", "stage2", "vlad"
          "local"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Parsing the arguments also selects the cache file (``--cache``, or the default)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        global _cache_file
+        ns, rest = super().parse_known_args(args, namespace)
+        _cache_file = ns.cache
+        return ns, rest
+
+
 def parser(doc: str | None = None, what: str | None = None) -> argparse.ArgumentParser:
     """The arguments of every search benchmark (``what`` fixed by a script, chosen by ``bench_search.py``)."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs=None if what is None else "?", default=what, choices=WHATS)
-    ap.add_argument("--decoy-firearms", type=int, default=150)
-    ap.add_argument("--copies", type=int, default=6)
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="signature and decoy cache to build (features, decoys-real) or read "
+                    "(default benchmarks/out/search_features.pkl)")
+    ap.add_argument("--decoy-firearms", type=int, default=150, help="features: synthetic decoy firearms (2 shots each)")
+    ap.add_argument("--train-firearms", type=int, default=20,
+                    help="features: synthetic firearms (3 shots each, plus an augmented copy) the codebook learns from")
+    ap.add_argument("--copies", type=int, default=6, help="decoys-real: augmented copies of each real scan")
     ap.add_argument("--n-features", type=int, default=500, help="stage2: SIFT key points kept")
     ap.add_argument("--time-every", type=int, default=4, help="scale: time every n-th query")
     ap.add_argument("--cached-only", action="store_true", help="stage 3 only where the comparisons are cached")
@@ -218,8 +241,10 @@ def parser(doc: str | None = None, what: str | None = None) -> argparse.Argument
     ap.add_argument("--subset", type=int, nargs="+", default=[150, 200], help="twostep: key points of the first step")
     ap.add_argument("--queries", default=None, help="scale: labelled CSV (file,firearm) of the queries and mates")
     ap.add_argument("--entries", type=int, nargs="+", default=None, help="scale: collection sizes (as --sizes)")
-    ap.add_argument("--design", nargs="+", default=["global"], choices=["global", "local"],
+    ap.add_argument("--design", nargs="+", default=["global"], choices=["global", "local", "fused"],
                     help="scale/local: stage-1 designs to run")
+    ap.add_argument("--local-share", type=float, default=0.25,
+                    help="fused: share of the short list taken from the key points' votes (the product's default)")
     ap.add_argument("--local-keypoints", type=int, default=0, help="local: key points indexed per entry (0: model)")
     return ap
 

@@ -3,6 +3,14 @@
 Run: ``python benchmarks/search_features.py {features|decoys-real} [options]``
 (or ``python benchmarks/bench_search.py WHAT``);
 see ``benchmarks/results_index.md`` for the commands and results.
+
+The cache goes to ``benchmarks/out/search_features.pkl`` unless ``--cache PATH`` says
+otherwise (the other search benchmarks read it from the same option).  A small cache,
+built in about a minute, for a quick run of the other benchmarks (the test suite
+uses one); its numbers are not those of the write-ups::
+
+    python benchmarks/bench_search.py features --cache /tmp/small.pkl --train-firearms 8 --decoy-firearms 10
+    python benchmarks/bench_search.py decoys-real --cache /tmp/small.pkl --copies 1
 """
 
 from __future__ import annotations
@@ -17,11 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    CACHE,
-    OUT,
     _cv1,
     _load,
     augment,
+    cache_path,
     log,
     parser,
     real_scans,
@@ -35,10 +42,9 @@ def cmd_features(a: argparse.Namespace) -> None:
     from ballistics.retrieval._signature import signature, train_codebook
     from ballistics.retrieval._verify_sift import keypoints
     _cv1()
-    OUT.mkdir(exist_ok=True)
     rng = np.random.default_rng(7)
     t = time.process_time()
-    train = synth_scans(20, 3, seed=1001)
+    train = synth_scans(a.train_firearms, 3, seed=1001)
     train = train + [augment(s, rng) for s in train]
     cb = train_codebook(train, seed=1)
     log.info("synth codebook trained on %d synthetic surfaces in %.1f s CPU", len(train), time.process_time() - t)
@@ -61,9 +67,11 @@ def cmd_features(a: argparse.Namespace) -> None:
                         "kp_cpu_s": tk, "sig_cpu_s": ts}
         log.info("%s: %d scans, signature %.3f s CPU, key points %.3f s CPU (median), blob %.1f kB",
                  label, len(group), np.median(ts), np.median(tk), np.mean([len(b) for b in blobs]) / 1e3)
-    with open(CACHE, "wb") as f:
+    cache = cache_path()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache, "wb") as f:
         pickle.dump(feats, f)
-    print(f"features cached in {CACHE}")
+    print(f"features cached in {cache}")
 
 
 def cmd_decoys_real(a: argparse.Namespace) -> None:
@@ -86,9 +94,9 @@ def cmd_decoys_real(a: argparse.Namespace) -> None:
             blobs.append(keypoints(t).to_bytes())
             base_fa.append(f)
     feats["decoy_real"] = {"sig_synth": np.array(sig), "blobs": blobs, "firearm": base_fa}
-    with open(CACHE, "wb") as fh:
+    with open(cache_path(), "wb") as fh:
         pickle.dump(feats, fh)
-    print(f"{len(sig)} real-derived decoys cached")
+    print(f"{len(sig)} real-derived decoys cached in {cache_path()}")
 
 
 COMMANDS = {"features": cmd_features, "decoys-real": cmd_decoys_real}

@@ -1,4 +1,13 @@
-"""The scale benchmark with outside queries (a labelled CSV) among decoys: runs and reports its last line."""
+"""The scale benchmark with outside queries (a labelled CSV) among decoys: runs and reports its last line.
+
+The benchmark reads a signature and decoy cache; the developer's one
+(``benchmarks/out/search_features.pkl``, 300 synthetic decoys and 6 augmented copies of
+each real scan) takes minutes to build, so the test builds a small but real one of its
+own with the same commands: the real scans of ``../shared/data``, a codebook trained on
+8 synthetic firearms instead of 20, 10 synthetic decoy firearms instead of 150 and one
+augmented copy of each real scan instead of 6.  The collection is then filled to 1,500
+entries with replicas of those decoys, as the benchmark always does.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +19,44 @@ import pytest
 from shared_files import shared_path
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-CACHE = BENCH / "out" / "search_features.pkl"
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 
 
-@pytest.mark.skipif(not CACHE.exists(), reason="needs the decoy cache: python benchmarks/bench_search.py features "
-                                               "&& python benchmarks/bench_search.py decoys-real")
-@pytest.mark.parametrize("design", ["global", "local"])
-def test_outside_queries_among_decoys(design, capsys):
-    csv = shared_path("dfsc", "ground_truth.csv")
-    sys.path.insert(0, str(BENCH))
+def _bench_search():
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
     import bench_search
-    bench_search.main(["scale", "--queries", str(csv), "--entries", "1500", "--design", design,
-                       "--shortlist", "100", "--rerank", "0", "--time-every", "7"])
+    return bench_search
+
+
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory) -> Path:
+    """A small signature and decoy cache built from ../shared/data (about a minute on 2 cores)."""
+    shared_path("dfsc", "ground_truth.csv")
+    shared_path("fadul", "ground_truth.csv")
+    cache = tmp_path_factory.mktemp("search_bench") / "search_features.pkl"
+    bench = _bench_search()
+    bench.main(["features", "--cache", str(cache), "--train-firearms", "8", "--decoy-firearms", "10"])
+    bench.main(["decoys-real", "--cache", str(cache), "--copies", "1"])
+    assert cache.exists()
+    return cache
+
+
+@pytest.mark.parametrize("design", ["global", "local"])
+def test_outside_queries_among_decoys(design, small_cache, capsys):
+    csv = shared_path("dfsc", "ground_truth.csv")
+    capsys.readouterr()
+    _bench_search().main(["scale", "--cache", str(small_cache), "--queries", str(csv), "--entries", "1500",
+                          "--design", design, "--shortlist", "100", "--rerank", "0", "--time-every", "7"])
     out = capsys.readouterr().out.strip().splitlines()
     m = re.fullmatch(r"recall@10 ([0-9.]+) hit@1 ([0-9.]+) median ([0-9.]+) s/query", out[-1])
     assert m, out[-1]
-    assert any("14 labelled scans + 1,486 decoys" in line for line in out)
-    assert 0.0 <= float(m.group(1)) <= 1.0 and float(m.group(3)) > 0
-    if design == "global":  # measured 0.5+ on DFSC at 1,500 entries; the local design is weak there (0.29)
-        assert float(m.group(1)) >= 0.5
+    assert any("14 labelled scans + 1,486 decoys" in line for line in out), out
+    assert 0.0 <= float(m.group(1)) <= 1.0 and 0.0 <= float(m.group(2)) <= 1.0
+    assert float(m.group(3)) > 0
+    if design == "global":
+        # Measured with this small cache: 0.643 (0.607 with a codebook of 5 synthetic firearms and
+        # 5 decoy firearms, 0.571 with 12 and 10; 0.5+ with the developer cache).  The floor leaves
+        # about two queries of margin.  The local design is weak on DFSC (0.14 here): no floor.
+        assert float(m.group(1)) >= 0.5, out
