@@ -2,7 +2,7 @@
 
 Each kernel is a private ``_function`` compiled with Numba, behind a thin public
 wrapper that validates and prepares the arrays; each has a plain NumPy twin in the
-test suite (``tests/test_kernels_*.py``).
+test suite (``tests/kernels/``).
 
 Importing the kernels changes nothing global.  Threads: :func:`ballistics.set_threads`
 (or ``with ballistics.threads(n):``).  Numba's OpenMP layer spin-waits between parallel

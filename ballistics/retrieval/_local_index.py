@@ -44,6 +44,7 @@ import numpy as np
 
 from .._json import canonical_json
 from ..errors import BallisticsError
+from ..kernels._local_votes import local_votes
 from ._verify_sift import Keypoints
 
 __all__ = ["LocalIndex", "LOCAL_PARAMS", "LOCAL_VERSION", "encode", "train_vocabulary", "vocabulary"]
@@ -198,44 +199,16 @@ class LocalIndex:
         return self
 
     # ----------------------------------------------------------------- search
-    def _votes(self, kp: Keypoints, hand: int) -> tuple[np.ndarray, np.ndarray]:
-        """(key, weight) of every vote of one query key-point set; key = (id, hand, grid bin)."""
-        p = self.params
-        m = int(p["multi_assign"])
-        w, c, a = encode(kp, None, m)
-        if len(w) == 0 or len(self.ids) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        w, c = w.ravel(), c.ravel()
-        qa = np.repeat(a, m * m)
-        start, end = self.offsets[w], self.offsets[w + 1]
-        lens = end - start
-        tot = int(lens.sum())
-        if tot == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        qi = np.repeat(np.arange(len(w)), lens)
-        pos = np.arange(tot) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(start, lens)
-        ham = np.bitwise_count(self.codes[pos] ^ c[qi])
-        ok = ham <= int(p["hamming"])
-        pos, qi, ham = pos[ok], qi[ok], ham[ok]
-        wt = np.exp(-(ham.astype(np.float32) / float(p["sigma"])) ** 2)
-        nb = int(p["rotation_bins"])
-        rot = (self.angles[pos].astype(np.int64) - qa[qi].astype(np.int64)) % 256
-        b1 = (rot * nb) // 256
-        b2 = ((rot * nb + 128) // 256) % nb + nb
-        base = (self.ids[pos].astype(np.int64) * 2 + hand) * (2 * nb)
-        # one vote per (query key point, entry, bin): bursts of one key point count once
-        keys = np.concatenate([base + b1, base + b2])
-        wts = np.concatenate([wt, wt])
-        qk = np.concatenate([qi, qi]).astype(np.int64)
-        order = np.lexsort((-wts, qk, keys))
-        keys, qk, wts = keys[order], qk[order], wts[order]
-        first = np.ones(len(keys), bool)
-        first[1:] = (keys[1:] != keys[:-1]) | (qk[1:] != qk[:-1])
-        return keys[first], wts[first]
-
     def search(self, query: Keypoints | Sequence[Keypoints], depth: int, exclude: Any = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Best ``depth`` entries for the query's key points (as given, then mirrored).
+
+        Every posting in a query descriptor's ``multi_assign ** 2`` nearest words whose
+        code lies within ``hamming`` bits votes with weight ``exp(-(h / sigma) ** 2)``
+        for (entry, handedness, rotation bin) on both bin grids; a descriptor (one key
+        point in one of its words) votes at most once per bin, with its best weight.  The
+        votes are counted in compiled loops (:func:`ballistics.kernels._local_votes.local_votes`)
+        in memory proportional to the votes, not to the entries stored.
 
         Parameters
         ----------
@@ -249,34 +222,41 @@ class LocalIndex:
         Returns
         -------
         scores, ids : numpy.ndarray, shape (1, depth)
-            Weighted vote count of each entry's best (handedness, rotation bin), best first.
+            Weighted vote count of each entry's best (handedness, rotation bin), best
+            first; equal scores by ascending id.
         """
         qs = (query,) if isinstance(query, Keypoints) else tuple(query)
         if not all(isinstance(q, Keypoints) for q in qs):
             raise BallisticsError("LocalIndex.search needs Keypoints (see ballistics.retrieval.query_keypoints).")
-        parts = [self._votes(q, h) for h, q in enumerate(qs[:2])]
-        keys = np.concatenate([k for k, _ in parts])
-        wts = np.concatenate([w for _, w in parts])
+        p = self.params
+        m = int(p["multi_assign"])
+        W, C, A, H = [], [], [], []
+        for hand, q in enumerate(qs[:2]):
+            w, c, a = encode(q, None, m)
+            W.append(w.ravel())
+            C.append(c.ravel())
+            A.append(np.repeat(a, m * m))
+            H.append(np.full(w.size, hand, np.uint8))
+        cat = (lambda xs, dt: np.ascontiguousarray(np.concatenate(xs), dt) if xs else np.zeros(0, dt))
+        ex = None if exclude is None else np.asarray(exclude, np.int64).ravel()
+        weights = _vote_weights(int(p["hamming"]), float(p["sigma"]))
+        ids = self.ids if self.ids.dtype in (np.int32, np.int64) else self.ids.astype(np.int64)
+        best, eids = local_votes(np.ascontiguousarray(self.offsets, np.int64), np.ascontiguousarray(ids),
+                                 np.ascontiguousarray(self.codes, np.uint32),
+                                 np.ascontiguousarray(self.angles, np.uint8),
+                                 cat(W, np.int64), cat(C, np.uint32), cat(A, np.uint8), cat(H, np.uint8),
+                                 weights, int(p["rotation_bins"]), int(depth), ex)
         S = np.full((1, depth), -np.inf, np.float32)
         I = np.full((1, depth), -1, np.int64)
-        if len(keys) == 0:
-            return S, I
-        uk, inv = np.unique(keys, return_inverse=True)
-        tot = np.bincount(inv, weights=wts)
-        ent = uk // (4 * int(self.params["rotation_bins"]))
-        # keys are sorted, so each entry's bins are contiguous: its best bin by reduceat
-        starts = np.flatnonzero(np.r_[True, ent[1:] != ent[:-1]])
-        best = np.maximum.reduceat(tot, starts)
-        eids = ent[starts]
-        if exclude is not None and len(exclude):
-            keep = ~np.isin(eids, np.asarray(exclude, np.int64))
-            eids, best = eids[keep], best[keep]
-        n = min(depth, len(eids))
-        top = np.argpartition(-best, n - 1)[:n] if n < len(eids) else np.arange(len(eids))
-        top = top[np.lexsort((eids[top], -best[top]))]
-        S[0, :n] = best[top]
-        I[0, :n] = eids[top]
+        S[0, :len(best)] = best
+        I[0, :len(eids)] = eids
         return S, I
+
+
+def _vote_weights(hamming: int, sigma: float) -> np.ndarray:
+    """Vote weight ``exp(-(h / sigma) ** 2)`` (float32) for Hamming distances ``h = 0 ... hamming``."""
+    h = np.arange(min(int(hamming), 32) + 1)          # empty when hamming < 0: nothing votes
+    return np.exp(-(h.astype(np.float32) / float(sigma)) ** 2).astype(np.float32)
 
 
 def train_vocabulary(descriptors: np.ndarray, words_per_half: int = 256, he_bits: int = 32, seed: int = 1
