@@ -185,52 +185,70 @@ def _entry_scores(g, pay, weights, nb):
     return ent[:ne], best[:ne]
 
 
+@njit(inline="always")
+def _worse(s1, i1, s2, i2):
+    """Whether entry ``i1`` with score ``s1`` ranks after ``i2`` with ``s2`` (ties by id)."""
+    return s1 < s2 or (s1 == s2 and i1 > i2)
+
+
+@njit(cache=True)
+def _sift_down(hs, hi, n, j):
+    """Restore the heap (worst entry at the root) below position ``j``."""
+    while True:
+        c = 2 * j + 1
+        if c >= n:
+            return
+        if c + 1 < n and _worse(hs[c + 1], hi[c + 1], hs[c], hi[c]):
+            c += 1
+        if not _worse(hs[c], hi[c], hs[j], hi[j]):
+            return
+        hs[j], hs[c] = hs[c], hs[j]
+        hi[j], hi[c] = hi[c], hi[j]
+        j = c
+
+
 @njit(cache=True)
 def _top(ent, best, exclude, depth):
-    """The ``depth`` best entries not in ``exclude`` (sorted), best first, ties by id."""
-    n = ent.shape[0]
-    keep = np.empty(n, np.bool_)
+    """The ``depth`` best entries not in ``exclude`` (sorted), best first, ties by id.
+
+    A heap of the ``depth`` best so far (the worst of them at the root).
+    """
+    k = min(depth, ent.shape[0])
+    hs = np.empty(k, np.float64)
+    hi = np.empty(k, np.int64)
+    n = 0
     x = 0
-    nk = 0
-    for i in range(n):                             # ent and exclude both ascending: a merge
-        while x < exclude.shape[0] and exclude[x] < ent[i]:
+    for i in range(ent.shape[0]):                  # ent and exclude both ascending: a merge
+        e = ent[i]
+        while x < exclude.shape[0] and exclude[x] < e:
             x += 1
-        keep[i] = not (x < exclude.shape[0] and exclude[x] == ent[i])
-        if keep[i]:
-            nk += 1
-    e2 = np.empty(nk, np.int64)
-    s2 = np.empty(nk, np.float64)
-    j = 0
-    for i in range(n):
-        if keep[i]:
-            e2[j] = ent[i]
-            s2[j] = best[i]
-            j += 1
-    k = min(depth, nk)
-    if k == 0:
-        return np.empty(0, np.float64), np.empty(0, np.int64)
-    if k < nk:                                     # every entry at least as good as the k-th
-        thr = np.partition(-s2, k - 1)[k - 1]
-        nc = 0
-        for i in range(nk):
-            if -s2[i] <= thr:
-                nc += 1
-        ce = np.empty(nc, np.int64)
-        cs = np.empty(nc, np.float64)
-        j = 0
-        for i in range(nk):
-            if -s2[i] <= thr:
-                ce[j] = e2[i]
-                cs[j] = s2[i]
-                j += 1
-    else:
-        ce, cs = e2, s2
-    o = np.argsort(-cs, kind="mergesort")          # stable: ties keep ascending ids
-    out_s = np.empty(k, np.float64)
-    out_i = np.empty(k, np.int64)
-    for t in range(k):
-        out_s[t] = cs[o[t]]
-        out_i[t] = ce[o[t]]
+        if x < exclude.shape[0] and exclude[x] == e:
+            continue
+        if n < k:                                  # sift up
+            j = n
+            hs[j] = best[i]
+            hi[j] = e
+            n += 1
+            while j > 0:
+                parent = (j - 1) // 2
+                if not _worse(hs[j], hi[j], hs[parent], hi[parent]):
+                    break
+                hs[j], hs[parent] = hs[parent], hs[j]
+                hi[j], hi[parent] = hi[parent], hi[j]
+                j = parent
+        elif k > 0 and _worse(hs[0], hi[0], best[i], e):
+            hs[0] = best[i]
+            hi[0] = e
+            _sift_down(hs, hi, n, 0)
+    out_s = np.empty(n, np.float64)
+    out_i = np.empty(n, np.int64)
+    for t in range(n - 1, -1, -1):                 # pop the worst into the last free place
+        out_s[t] = hs[0]
+        out_i[t] = hi[0]
+        m = t
+        hs[0] = hs[m]
+        hi[0] = hi[m]
+        _sift_down(hs, hi, m, 0)
     return out_s, out_i
 
 
