@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("path")
     q.add_argument("--index", default="auto", choices=["auto", "flat", "ivf", "ivfsq", "ivfpq", "hnsw"],
                    help="FAISS index kind (auto: exact below 50 000 signatures, IVF above)")
-    q.add_argument("--model", default=None, help="signature model of stage 1: global-640 (default) or local-sift")
+    q.add_argument("--model", default=None, help="signature model of stage 1: local-sift (default: key-point "
+                   "votes and global signatures) or global-640 (global signatures only)")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=_os_errors(run_init))
 

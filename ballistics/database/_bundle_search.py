@@ -91,7 +91,7 @@ class MultiSearch:
     lab : str, default "local"
         Name shown as the lab of the database's own scans.
     model : str, optional
-        Stage-1 model when there is no database (default ``"global-640"``); with a
+        Stage-1 model when there is no database (default: the model of new databases); with a
         database its own model is used and ``model``, if given, must equal it.
     compare, prepare : callable, optional
         Stage-3 comparison functions (default: the database's, else

@@ -35,6 +35,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import DatabaseError, ParameterError
 from ..retrieval import SIGNATURE_PARAMS, SIGNATURE_VERSION, Keypoints, SearchParams, SearchResult, signature_dim
+from ..retrieval._models import DEFAULT_MODEL, get_model
 from ..retrieval._timing import Timer
 from ..scan import Scan
 from . import _models
@@ -77,8 +78,10 @@ class CaseDatabase:
     lock_timeout : float, default 600
         Seconds to wait for another writer to finish.
     model : str, optional
-        Signature model recorded by a new database (``"global-640"``, ``"local-sift"``);
-        an existing one keeps its own (:meth:`resign` moves it).
+        Signature model recorded by a new database: ``"local-sift"`` (the default; stage 1
+        takes the key points' votes and the global signatures together) or
+        ``"global-640"`` (global signatures only).  An existing database keeps its own
+        (:meth:`resign` moves it); one that holds scans but records none is ``"global-640"``.
 
     Raises
     ------
@@ -102,8 +105,9 @@ class CaseDatabase:
         self.lock = WriterLock(self.path, self.lock_timeout)
         self._extractors, self._compare, self._prepare = extractors, compare, prepare
         self._cleanup: Callable[[], None] | None = None  # set by open_bundle()
+        new_model = get_model(model if model is not None else DEFAULT_MODEL).record()  # refused before any write
         self.catalogue: Catalogue = open_catalogue(self.path, self.lock, create=create, readonly=readonly,
-                                                   index_kind=index_kind)
+                                                   index_kind=index_kind, model=new_model)
         stored = self.catalogue.get_parameter("signature") or {}
         if stored.get("version", SIGNATURE_VERSION) != SIGNATURE_VERSION:
             raise DatabaseError(f"{self.path}: signatures were made with {stored.get('version')!r}, this library "
@@ -229,9 +233,11 @@ class CaseDatabase:
         case_id = case_id if case_id is not None else s.case_id
         exhibit_id = exhibit_id if exhibit_id is not None else s.exhibit_id
         surfaces = {"original": s, **entry.surfaces}
-        entry.blobs.update(_models.entry_blobs(self, entry.blobs.get(_models.SIFT_BLOB)))
+        # the caller's entry is left as it was; stage-1 data are this database's model's own
+        blobs = {k: v for k, v in entry.blobs.items() if not k.startswith("stage1:")}
+        blobs.update(_models.entry_blobs(self, blobs.get(_models.SIFT_BLOB)))
         new = NewScan(
-            scan_id=sid, sha256=s.checksum, surfaces=surfaces, signatures=entry.signatures, blobs=entry.blobs,
+            scan_id=sid, sha256=s.checksum, surfaces=surfaces, signatures=entry.signatures, blobs=blobs,
             row={"case_id": case_id, "exhibit_id": exhibit_id, "firearm_id": firearm_id,
                  "preprocess": entry.preprocess, "source": s.provenance.source,
                  "source_sha256": s.provenance.sha256, "shape": list(s.shape), "spacing": list(s.spacing),

@@ -18,6 +18,7 @@ have been removed.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..retrieval._local_index import LocalIndex, index_from_blobs
 from ..retrieval._models import LOCAL_BLOB
 from ..retrieval._verify_sift import Keypoints
 
-__all__ = ["LocalStage1", "MERGE_SHARE"]
+__all__ = ["LocalStage1", "Parts", "MERGE_SHARE"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,37 +52,13 @@ def _index(cat: Any, nums: set[int]) -> LocalIndex:
     return index_from_blobs(ids, blobs)
 
 
-@dataclass
-class LocalStage1:
-    """The two-part inverted file of one database (see the module's docstring)."""
+@dataclass(frozen=True)
+class Parts:
+    """One consistent state of the inverted file: main part, delta, removed entries."""
 
-    generation: int = -1
     main: LocalIndex | None = None
-    main_nums: set[int] = field(default_factory=set)
     delta: LocalIndex | None = None
-    delta_nums: set[int] = field(default_factory=set)
-    stale: set[int] = field(default_factory=set)
-    rebuilds: int = 0
-
-    def sync(self, cat: Any) -> None:
-        """Bring the parts in step with the catalogue (only when its generation moved)."""
-        gen = cat.generation()
-        if gen == self.generation and self.main is not None:
-            return
-        live = {int(r["num"]) for r in cat.list_scans()} & _local_nums(cat)
-        known = self.main_nums | self.delta_nums
-        self.stale = known - live
-        new = live - known
-        if self.main is None or len(self.stale) > MERGE_SHARE * max(len(self.main_nums), 1) or \
-                len(self.delta_nums | new) > MERGE_SHARE * max(len(self.main_nums), 1):
-            self.main, self.main_nums = _index(cat, live), live
-            self.delta, self.delta_nums, self.stale = None, set(), set()
-            self.rebuilds += 1
-            logger.info("local stage 1: inverted file built from %d entries", len(live))
-        elif new:
-            self.delta_nums = (self.delta_nums | new) & live
-            self.delta = _index(cat, self.delta_nums)
-        self.generation = gen
+    stale: frozenset[int] = frozenset()
 
     def search(self, query: Keypoints | tuple[Keypoints, ...], depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Best ``depth`` live entries of both parts: ``(scores, nums)``, shape ``(1, depth)``.
@@ -100,3 +77,38 @@ class LocalStage1:
         out_s[0, :len(top)] = S[top]
         out_i[0, :len(top)] = ids[top]
         return out_s, out_i
+
+
+@dataclass
+class LocalStage1:
+    """The two-part inverted file of one database (see the module's docstring); thread-safe."""
+
+    generation: int = -1
+    parts: Parts = field(default_factory=Parts)
+    main_nums: set[int] = field(default_factory=set)
+    delta_nums: set[int] = field(default_factory=set)
+    rebuilds: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def sync(self, cat: Any) -> Parts:
+        """The parts in step with the catalogue (rebuilt only when its generation moved)."""
+        with self._lock:
+            gen = cat.generation()
+            if gen == self.generation and self.parts.main is not None:
+                return self.parts
+            live = {int(r["num"]) for r in cat.list_scans()} & _local_nums(cat)
+            known = self.main_nums | self.delta_nums
+            stale, new = known - live, live - known
+            limit = MERGE_SHARE * max(len(self.main_nums), 1)
+            if self.parts.main is None or len(stale) > limit or len(self.delta_nums | new) > limit:
+                self.main_nums, self.delta_nums = live, set()
+                self.parts = Parts(_index(cat, live))
+                self.rebuilds += 1
+                logger.info("local stage 1: inverted file built from %d entries", len(live))
+            else:
+                if new:
+                    self.delta_nums = (self.delta_nums | new) & live
+                delta = _index(cat, self.delta_nums) if new else self.parts.delta
+                self.parts = Parts(self.parts.main, delta, frozenset(stale))
+            self.generation = gen
+            return self.parts

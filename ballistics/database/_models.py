@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, VerificationError
-from ..retrieval._models import LEGACY_MODEL, SignatureModel, get_model, model_blobs
+from ..retrieval._models import DEFAULT_MODEL, LEGACY_MODEL, SignatureModel, get_model, model_blobs
 from ._local_stage1 import LocalStage1
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,11 +48,19 @@ def recorded_model(catalogue: Any) -> SignatureModel:
 
 
 def record_model(db: CaseDatabase, model: str | SignatureModel | None) -> None:
-    """Record ``model`` in a new (empty) database; an existing one keeps its model."""
-    if model is None or db.readonly:
-        return
-    m = get_model(model)
+    """Record ``model`` in a new (empty) database; an existing one keeps its model.
+
+    With ``model=None`` a new database records :data:`~ballistics.retrieval._models.DEFAULT_MODEL`;
+    a database that holds scans but records no model keeps the legacy one.
+    """
     cat = db.catalogue
+    if db.readonly:
+        return
+    if model is None:
+        if cat.get_parameter(MODEL_PARAM) or cat.counts()["scans"]:
+            return
+        model = DEFAULT_MODEL
+    m = get_model(model)
     if cat.get_parameter(MODEL_PARAM):
         if recorded_model(cat).name != m.name:
             raise DatabaseError(f"{db.path}: the database uses signature model {recorded_model(cat).name!r}; "
@@ -171,5 +179,4 @@ def local_stage1(db: CaseDatabase) -> Callable[[Any, int], tuple[np.ndarray, np.
     state = db.__dict__.get("_local_stage1")
     if state is None:
         db.__dict__["_local_stage1"] = state = LocalStage1()
-    state.sync(cat)
-    return state.search
+    return state.sync(cat).search

@@ -18,6 +18,7 @@ from ..errors import DatabaseError
 from ..retrieval import SIGNATURE_PARAMS
 from ._audit import JOURNAL_NAME
 from ._catalogue import Catalogue
+from ._models import MODEL_PARAM
 
 __all__ = ["open_catalogue", "stored_data"]
 
@@ -47,8 +48,12 @@ def _lost(path: Path, what: str) -> DatabaseError:
                          f"{path}` to rebuild the catalogue from the stored surfaces and the audit journal.")
 
 
-def open_catalogue(path: Path, lock: Any, *, create: bool, readonly: bool, index_kind: str) -> Catalogue:
+def open_catalogue(path: Path, lock: Any, *, create: bool, readonly: bool, index_kind: str,
+                   model: dict[str, str] | None = None) -> Catalogue:
     """The database's catalogue, created when the directory is new (see the module docstring).
+
+    A new catalogue records ``model`` (a signature model's record) in its parameters and
+    in its ``init`` audit entry.
 
     Raises
     ------
@@ -105,7 +110,10 @@ def open_catalogue(path: Path, lock: Any, *, create: bool, readonly: bool, index
                 with catalogue.transaction():
                     catalogue.set_parameter("signature", SIGNATURE_PARAMS)
                     catalogue.set_parameter("index_kind", index_kind)
-                    catalogue.audit("init", None, {"signature": SIGNATURE_PARAMS, "index_kind": index_kind,
-                                                   "path": str(path)})
+                    init: dict[str, Any] = {"signature": SIGNATURE_PARAMS, "index_kind": index_kind, "path": str(path)}
+                    if model is not None:
+                        catalogue.set_parameter(MODEL_PARAM, model)
+                        init["signature_model"] = model
+                    catalogue.audit("init", None, init)
     return catalogue
 

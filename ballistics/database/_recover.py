@@ -17,11 +17,13 @@ from typing import Any
 
 from .._json import canonical_json
 from ..errors import BallisticsError, DatabaseError
-from ..retrieval import signature
+from ..retrieval import SIFT_BLOB, signature
+from ..retrieval._models import model_blobs
 from ._audit import JOURNAL_NAME, read_journal
 from ._catalogue import Catalogue
 from ._entry import PARTS, compute_blobs
 from ._lock import WriterLock
+from ._models import MODEL_PARAM
 from ._open import CATALOGUE
 from ._store import EvidenceStore
 from ._writes import NewScan, WriteBatch
@@ -44,7 +46,22 @@ def _live_scans(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return live
 
 
-def _restore_one(store: EvidenceStore, sid: str, params: dict[str, Any]) -> NewScan:
+def _journal_model(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The signature model the journal last recorded (created with, chosen, or migrated to); None if none."""
+    model = None
+    for e in entries:
+        action = e.get("action")
+        if action not in ("init", "signature_model", "migrate"):
+            continue
+        p = Catalogue.parse_json(e["parameters"]) if isinstance(e.get("parameters"), str) else e.get("parameters")
+        p = p if isinstance(p, dict) else {}
+        rec = p.get("model") if action == "migrate" else p.get("signature_model") if action == "init" else p
+        if isinstance(rec, dict) and isinstance(rec.get("name"), str):
+            model = rec
+    return model
+
+
+def _restore_one(store: EvidenceStore, sid: str, params: dict[str, Any], model: str | None = None) -> NewScan:
     files = params.get("files") or {}
     shas = params.get("file_sha256") or {}
     if "breech_face" not in files:
@@ -71,11 +88,14 @@ def _restore_one(store: EvidenceStore, sid: str, params: dict[str, Any]) -> NewS
     row.update(shape=list(s.shape), spacing=list(s.spacing), metadata=s.metadata, provenance=s.provenance.to_dict())
     for k in ("case_id", "exhibit_id", "firearm_id"):
         row.setdefault(k, params.get(k))
+    blobs = compute_blobs(surfaces["breech_face"])
+    if model is not None:
+        blobs.update(model_blobs(model, blobs.get(SIFT_BLOB)))
     return NewScan(scan_id=sid, sha256=params.get("sha256") or s.checksum, surfaces=surfaces, signatures=sigs,
-                   blobs=compute_blobs(surfaces["breech_face"]), row=row, evidence=None, action="recover",
+                   blobs=blobs, row=row, evidence=None, action="recover",
                    audit={"restored_from": "stored surfaces and audit journal"}) if evidence is None else \
         NewScan(scan_id=sid, sha256=params.get("sha256") or s.checksum, surfaces=surfaces, signatures=sigs,
-                blobs=compute_blobs(surfaces["breech_face"]), row=row, evidence=(evidence[0], evidence[1]),
+                blobs=blobs, row=row, evidence=(evidence[0], evidence[1]),
                 action="recover", audit={"restored_from": "stored surfaces and audit journal"})
 
 
@@ -131,12 +151,15 @@ def recover(path: str | os.PathLike[str]) -> dict[str, Any]:
                 from ..retrieval import SIGNATURE_PARAMS
                 cat.set_parameter("signature", params.get("signature", SIGNATURE_PARAMS))
                 cat.set_parameter("index_kind", params.get("index_kind", "auto"))
+                model = _journal_model(entries)
+                if model is not None:
+                    cat.set_parameter(MODEL_PARAM, model)
             store = EvidenceStore(root)
             batch = WriteBatch(cat, store, root)
             restored, failed = [], {}
             for sid, p in _live_scans(entries).items():
                 try:
-                    batch.add(_restore_one(store, sid, p))
+                    batch.add(_restore_one(store, sid, p, None if model is None else str(model["name"])))
                     restored.append(sid)
                 except BallisticsError as exc:
                     failed[sid] = str(exc)

@@ -18,10 +18,12 @@ import logging
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchResult, VerificationError, query_keypoints
 from ..retrieval._cascade import CascadeHit, compare_candidates, verify_candidates
-from ..retrieval._fuse import merge_ranked, split_depth
+from ..retrieval._fuse import fuse_rankings, split_depth
 from ..retrieval._timing import Timer, format_timings
 from ..scan import Scan
 from ._entry import PreparedEntry
@@ -98,24 +100,34 @@ def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, exclud
 
     Without ``local`` (a ``global-640`` database): the global signatures' ranking, fused
     over the parts.  With it: the first ``local_share`` of the list from the key points'
-    votes, the rest from the global ranking, merged (:func:`ballistics.retrieval.merge_ranked`).
+    votes, the rest from the global ranking (:func:`ballistics.retrieval.fuse_rankings`).
     """
-    n_global, n_local = split_depth(ncand, local_share if local is not None else 0.0)
+    _, n_local = split_depth(ncand, local_share if local is not None else 0.0)
     extra = len(excluded) + 1
-    per_part, ids = _global_ranking(entry, index, n_global, extra) if n_global else ({}, set())
+    per_part, ids = _global_ranking(entry, index, ncand, extra) if ncand > n_local else ({}, set())
     votes: list[tuple[int, float]] = []
     if local is not None and n_local:
         D, I = local(n_local + extra)
         votes = [(int(i), float(d)) for d, i in zip(D[0], I[0]) if i >= 0]
     rows = catalogue.scans_by_nums(ids | {i for i, _ in votes})
-    ranked = _fuse_parts(per_part, ids, rows, excluded, self_sha)[:n_global]
+    ranked = _fuse_parts(per_part, ids, rows, excluded, self_sha)[:ncand]
     if local is None:
         return [CascadeHit(key=i, stage1_score=float(s), stage1_rank=r)
                 for r, (i, s) in enumerate(ranked, 1)], rows
-    voted = [i for i, _ in votes if _keep(rows.get(i), excluded, self_sha)][:n_local]
-    merged = merge_ranked([i for i, _ in ranked], voted)
-    return [CascadeHit(key=i, stage1_score=float(s), stage1_rank=r)
-            for r, (i, s) in enumerate(merged, 1)], rows
+    voted = [i for i, _ in votes if _keep(rows.get(i), excluded, self_sha)]
+    merged = [int(i) for i, _ in fuse_rankings([i for i, _ in ranked], voted, ncand, local_share)]  # type: ignore[call-overload]
+    # every candidate's score is its cosine similarity, whichever ranking brought it
+    cos = dict(ranked)
+    missing = [i for i in merged if i not in cos]
+    if missing:
+        for part, vec in entry.signatures.items():
+            scores = per_part.setdefault(part, ({}, 0.0))[0]
+            q = np.asarray(vec, np.float32).ravel()
+            for nums, V in catalogue.iter_signatures(part, missing):
+                scores.update(zip(nums.tolist(), (V @ q).tolist()))
+        cos.update(_fuse_parts(per_part, set(missing), rows, excluded, self_sha))
+    return [CascadeHit(key=i, stage1_score=float(cos[i]), stage1_rank=r)
+            for r, i in enumerate(merged, 1)], rows
 
 
 def _blobs(catalogue: Any, cache: dict[int, Keypoints | bytes | None] | None

@@ -63,8 +63,8 @@ class CascadeHit:
     stage : int
         Last stage the candidate went through (1, 2 or 3).
     stage1_score : float
-        Cosine similarity of the signatures; with key-point votes (``local-sift``),
-        ``1 - relative rank`` in the merged short list (:func:`merge_ranked`).
+        Cosine similarity of the signatures (fused over the parts), whichever stage-1
+        ranking brought the candidate.
     stage1_rank : int
         1-based rank in the stage-1 short list.
     stage2_inliers : int or None

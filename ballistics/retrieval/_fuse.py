@@ -6,12 +6,14 @@ look-alike non-mates; the key points' votes put a mate at the very top when the 
 scans share descriptors, and give it nothing when they do not (the votes' recall
 hardly grows beyond the first hundred).  So the short list is split: its first
 ``local_depth`` places come from the votes, the rest from the global ranking, and the
-two are merged without duplicates.  Stage 2 then verifies every candidate whatever
+two are merged without duplicates; when the two lists share candidates, the list is
+filled up to its depth from further down the global ranking.  Stage 2 then verifies every candidate whatever
 list it came from, so the merge order matters only for ties at the end of the cascade.
 
 Ordering of the merged list: each candidate's *relative rank* in its list
 (``(rank - 1) / depth`` of that list; the better of the two when it is in both), ties
-by the global list first.  Its stage-1 score is ``1 - relative rank``, in ``(0, 1]``.
+by the global list first.  (A case database reports every candidate's cosine
+similarity as its stage-1 score, whichever list brought it.)
 
 References
 ----------
@@ -27,7 +29,7 @@ from collections.abc import Hashable, Sequence
 
 from ..errors import ParameterError
 
-__all__ = ["split_depth", "merge_ranked"]
+__all__ = ["split_depth", "merge_ranked", "fuse_rankings"]
 
 
 def split_depth(depth: int, local_share: float) -> tuple[int, int]:
@@ -78,3 +80,36 @@ def merge_ranked(global_keys: Sequence[Hashable], local_keys: Sequence[Hashable]
                 best[k] = cand
     order = sorted(best, key=lambda k: best[k])
     return [(k, 1.0 - best[k][0]) for k in order]
+
+
+def fuse_rankings(global_keys: Sequence[Hashable], local_keys: Sequence[Hashable], depth: int,
+                  local_share: float) -> list[tuple[Hashable, float]]:
+    """The short list of ``depth`` candidates from the two rankings.
+
+    Parameters
+    ----------
+    global_keys : sequence of hashable
+        The global signatures' ranking, best first, ideally ``depth`` long (the part
+        beyond ``split_depth(depth, local_share)[0]`` fills the list when the two
+        rankings share candidates).
+    local_keys : sequence of hashable
+        The key points' votes, best first; its first ``split_depth(...)[1]`` are used.
+    depth : int
+        Length of the short list (candidates).
+    local_share : float
+        Share of the list taken from the votes, in ``[0, 1]``.
+
+    Returns
+    -------
+    list of (key, score)
+        At most ``depth`` candidates (fewer only when both rankings together hold
+        fewer), ordered and scored as :func:`merge_ranked`.
+    """
+    n_global, n_local = split_depth(depth, local_share)
+    votes = list(local_keys[:n_local])
+    take = n_global
+    while True:
+        merged = merge_ranked(global_keys[:take], votes)
+        if len(merged) >= depth or take >= len(global_keys):
+            return merged[:depth]
+        take += depth - len(merged)

@@ -30,9 +30,8 @@ class SearchHit:
     rank : int
         1-based position in the returned list.
     retrieval_score : float
-        Stage 1: fused cosine similarity of the signatures (-1..1, higher = more alike);
-        in a database with key-point votes (``local-sift``), ``1 - relative rank`` in the
-        merged short list (0..1, see :func:`ballistics.retrieval.merge_ranked`).
+        Stage 1: fused cosine similarity of the signatures (-1..1, higher = more alike),
+        also for a candidate brought by the key points' votes (``local-sift``).
     score : float or None
         Stage 3: ``Comparison.score`` (higher = more similar); None when not compared.
     cmc_count : int or None

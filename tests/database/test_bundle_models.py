@@ -28,7 +28,7 @@ from ballistics.retrieval._models import LOCAL_BLOB, get_model
 EXPORTED = [0, 1, 2, 3]  # Fadul 1-1, 1-2, 2-1, 2-2 (firearms 1 and 2); lab B keeps 3-1, 3-2
 
 
-def _db(path: Path, sample, entries, which, model: str | None = None) -> CaseDatabase:
+def _db(path: Path, sample, entries, which, model: str | None = "global-640") -> CaseDatabase:
     db = CaseDatabase(path, model=model)
     for i in which:
         db.add(copy.deepcopy(entries[i]), scan_id=sample[i].exhibit_id, firearm_id=sample[i].metadata["firearm"])
@@ -62,7 +62,7 @@ def bundles(tmp_path_factory, sample, entries):
     return root
 
 
-def _lab_b(path: Path, sample, entries, model: str | None = None) -> CaseDatabase:
+def _lab_b(path: Path, sample, entries, model: str = "global-640") -> CaseDatabase:
     return _db(path, sample, entries, [4, 5], model)
 
 

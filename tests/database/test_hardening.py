@@ -19,6 +19,7 @@ import pytest
 from ballistics.cli import main
 from ballistics.database import CaseDatabase, generate_signing_key, prepare_entry, read_bundle
 from ballistics.errors import BallisticsError, BundleError, BundleSignatureError, DatabaseError, OutputError
+from ballistics.retrieval._models import LOCAL_BLOB
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -29,7 +30,7 @@ def _hashes(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, entries):
     d = tmp_path_factory.mktemp("hard")
-    with CaseDatabase(d / "a") as a:
+    with CaseDatabase(d / "a", model="global-640") as a:  # its blobs are the stage-2 key points only
         for e in entries[:3]:
             a.add(e, scan_id=e.scan.exhibit_id)
         a.export_bundle(d / "a.zip", lab="Lab A")
@@ -187,6 +188,8 @@ def test_empty_catalogue_is_an_error_not_a_new_database(tmp_path, entries):
     assert sorted(out["restored"]) == ["one", "two"] and out["not_restored"] == {}
     with CaseDatabase(tmp_path / "db") as db:
         assert sorted(r["scan_id"] for r in db.list()) == ["one", "two"]
+        assert db.model == "local-sift"  # the model the journal recorded, with its per-entry data
+        assert all(db.catalogue.get_blob(r["num"], LOCAL_BLOB) for r in db.catalogue.list_scans())
         v = db.verify(deep=True)
         assert v["ok"], v["problems"]
         assert db.search(entries[0], k=1, rerank=0, exclude_self=False)[0].scan_id == "one"

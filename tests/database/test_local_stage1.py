@@ -54,4 +54,4 @@ def test_the_schedule_rebuilds_when_the_delta_outgrows_its_share(tmp_path, sampl
         local_stage1(db)
     state = db.__dict__["_local_stage1"]
     # with six entries any addition is more than a tenth of the main part: each one rebuilt it
-    assert state.rebuilds == 6 and state.delta is None and len(state.main_nums) == 6
+    assert state.rebuilds == 6 and state.parts.delta is None and len(state.main_nums) == 6

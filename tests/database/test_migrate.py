@@ -36,7 +36,7 @@ def test_new_database_records_its_model(tmp_path):
     assert CaseDatabase(tmp_path / "a").model == "local-sift"           # reopened: kept
     with pytest.raises(DatabaseError, match="migrate"):
         CaseDatabase(tmp_path / "a", model="global-640")
-    assert CaseDatabase(tmp_path / "b").model == "global-640"           # no model given: the legacy one
+    assert CaseDatabase(tmp_path / "b").model == "local-sift"           # a new database: the default model
     with pytest.raises(ParameterError, match="unknown signature model"):
         CaseDatabase(tmp_path / "c", model="nope")
 
@@ -50,7 +50,7 @@ def test_local_model_finds_every_mate_first(tmp_path, sample, entries):
 
 def test_migrated_database_answers_as_a_fresh_one(tmp_path, sample, entries):
     fresh = _fill(CaseDatabase(tmp_path / "fresh", model="local-sift"), sample, entries)
-    old = _fill(CaseDatabase(tmp_path / "old"), sample, entries)
+    old = _fill(CaseDatabase(tmp_path / "old", model="global-640"), sample, entries)
     assert old.model == "global-640"
     out = old.resign("local-sift", batch=2)
     assert out["resigned"] == 6 and old.model == "local-sift"
@@ -61,7 +61,7 @@ def test_migrated_database_answers_as_a_fresh_one(tmp_path, sample, entries):
 
 
 def test_interrupted_migration_resumes(tmp_path, sample, entries):
-    db = _fill(CaseDatabase(tmp_path / "db"), sample, entries)
+    db = _fill(CaseDatabase(tmp_path / "db", model="global-640"), sample, entries)
     ref = _answers(_fill(CaseDatabase(tmp_path / "ref", model="local-sift"), sample, entries), sample)
 
     def boom(done, total):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ballistics.errors import ParameterError
-from ballistics.retrieval import SearchParams, merge_ranked, split_depth
+from ballistics.retrieval import SearchParams, fuse_rankings, merge_ranked, split_depth
 
 
 @pytest.mark.parametrize("depth, share, expected", [(1000, 0.25, (750, 250)), (1000, 0.0, (1000, 0)),
@@ -40,3 +40,13 @@ def test_merge_of_one_list_is_that_list():
     assert [k for k, _ in merge_ranked([3, 1, 2], [])] == [3, 1, 2]
     assert [k for k, _ in merge_ranked([], [5, 4])] == [5, 4]
     assert merge_ranked([], []) == []
+
+
+def test_fused_list_is_filled_from_the_global_ranking_when_the_lists_overlap():
+    g = ["a", "b", "c", "d", "e"]
+    assert [k for k, _ in fuse_rankings(g, ["x", "y"], 4, 0.5)] == ["a", "x", "b", "y"]
+    # the votes repeat the global leaders: two more global candidates fill the list
+    out = [k for k, _ in fuse_rankings(g, ["a", "b"], 4, 0.5)]
+    assert out == ["a", "b", "c", "d"]
+    assert len(fuse_rankings(["a"], ["a"], 4, 0.5)) == 1     # nothing more to fill with
+    assert [k for k, _ in fuse_rankings(g, ["z"], 3, 0.0)] == ["a", "b", "c"]
