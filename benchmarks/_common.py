@@ -241,7 +241,8 @@ def parser(doc: str | None = None, what: str | None = None) -> argparse.Argument
     ap.add_argument("--subset", type=int, nargs="+", default=[150, 200], help="twostep: key points of the first step")
     ap.add_argument("--queries", default=None, help="scale: labelled CSV (file,firearm) of the queries and mates")
     ap.add_argument("--entries", type=int, nargs="+", default=None, help="scale: collection sizes (as --sizes)")
-    ap.add_argument("--design", nargs="+", default=["global"], choices=["global", "local", "fused"],
+    ap.add_argument("--design", nargs="+", default=["global"],
+                    choices=["global", "local", "fused", "vlad4096", "fused4096"],
                     help="scale/local: stage-1 designs to run")
     ap.add_argument("--local-share", type=float, default=0.25,
                     help="fused: share of the short list taken from the key points' votes (the product's default)")

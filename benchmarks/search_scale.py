@@ -24,6 +24,8 @@ Designs of stage 1 (``--design``):
   one random bit of the Hamming code flipped on half of them and 10 % moved to a random word.
 * ``fused``: both, as a ``local-sift`` database searches: the first ``--local-share`` of
   the short list from the votes, the rest from the signatures, merged by relative rank.
+* ``vlad4096`` / ``fused4096``: the 4,096-value VLAD signature (``search_vlad_design.py``,
+  not shipped) alone, and with the votes instead of the 640-value signature.
 
 Stage 2 verifies the short list against the real stored key points (replicas of a base
 decoy share its key points; verified again for timing on the timed queries); stage 3
@@ -55,6 +57,7 @@ from _common import (  # noqa: E402
     real_scans,
     setup_logging,
 )
+from search_vlad_design import Vlad4096Stage1  # noqa: E402
 
 DEPTHS = [10, 100, 1000]
 
@@ -216,35 +219,58 @@ class LocalStage1:
 class FusedStage1:
     """Both rankings: the first ``--local-share`` of each list from the votes, the rest from the signatures.
 
-    The merge is the product's (:func:`ballistics.retrieval.merge_ranked`), so a list of
-    depth ``d`` holds the global design's first ``d - round(d * share)`` and the local
-    design's first ``round(d * share)`` entries (the two designs index the same entries)."""
+    The merge is the product's (:func:`ballistics.retrieval.fuse_rankings`): a list of
+    depth ``d`` holds the local design's first ``round(d * share)`` entries and the global
+    design's first ones up to ``d`` in all (the two designs index the same entries)."""
 
-    def __init__(self, col: Collection, size: int, a: argparse.Namespace) -> None:
-        self.g, self.loc = GlobalStage1(col, size, a), LocalStage1(col, size, a)
+    global_design: type = GlobalStage1
+
+    def __init__(self, col: Collection, size: int, a: argparse.Namespace, built: dict | None = None) -> None:
+        """``built``: designs already built at this size, by class (reused, not built again)."""
+        built = {} if built is None else built
+        self.loc = built.get(LocalStage1) or LocalStage1(col, size, a)
+        self.g = built.get(self.global_design) or self.global_design(col, size, a)
         self.share = a.local_share
-        self.name = f"fused (votes {self.share:g} of the list)"
+        self.name = f"fused: votes {self.share:g} of the list + {self.g.name}"
         self.build_s = self.g.build_s + self.loc.build_s
         self.bytes_per_entry = self.g.bytes_per_entry + self.loc.bytes_per_entry
         self.base, self.qkp, self._qk = self.g.base, self.loc.qkp, self.loc._qk
         assert np.array_equal(self.g.base, self.loc.base)
 
     def search(self, qi: int, depth: int) -> list[int]:
-        from ballistics.retrieval import merge_ranked, split_depth
-        ng, nl = split_depth(depth, self.share)
-        g = self.g.search(qi, ng) if ng else []
+        from ballistics.retrieval import fuse_rankings, split_depth
+        nl = split_depth(depth, self.share)[1]
+        g = self.g.search(qi, depth) if depth > nl else []
         v = self.loc.search(qi, nl) if nl else []
-        return [int(k) for k, _ in merge_ranked(g[:ng], v[:nl])]
+        return [int(k) for k, _ in fuse_rankings(g[:depth], v, depth, self.share)]
 
 
-DESIGNS = {"global": GlobalStage1, "local": LocalStage1, "fused": FusedStage1}
+class Fused4096Stage1(FusedStage1):
+    """The votes with the 4,096-value VLAD instead of the 640-value signature (not shipped)."""
+
+    global_design = Vlad4096Stage1
+
+
+DESIGNS = {"global": GlobalStage1, "local": LocalStage1, "fused": FusedStage1, "vlad4096": Vlad4096Stage1,
+           "fused4096": Fused4096Stage1}
 
 
 # ----------------------------------------------------------------------------- the run
-def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: PairCompare) -> tuple:
+def build(col: Collection, size: int, design: str, a: argparse.Namespace, built: dict):
+    """The design's stage 1 at ``size``, reusing the indices in ``built`` (and adding its own)."""
+    cls = DESIGNS[design]
+    st = cls(col, size, a, built) if design.startswith("fused") else (built.get(cls) or cls(col, size, a))
+    for part in (st, getattr(st, "g", None), getattr(st, "loc", None)):
+        if part is not None:
+            built[type(part)] = part
+    return st
+
+
+def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: PairCompare,
+        built: dict | None = None) -> tuple:
     from ballistics.retrieval._cascade import CascadeHit
     from ballistics.retrieval._verify_sift import query_keypoints, verify
-    st = DESIGNS[design](col, size, a)
+    st = build(col, size, design, a, {} if built is None else built)
     s1 = {d: [] for d in DEPTHS}
     r10, h1, t1s, tqs, t2s, t3s, tends = [], [], [], [], [], [], []
     ver: dict = {}
@@ -262,7 +288,7 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
         order = st.search(qi, a.shortlist)
         t1 = time.process_time() - c1
         for d in DEPTHS:  # a fused list of depth d is not a prefix of a deeper one
-            od = order[:d] if design != "fused" and d <= a.shortlist else st.search(qi, d)
+            od = order[:d] if not design.startswith("fused") and d <= a.shortlist else st.search(qi, d)
             s1[d].append(len(set(od) & mates) / len(mates))
         c2 = time.process_time()
         sc, vreal = {}, {}
@@ -321,8 +347,9 @@ def cmd_scale(a: argparse.Namespace) -> None:
         pc.cache, pc.file = {}, pc.file.with_name(pc.file.stem + "-" + Path(a.queries).stem + ".pkl")
     res = None
     for size in (a.entries or a.sizes):
+        built: dict = {}  # each index is built once per size; the fused designs reuse them
         for design in a.design:
-            res = run(col, max(size, col.n), design, a, pc)
+            res = run(col, max(size, col.n), design, a, pc, built)
     assert res is not None
     print(f"recall@10 {res[0]:.3f} hit@1 {res[1]:.3f} median {res[2]:.2f} s/query")
 
