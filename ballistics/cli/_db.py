@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search", help="rank stored scans by similarity to FILE",
         description="Rank stored scans by similarity to FILE.  PATH is a database directory or an exchange bundle; "
                     "--bundle adds bundles (repeat it) searched together with PATH without importing them.  All "
-                    "sources are searched with the database's stage-1 model (global-640 without a database); "
+                    "sources are searched with the database's stage-1 model (the model of new databases without one); "
                     "each source keeps its own stage-1 short list, the verified candidates of all sources are "
                     "merged, stage 3 compares the best of the union, and every hit names its lab and source.  "
                     "Signed bundles need their lab's key among --public-key (repeat it: a keyring) or "

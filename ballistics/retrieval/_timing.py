@@ -38,7 +38,7 @@ def format_timings(timings: dict[str, dict[str, float]]) -> str:
     str
         e.g. ``"stage2  verify       212 candidates   1.07 s wall   1.05 s CPU"``.
     """
-    names = {"query": "query features", "stage1": "FAISS retrieval", "stage2": "SIFT+RANSAC verify",
+    names = {"query": "query features", "stage1": "retrieval", "stage2": "SIFT+RANSAC verify",
              "stage3": "compare"}
     lines = []
     for k in ("query", "stage1", "stage2", "stage3"):

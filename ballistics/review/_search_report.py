@@ -36,7 +36,8 @@ _NOT_IDENTIFICATIONS = (
     "database at all, and every candidate must be examined and compared by an examiner. A log10 LR here is the "
     "LR system's value for that pair alone; it does not account for the search among many candidates.</p></div>")
 
-_STAGES = {"query": "query features (signature, key points)", "stage1": "stage 1: FAISS retrieval",
+_STAGES = {"query": "query features (signature, key points)",
+           "stage1": "stage 1: retrieval (signatures, key-point votes)",
            "stage2": "stage 2: SIFT + RANSAC verification", "stage3": "stage 3: compare (CMC)"}
 
 

@@ -63,7 +63,8 @@ def test_search_report_candidate_list(small_db, searched, tmp_path):
         assert f"{top.comparison['llr']:+.2f}" in row
     assert "Search timings" in html
     assert set(hits.timings) >= {"stage1", "stage2", "stage3"}       # the result brings its own timings
-    for stage in ("stage 1: FAISS retrieval", "stage 2: SIFT + RANSAC verification", "stage 3: compare (CMC)"):
+    for stage in ("stage 1: retrieval (signatures, key-point votes)", "stage 2: SIFT + RANSAC verification",
+                  "stage 3: compare (CMC)"):
         assert stage in html
 
 
