@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, VerificationError
 from ..retrieval._models import DEFAULT_MODEL, LEGACY_MODEL, SignatureModel, get_model, model_blobs
-from ._local_stage1 import LocalStage1
+from ._local_stage1 import MAIN_FILE, LocalStage1
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._database import CaseDatabase
@@ -158,6 +158,8 @@ def resign(db: CaseDatabase, model: str | SignatureModel, batch: int = 64,
     if target.kind == "global":
         db.rebuild_index()
     db.__dict__.pop("_local_stage1", None)
+    if not db.readonly:  # the saved inverted file is rebuilt from the re-signed entries
+        (db.path / "index" / MAIN_FILE).unlink(missing_ok=True)
     return {"model": rec, "resigned": done - resumed, "resumed": resumed, "total": done}
 
 
@@ -178,5 +180,5 @@ def local_stage1(db: CaseDatabase) -> Callable[[Any, int], tuple[np.ndarray, np.
         return None
     state = db.__dict__.get("_local_stage1")
     if state is None:
-        db.__dict__["_local_stage1"] = state = LocalStage1()
+        db.__dict__["_local_stage1"] = state = LocalStage1(db.path / "index" / MAIN_FILE, not db.readonly)
     return state.sync(cat).search

@@ -55,3 +55,33 @@ def test_the_schedule_rebuilds_when_the_delta_outgrows_its_share(tmp_path, sampl
     state = db.__dict__["_local_stage1"]
     # with six entries any addition is more than a tenth of the main part: each one rebuilt it
     assert state.rebuilds == 6 and state.parts.delta is None and len(state.main_nums) == 6
+
+
+def test_a_later_handle_loads_the_saved_inverted_file_and_a_damaged_one_is_rebuilt(tmp_path, sample, entries,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(ls1, "MERGE_SHARE", 10.0)  # a small database: keep the addition in the delta
+    path = tmp_path / "db"
+    db = CaseDatabase(path, model="local-sift")
+    for s, e in zip(sample[:5], entries[:5]):
+        db.add(copy.deepcopy(e), scan_id=s.exhibit_id, firearm_id=s.metadata["firearm"])
+    local_stage1(db)
+    saved = path / "index" / ls1.MAIN_FILE
+    assert saved.is_file()
+    db.close()
+    q = query_keypoints(sample[0], mirror=True)
+    later = CaseDatabase(path)
+    later.add(copy.deepcopy(entries[5]), scan_id=sample[5].exhibit_id)   # one more since it was saved
+    with_saved = local_stage1(later)(q, 6)
+    state = later.__dict__["_local_stage1"]
+    assert state.rebuilds == 0 and len(state.main_nums) == 5 and len(state.delta_nums) == 1
+    ref = _fresh(later, q, 6)
+    np.testing.assert_array_equal(with_saved[1], ref[1])
+    later.close()
+    saved.write_bytes(saved.read_bytes()[:200])                          # damaged: ignored and rebuilt
+    again = CaseDatabase(path)
+    np.testing.assert_array_equal(local_stage1(again)(q, 6)[1], ref[1])
+    assert again.__dict__["_local_stage1"].rebuilds == 1
+    ro = CaseDatabase(path, readonly=True)
+    before = saved.read_bytes()
+    np.testing.assert_array_equal(local_stage1(ro)(q, 6)[1], ref[1])
+    assert saved.read_bytes() == before                                  # a read-only handle writes nothing
