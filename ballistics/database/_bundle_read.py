@@ -66,6 +66,17 @@ __all__ = ["read_bundle"]
 _CHUNK = 1 << 20
 
 
+
+#: What reading a damaged or hostile zip can raise (each becomes a BundleFormatError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error,
+               NotImplementedError, RuntimeError, MemoryError, OverflowError)
+
+
+def _unreadable(p: Any, exc: BaseException) -> BundleFormatError:
+    return BundleFormatError(f"{p}: not a readable bundle -- truncated, damaged or not a zip file "
+                             f"({type(exc).__name__}: {str(exc)[:200]}).")
+
+
 def _open_regular(p: Path) -> io.BufferedReader:
     """Open a regular file without blocking on a FIFO or reading a device."""
     try:
@@ -252,10 +263,8 @@ def read_bundle(path: str | os.PathLike[str], public_key: Any = None) -> Bundle:
                 data = _read_members(p, z)
     except BundleError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error,
-            NotImplementedError, RuntimeError, MemoryError, OverflowError) as exc:
-        raise BundleFormatError(f"{p}: not a readable bundle -- truncated, damaged or not a zip file "
-                                f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
+    except _ZIP_ERRORS as exc:
+        raise _unreadable(p, exc) from exc
     manifest, man_bytes = _manifest(p, data)
     sig = data.pop(SIGNATURE, None)
     signed_by = _check_signature(p, man_bytes, sig, public_key)
@@ -394,10 +403,8 @@ def signing_key_for(path: str | os.PathLike[str], public_keys: Any) -> tuple[Any
                         raise BundleIntegrityError(f"{p}: {info.filename} inflates beyond its declared size.")
     except BundleError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error,
-            NotImplementedError, RuntimeError, MemoryError, OverflowError) as exc:
-        raise BundleFormatError(f"{p}: not a readable bundle -- truncated, damaged or not a zip file "
-                                f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
+    except _ZIP_ERRORS as exc:
+        raise _unreadable(p, exc) from exc
     sig, man = got.get(SIGNATURE), got.get(MANIFEST)
     keys = list(public_keys)
     if sig is None or man is None or not keys:
