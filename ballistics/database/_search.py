@@ -123,8 +123,12 @@ def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, exclud
         for part, vec in entry.signatures.items():
             scores = per_part.setdefault(part, ({}, 0.0))[0]
             q = np.asarray(vec, np.float32).ravel()
-            for nums, V in catalogue.iter_signatures(part, missing):
-                scores.update(zip(nums.tolist(), (V @ q).tolist()))
+            try:
+                for nums, V in catalogue.iter_signatures(part, missing):
+                    if V.shape[1] == q.size:
+                        scores.update(zip(nums.tolist(), np.nan_to_num(V @ q, nan=-1.0).tolist()))
+            except ValueError:  # a damaged stored vector: the candidate keeps the floor score
+                logger.warning("stage 1: a stored %s signature could not be read", part)
         cos.update(_fuse_parts(per_part, set(missing), rows, excluded, self_sha))
     return [CascadeHit(key=i, stage1_score=float(cos[i]), stage1_rank=r)
             for r, i in enumerate(merged, 1)], rows
