@@ -244,8 +244,8 @@ def parser(doc: str | None = None, what: str | None = None) -> argparse.Argument
     ap.add_argument("--design", nargs="+", default=["global"],
                     choices=["global", "local", "fused", "vlad4096", "fused4096"],
                     help="scale/local: stage-1 designs to run")
-    ap.add_argument("--local-share", type=float, default=0.25,
-                    help="fused: share of the short list taken from the key points' votes (the product's default)")
+    ap.add_argument("--votes-per-depth", type=float, default=0.25,
+                    help="fused: key-point votes added per place of the signatures' list (the product: 250 for 1,000)")
     ap.add_argument("--local-keypoints", type=int, default=0, help="local: key points indexed per entry (0: model)")
     return ap
 

@@ -22,8 +22,8 @@ Designs of stage 1 (``--design``):
 * ``local``: the key-point inverted file (:class:`ballistics.retrieval.LocalIndex`); a
   replica keeps a random 85 % of its base's postings, turned by a random rotation, with
   one random bit of the Hamming code flipped on half of them and 10 % moved to a random word.
-* ``fused``: both, as a ``local-sift`` database searches: the first ``--local-share`` of
-  the short list from the votes, the rest from the signatures, merged by relative rank.
+* ``fused``: both, as a ``local-sift`` database searches: the signatures' list of depth
+  d plus the votes' best ``round(d * --votes-per-depth)`` (250 for the default 1,000).
 * ``vlad4096`` / ``fused4096``: the 4,096-value VLAD signature (``search_vlad_design.py``,
   not shipped) alone, and with the votes instead of the 640-value signature.
 
@@ -217,11 +217,12 @@ class LocalStage1:
 
 
 class FusedStage1:
-    """Both rankings: the first ``--local-share`` of each list from the votes, the rest from the signatures.
+    """Both rankings, as a ``local-sift`` database searches: the global list plus the votes' best.
 
-    The merge is the product's (:func:`ballistics.retrieval.fuse_rankings`): a list of
-    depth ``d`` holds the local design's first ``round(d * share)`` entries and the global
-    design's first ones up to ``d`` in all (the two designs index the same entries)."""
+    The merge is the product's (:func:`ballistics.retrieval.merge_ranked`): a list of
+    depth ``d`` is the global design's first ``d`` entries plus the local design's first
+    ``round(d * --votes-per-depth)`` (the product's 250 votes for a short list of 1,000),
+    so it holds up to ``1.25 d`` candidates (the two designs index the same entries)."""
 
     global_design: type = GlobalStage1
 
@@ -230,19 +231,18 @@ class FusedStage1:
         built = {} if built is None else built
         self.loc = built.get(LocalStage1) or LocalStage1(col, size, a)
         self.g = built.get(self.global_design) or self.global_design(col, size, a)
-        self.share = a.local_share
-        self.name = f"fused: votes {self.share:g} of the list + {self.g.name}"
+        self.share = a.votes_per_depth
+        self.name = f"fused: + votes {self.share:g} x depth, {self.g.name}"
         self.build_s = self.g.build_s + self.loc.build_s
         self.bytes_per_entry = self.g.bytes_per_entry + self.loc.bytes_per_entry
         self.base, self.qkp, self._qk = self.g.base, self.loc.qkp, self.loc._qk
         assert np.array_equal(self.g.base, self.loc.base)
 
     def search(self, qi: int, depth: int) -> list[int]:
-        from ballistics.retrieval import fuse_rankings, split_depth
-        nl = split_depth(depth, self.share)[1]
-        g = self.g.search(qi, depth) if depth > nl else []
-        v = self.loc.search(qi, nl) if nl else []
-        return [int(k) for k, _ in fuse_rankings(g[:depth], v, depth, self.share)]
+        from ballistics.retrieval import merge_ranked
+        nv = int(round(depth * self.share))
+        v = self.loc.search(qi, nv) if nv else []
+        return [int(k) for k, _ in merge_ranked(self.g.search(qi, depth)[:depth], v)]
 
 
 class Fused4096Stage1(FusedStage1):
@@ -272,7 +272,7 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
     from ballistics.retrieval._verify_sift import query_keypoints, verify
     st = build(col, size, design, a, {} if built is None else built)
     s1 = {d: [] for d in DEPTHS}
-    r10, h1, t1s, tqs, t2s, t3s, tends = [], [], [], [], [], [], []
+    r10, h1, t1s, tqs, t2s, t3s, tends, nlist = [], [], [], [], [], [], [], []
     ver: dict = {}
     for qi in range(col.n):
         mates = col.mates(qi)
@@ -285,14 +285,17 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
         if hasattr(st, "qkp"):  # the local designs reuse the query's key points (timed above)
             st.qkp[qi] = qkp
         c1 = time.process_time()
-        order = st.search(qi, a.shortlist)
+        order = st.search(qi, a.shortlist)  # the fused designs add the votes' best to it
         t1 = time.process_time() - c1
+        if not design.startswith("fused"):
+            order = order[: a.shortlist]
+        nlist.append(len(order))
         for d in DEPTHS:  # a fused list of depth d is not a prefix of a deeper one
             od = order[:d] if not design.startswith("fused") and d <= a.shortlist else st.search(qi, d)
             s1[d].append(len(set(od) & mates) / len(mates))
         c2 = time.process_time()
         sc, vreal = {}, {}
-        for j in order[: a.shortlist]:
+        for j in order:
             if j < col.n:
                 vreal[j] = verify(qkp, col.kps[j])
                 sc[j] = vreal[j].inliers
@@ -304,7 +307,8 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
                     verify(qkp, col.dk[key[1]])
                 sc[j] = ver[key]
         t2 = time.process_time() - c2
-        o2 = sorted(order[: a.shortlist], key=lambda j: (-sc[j], order.index(j)))
+        pos = {j: r for r, j in enumerate(order)}
+        o2 = sorted(order, key=lambda j: (-sc[j], pos[j]))
         hits = [CascadeHit(key=j, stage1_score=0.0, stage2_inliers=sc[j]) for j in o2]
         t3 = 0.0
         for h in hits[: a.rerank]:
@@ -328,7 +332,8 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
             t3s.append(t3)
             tends.append(tq + t1 + t2 + t3)
     print(f"\n## {size:,} entries, stage 1 = {st.name}: {col.n} labelled scans + {size - col.n:,} decoys "
-          f"({a.decoys}); {len(r10)} queries; shortlist {a.shortlist}, rerank {a.rerank}")
+          f"({a.decoys}); {len(r10)} queries; shortlist {a.shortlist}, rerank {a.rerank}; "
+          f"stage 2 verified {np.mean(nlist):.0f} candidates per query (mean)")
     print("stage-1 mate recall at depth " + ", ".join(f"{d}: {np.mean(s1[d]):.3f}" for d in DEPTHS))
     print(f"end to end: mate recall@10 {np.mean(r10):.3f}, hit@1 {np.mean(h1):.3f}")
     print(f"memory {st.bytes_per_entry:.0f} B/entry; build {st.build_s:.1f} s wall")

@@ -1,7 +1,7 @@
 """Searching a case database: the three-stage cascade bound to the catalogue.
 
-1. a deep short list: FAISS retrieval fused over parts (breech face, firing pin), merged
-   with the key points' votes in a ``local-sift`` database;
+1. a deep short list: FAISS retrieval fused over parts (breech face, firing pin), with
+   the key points' best votes added in a ``local-sift`` database;
 2. SIFT + rigid-RANSAC verification of every short-listed candidate from the key points
    stored at ingest (:mod:`ballistics.retrieval`);
 3. full :func:`ballistics.comparison.compare` of the best verified candidates.
@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchResult, VerificationError, query_keypoints
 from ..retrieval._cascade import CascadeHit, compare_candidates, verify_candidates
-from ..retrieval._fuse import fuse_rankings, split_depth
+from ..retrieval._fuse import merge_ranked
 from ..retrieval._timing import Timer, format_timings
 from ..scan import Scan
 from ._entry import PreparedEntry
@@ -95,27 +95,26 @@ def _fuse_parts(per_part: dict[str, tuple[dict[int, float], float]], ids: set[in
 
 def _stage1(entry: PreparedEntry, index: Any, catalogue: Any, ncand: int, excluded: set[str],
             self_sha: str | None, local: Callable[[int], tuple[Any, Any]] | None = None,
-            local_share: float = 0.0) -> tuple[list[CascadeHit], dict[int, dict[str, Any]]]:
+            n_votes: int = 0) -> tuple[list[CascadeHit], dict[int, dict[str, Any]]]:
     """The short list and its catalogue rows.
 
-    Without ``local`` (a ``global-640`` database): the global signatures' ranking, fused
-    over the parts.  With it: the first ``local_share`` of the list from the key points'
-    votes, the rest from the global ranking (:func:`ballistics.retrieval.fuse_rankings`).
+    The global signatures' ranking (``ncand`` deep), fused over the parts; with ``local``
+    (a ``local-sift`` database) the votes' best ``n_votes`` are added to it
+    (:func:`ballistics.retrieval.merge_ranked`).
     """
-    _, n_local = split_depth(ncand, local_share if local is not None else 0.0)
     extra = len(excluded) + 1
-    per_part, ids = _global_ranking(entry, index, ncand, extra) if ncand > n_local else ({}, set())
+    per_part, ids = _global_ranking(entry, index, ncand, extra) if ncand else ({}, set())
     votes: list[tuple[int, float]] = []
-    if local is not None and n_local:
-        D, I = local(n_local + extra)
+    if local is not None and n_votes:
+        D, I = local(n_votes + extra)
         votes = [(int(i), float(d)) for d, i in zip(D[0], I[0]) if i >= 0]
     rows = catalogue.scans_by_nums(ids | {i for i, _ in votes})
     ranked = _fuse_parts(per_part, ids, rows, excluded, self_sha)[:ncand]
-    if local is None:
+    if local is None or not n_votes:
         return [CascadeHit(key=i, stage1_score=float(s), stage1_rank=r)
                 for r, (i, s) in enumerate(ranked, 1)], rows
-    voted = [i for i, _ in votes if _keep(rows.get(i), excluded, self_sha)]
-    merged = [int(i) for i, _ in fuse_rankings([i for i, _ in ranked], voted, ncand, local_share)]  # type: ignore[call-overload]
+    voted = [i for i, _ in votes if _keep(rows.get(i), excluded, self_sha)][:n_votes]
+    merged = [int(i) for i, _ in merge_ranked([i for i, _ in ranked], voted)]  # type: ignore[call-overload]
     # every candidate's score is its cosine similarity, whichever ranking brought it
     cos = dict(ranked)
     missing = [i for i in merged if i not in cos]
@@ -176,9 +175,10 @@ def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: 
     n_live = int(catalogue.counts()["scans"])
     k = min(p.k, max(n_live, 1))
     ncand = min(max(p.shortlist, k), max(n_live, 1))
+    n_votes = min(p.votes, max(n_live, 1)) if stage1 is not None else 0
     with Timer(timings, "stage1") as t1:
         chits, rows = _stage1(entry, index, catalogue, ncand, set(exclude),
-                              entry.scan.checksum if exclude_self else None, local, p.local_share)
+                              entry.scan.checksum if exclude_self else None, local, n_votes)
         t1.n = len(chits)
     damaged_sigs = {n for _, n in index.damaged}
     for num in sorted(damaged_sigs & set(rows)):

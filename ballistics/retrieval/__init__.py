@@ -10,8 +10,8 @@ Storage-free building blocks of cross-case search (the case database,
 * stage 2 -- :class:`Keypoints`, :func:`keypoints`, :func:`query_keypoints`,
   :func:`verify` (SIFT key points under one rigid motion, RANSAC) and the per-scan
   data stored at ingest (:func:`ingest_blobs`);
-* stage 1 from two rankings -- :func:`fuse_rankings`, :func:`merge_ranked`, :func:`split_depth` (global
-  signatures and key-point votes);
+* stage 1 from two rankings -- :func:`merge_ranked` (global signatures and the key
+  points' votes);
 * the cascade -- :class:`SearchParams` (its knobs), :func:`cascade` /
   :func:`cascade_many` over any storage, :func:`stage3_seed`, and the result types
   :class:`SearchHit` and :class:`SearchResult`.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ._cascade import CASCADE_DEFAULTS, CascadeHit, CascadeResult, compare_candidates, stage3_seed, verify_candidates
 from ._faiss_index import FLAT_LIMIT, SignatureIndex, choose_kind
-from ._fuse import fuse_rankings, merge_ranked, split_depth
+from ._fuse import merge_ranked
 from ._params import MAX_K, MAX_RERANK, MAX_SHORTLIST, SearchParams
 from ._result import SearchHit, SearchResult
 from ._run import cascade, cascade_many
@@ -36,4 +36,4 @@ __all__ = ["signature", "signature_dim", "train_codebook", "SIGNATURE_VERSION", 
            "keypoints", "query_keypoints", "verify", "SIFT_BLOB", "ingest_blobs", "SearchParams", "MAX_K",
            "MAX_SHORTLIST", "MAX_RERANK", "SearchHit", "SearchResult", "CascadeHit", "CascadeResult",
            "CASCADE_DEFAULTS", "cascade", "cascade_many", "compare_candidates", "verify_candidates", "stage3_seed",
-           "format_timings", "merge_ranked", "split_depth", "fuse_rankings"]
+           "format_timings", "merge_ranked"]

@@ -66,7 +66,7 @@ MODELS: dict[str, SignatureModel] = {
 #: The model of databases that record none (made before models were recorded).
 LEGACY_MODEL = "global-640"
 #: The model of new databases: stage 1 takes the key points' votes and the global
-#: signatures together (``SearchParams.local_share``).
+#: signatures together (``SearchParams.votes``).
 DEFAULT_MODEL = "local-sift"
 
 

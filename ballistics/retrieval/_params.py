@@ -38,11 +38,11 @@ class SearchParams(Params):
         Length of the returned candidate list (clamped to the stored entries).
     shortlist : int
         Stage 1: depth of the short list verified by stage 2.
-    local_share : float
+    votes : int
         Stage 1 of a database indexed with the key points' votes (signature model
-        ``local-sift``): share of the short list taken from the votes, the rest from the
-        global signatures (:func:`ballistics.retrieval.merge_ranked`; 1: votes only).
-        Databases of the ``global-640`` model have no votes and ignore it.
+        ``local-sift``): the votes' best candidates added to the signatures' short list
+        (:func:`ballistics.retrieval.merge_ranked`; 0: signatures only).  Databases of
+        the ``global-640`` model have no votes and ignore it.
     rerank : int
         Stage 3: best verified candidates compared with ``compare`` (0: stage 3 off).
     rerank_min_inliers : int
@@ -69,9 +69,9 @@ class SearchParams(Params):
     k: int = param(10, Integer(1, MAX_K), "length of the returned candidate list", unit="candidates")
     shortlist: int = param(1000, Integer(1, MAX_SHORTLIST),
                            "stage 1: short-list depth verified by stage 2", unit="candidates")
-    local_share: float = param(0.25, Real(0.0, 1.0),
-                               "stage 1 with key-point votes (local-sift): share of the short list taken from the "
-                               "votes, the rest from the global signatures (1: votes only)", unit="fraction")
+    votes: int = param(250, Integer(0, MAX_SHORTLIST),
+                       "stage 1 with key-point votes (local-sift): the votes' best candidates added to the "
+                       "signatures' short list (0: signatures only)", unit="candidates")
     rerank: int = param(10, Integer(0, MAX_RERANK),
                         "stage 3: best verified candidates compared in full (0: off)", unit="candidates")
     rerank_min_inliers: int = param(6, Integer(0, 100_000),

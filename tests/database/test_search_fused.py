@@ -29,25 +29,27 @@ def _stage1(db, scan, shortlist, **kw):
     return [h.scan_id for h in r]
 
 
-def test_no_share_for_votes_is_the_global_ranking(dbs, sample):
+def test_no_votes_is_the_global_ranking(dbs, sample):
     for s in sample:
-        assert _stage1(dbs["local-sift"], s, shortlist=3, local_share=0.0) == \
-            _stage1(dbs["global-640"], s, shortlist=3)
+        assert _stage1(dbs["local-sift"], s, shortlist=3, votes=0) == _stage1(dbs["global-640"], s, shortlist=3)
 
 
-def test_the_split_list_holds_the_best_of_each_ranking(dbs, sample):
+def test_the_votes_best_are_added_to_the_whole_global_list(dbs, sample):
     db = dbs["local-sift"]
     votes = local_stage1(db)
     assert votes is not None
     ids = {int(r["num"]): r["scan_id"] for r in db.catalogue.list_scans()}
     for s in sample:
-        glob = _stage1(dbs["global-640"], s, shortlist=2)
+        glob = _stage1(dbs["global-640"], s, shortlist=3)
         _, nums = votes(query_keypoints(s, mirror=True), 2)
         top_vote = [ids[int(n)] for n in nums[0] if int(n) in ids and ids[int(n)] != s.exhibit_id][0]
-        # one place each; when both rankings lead with the same scan, the global ranking fills the list
-        expected = [glob[0], top_vote] if top_vote != glob[0] else glob
-        assert _stage1(db, s, shortlist=2, local_share=0.5) == expected
-        assert _stage1(db, s, shortlist=1, local_share=1.0) == [top_vote]
+        # the global list whole, the best vote beside its leader (both lead their list: the global one first)
+        assert _stage1(db, s, shortlist=3, votes=1) == list(dict.fromkeys([glob[0], top_vote, *glob[1:]]))[:3]
+        # the votes add to the list, they take no place of the signatures': stage 1 hands on the union
+        _, nums = votes(query_keypoints(s, mirror=True), 3)
+        two = [ids[int(n)] for n in nums[0] if int(n) in ids and ids[int(n)] != s.exhibit_id][:2]
+        r = db.search(s, preprocess=False, verify=False, rerank=0, k=2, shortlist=2, votes=2)
+        assert r.timings["stage1"]["n"] == len(set(glob[:2]) | set(two))
 
 
 def test_an_entry_imported_without_its_surface_stays_in_the_list_uncompared(tmp_path, sample, entries):
@@ -68,7 +70,7 @@ def test_every_candidate_is_scored_by_its_cosine_whichever_ranking_brought_it(db
     for s in sample[:3]:
         kw = dict(preprocess=False, verify=False, rerank=0, k=5, shortlist=5)
         ref = {h.scan_id: h.retrieval_score for h in dbs["global-640"].search(s, **kw)}
-        got = {h.scan_id: h.retrieval_score for h in dbs["local-sift"].search(s, local_share=1.0, **kw)}
+        got = {h.scan_id: h.retrieval_score for h in dbs["local-sift"].search(s, votes=5, **kw)}
         assert got.keys() == ref.keys()
         for k in ref:
             assert got[k] == pytest.approx(ref[k], abs=1e-5)
