@@ -79,7 +79,7 @@ class CaseDatabase:
         Seconds to wait for another writer to finish.
     model : str, optional
         Signature model recorded by a new database: ``"local-sift"`` (the default; stage 1
-        takes the key points' votes and the global signatures together) or
+        adds the key points' best votes to the global signatures' short list) or
         ``"global-640"`` (global signatures only).  An existing database keeps its own
         (:meth:`resign` moves it); one that holds scans but records none is ``"global-640"``.
 
