@@ -1,0 +1,76 @@
+"""Nearest and second-nearest column of every row of a distance matrix (stage-2 matching).
+
+:func:`two_nearest` finishes, in one compiled pass over the matrix, what stage 2's
+descriptor matching starts with one matrix product: given ``P = -2 Q C^T`` (float32,
+query descriptors by candidate descriptors) and the candidate descriptors' squared
+norms ``c2``, it returns per row the column of the smallest ``P[i, j] + c2[j]``, that
+value and the smallest value of the other columns.  The sums are the float32 sums
+NumPy forms with ``P += c2[None, :]``, the first smallest column wins a tie (as
+:func:`numpy.argmin`), and the second value is the minimum over every other column
+(equal to the first when two columns tie), so the results are bit-identical to::
+
+    D = P + c2[None, :]
+    first = D.argmin(1); d1 = D[rows, first]; D[rows, first] = inf; dsec = D.min(1)
+
+References
+----------
+Lowe, D. G. (2004). Distinctive image features from scale-invariant keypoints. IJCV 60(2)
+(the ratio of the two distances).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["two_nearest"]
+
+
+@njit(cache=True)
+def _two_nearest(P, c2):
+    nq, nc = P.shape
+    first = np.empty(nq, np.int64)
+    d1 = np.empty(nq, np.float32)
+    dsec = np.empty(nq, np.float32)
+    for i in range(nq):
+        best = np.float32(np.inf)
+        second = np.float32(np.inf)
+        bj = 0
+        for j in range(nc):
+            v = P[i, j] + c2[j]
+            if v < best:
+                second = best
+                best = v
+                bj = j
+            elif v < second:
+                second = v
+        first[i] = bj
+        d1[i] = best
+        dsec[i] = second
+    return first, d1, dsec
+
+
+def two_nearest(P: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``P + c2``: the smallest column, its value and the second smallest value.
+
+    Parameters
+    ----------
+    P : numpy.ndarray, shape (n_query, n_candidate), float32
+        ``-2 q . c`` for every pair of descriptors (a matrix product), C-contiguous.
+    c2 : numpy.ndarray, shape (n_candidate,), float32
+        Squared norms of the candidate descriptors.
+
+    Returns
+    -------
+    first : numpy.ndarray, shape (n_query,), int64
+        Column of the smallest ``P[i, j] + c2[j]`` (the first on a tie); 0 when there
+        are no columns.
+    d1, dsec : numpy.ndarray, shape (n_query,), float32
+        The smallest value and the smallest over the other columns (``inf`` when there
+        is none); add the query's squared norm to get squared distances.
+    """
+    if not isinstance(P, np.ndarray) or P.ndim != 2 or P.dtype != np.float32:
+        raise ValueError("P must be a 2-D float32 array")
+    if not isinstance(c2, np.ndarray) or c2.ndim != 1 or c2.dtype != np.float32 or len(c2) != P.shape[1]:
+        raise ValueError("c2 must be a 1-D float32 array with one value per column of P")
+    return _two_nearest(np.ascontiguousarray(P), np.ascontiguousarray(c2))
