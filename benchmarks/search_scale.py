@@ -40,6 +40,7 @@ import csv
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +97,12 @@ class Collection:
             cb = feats["codebook_synth"]
             self.sig = np.array([signature(s, codebook=cb) for s in self.scans], np.float32)
             self.kps = [keypoints(s) for s in self.scans]
+            self.source = [Path(a.queries).stem] * len(self.scans)
         else:
             self.scans, self.names, self.fa = cache_scans, list(feats["names"]), list(cache_fa)
             self.sig = feats["real"]["sig_synth"].astype(np.float32)
             self.kps = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
+            self.source = [str(x) for x in feats["source"]]
         # decoy firearm labels a query's firearm must not meet: same file bytes = same source
         by_sha: dict[str, str] = {_sha(s): f for s, f in zip(cache_scans, cache_fa)}
         self.banned_labels: dict[str, set[str]] = {}
@@ -182,7 +185,8 @@ class LocalStage1:
     def __init__(self, col: Collection, size: int, a: argparse.Namespace) -> None:
         from ballistics.retrieval._local_index import LOCAL_PARAMS, LocalIndex, encode
         from ballistics.retrieval._verify_sift import query_keypoints
-        p = {**LOCAL_PARAMS, **({"n_keypoints": a.local_keypoints} if a.local_keypoints else {})}
+        p = {**LOCAL_PARAMS, **({"n_keypoints": a.local_keypoints} if a.local_keypoints else {}),
+             **({"multi_assign": a.multi_assign} if a.multi_assign else {})}
         nk = int(p["n_keypoints"])
         rng = np.random.default_rng(size)
         c = time.perf_counter()
@@ -207,12 +211,18 @@ class LocalStage1:
         self.col = col
         self.qkp = {}
         self._qk = query_keypoints
+        self.vote_keypoints = a.vote_keypoints
 
     def search(self, qi: int, depth: int) -> list[int]:
         if qi not in self.qkp:
             self.qkp[qi] = self._qk(self.col.scans[qi])
         banned = np.append(self.col.banned(qi, self.base), qi)
-        _, I = self.idx.search(self.qkp[qi], depth, exclude=banned)
+        q = self.qkp[qi]
+        if self.vote_keypoints:  # the strongest come first
+            n = self.vote_keypoints
+            q = tuple(replace(k, points=k.points[:n], angles=k.angles[:n], descriptors=k.descriptors[:n],
+                              _desc_f32=None, _sqnorm=None) for k in q)
+        _, I = self.idx.search(q, depth, exclude=banned)
         return [j for j in I[0].tolist() if j >= 0]
 
 
@@ -272,7 +282,7 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
     from ballistics.retrieval._verify_sift import query_keypoints, verify
     st = build(col, size, design, a, {} if built is None else built)
     s1 = {d: [] for d in DEPTHS}
-    r10, h1, t1s, tqs, t2s, t3s, tends, nlist = [], [], [], [], [], [], [], []
+    r10, h1, t1s, tqs, t2s, t3s, tends, nlist, qsrc = [], [], [], [], [], [], [], [], []
     ver: dict = {}
     for qi in range(col.n):
         mates = col.mates(qi)
@@ -325,6 +335,7 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
         final = [h.key for h in hits]
         r10.append(len(set(final[:10]) & mates) / len(mates))
         h1.append(bool(final) and final[0] in mates)
+        qsrc.append(col.source[qi])
         if timed:
             t1s.append(t1)
             tqs.append(tq)
@@ -336,6 +347,10 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
           f"stage 2 verified {np.mean(nlist):.0f} candidates per query (mean)")
     print("stage-1 mate recall at depth " + ", ".join(f"{d}: {np.mean(s1[d]):.3f}" for d in DEPTHS))
     print(f"end to end: mate recall@10 {np.mean(r10):.3f}, hit@1 {np.mean(h1):.3f}")
+    for src in sorted(set(qsrc)):
+        m = np.array(qsrc) == src
+        print(f"  {src}: {int(m.sum())} queries, recall@10 {np.mean(np.array(r10)[m]):.3f}, "
+              f"hit@1 {np.mean(np.array(h1)[m]):.3f}")
     print(f"memory {st.bytes_per_entry:.0f} B/entry; build {st.build_s:.1f} s wall")
     print(f"CPU s per query ({len(t1s)} timed queries), medians: query key points (+ mirror) "
           f"{statistics.median(tqs):.3f}; stage 1 {1e3 * statistics.median(t1s):.1f} ms; stage 2 "

@@ -1,0 +1,83 @@
+"""What the key points' votes cost and keep, by how much of the query votes.
+
+Run (repository root, venv active; ``search_features.py features`` and ``decoys-real`` first)::
+
+    OMP_NUM_THREADS=1 python benchmarks/search_vote_cost.py --entries 100000 1000000
+
+The time of the votes grows with the postings they scan: every query descriptor scans
+its ``multi_assign ** 2`` nearest words' lists, as given and mirrored.  This benchmark
+builds the ``local`` and ``global`` designs of ``search_scale.py`` once per size (same
+queries, decoys and exclusions) and searches them with the query side cut down: the
+``K`` strongest query key points per handedness (``K`` = 500, all of them, to 200) and
+``M`` = 2 or 1 words per half-descriptor.  The index is the same for every setting
+(both are query-side choices).  For each it reports, per collection of the queries
+(Fadul, DFSC), the votes' mate recall within 250 (what a ``local-sift`` database adds to
+the short list), the fused short list's recall (the signatures' 1,000 plus the votes'
+250), and the votes' CPU time per query (median, one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cv1, parser, setup_logging  # noqa: E402
+from search_scale import Collection, build  # noqa: E402
+
+SETTINGS = [(500, 2), (300, 2), (500, 1), (300, 1), (200, 1)]
+
+
+def cmd_votes(a: argparse.Namespace) -> None:
+    import faiss
+
+    from ballistics.retrieval import merge_ranked
+    faiss.omp_set_num_threads(1)
+    cv1()
+    col = Collection(a)
+    src = np.array(col.source)
+    for size in (a.entries or a.sizes):
+        built: dict = {}
+        loc = build(col, max(size, col.n), "local", a, built)
+        glob = build(col, max(size, col.n), "global", a, built)
+        gl = {qi: glob.search(qi, a.shortlist)[: a.shortlist] for qi in range(col.n) if col.mates(qi)}
+        print(f"\n## {size:,} entries: votes' index build {loc.build_s:.1f} s, "
+              f"{loc.bytes_per_entry:.0f} B/entry", flush=True)
+        for k, m in SETTINGS:
+            loc.vote_keypoints = k
+            loc.idx.params["multi_assign"] = m
+            rv, rf, ts, qs = [], [], [], []
+            for qi, g in gl.items():
+                mates = col.mates(qi)
+                if qi not in loc.qkp:
+                    loc.qkp[qi] = loc._qk(col.scans[qi])
+                c = time.process_time()
+                v = loc.search(qi, 250)
+                ts.append(time.process_time() - c)
+                fused = [key for key, _ in merge_ranked(g, v)]
+                rv.append(len(set(v) & mates) / len(mates))
+                rf.append(len(set(fused) & mates) / len(mates))
+                qs.append(src[qi])
+            rv_, rf_, qs_ = np.array(rv), np.array(rf), np.array(qs)
+            per = "  ".join(f"{s}: votes@250 {rv_[qs_ == s].mean():.3f}, fused {rf_[qs_ == s].mean():.3f}"
+                            for s in sorted(set(qs)))
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+            print(f"K={k:3d} M={m}: votes@250 {rv_.mean():.3f}, fused short list {rf_.mean():.3f}  [{per}]  "
+                  f"votes {1e3 * statistics.median(ts):.1f} ms CPU median ({len(ts)} queries, "
+                  f"peak RSS {rss:.1f} GB)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parser(__doc__, "local").parse_args(argv)
+    setup_logging()
+    cmd_votes(a)
+
+
+if __name__ == "__main__":
+    main()
