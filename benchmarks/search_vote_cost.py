@@ -13,7 +13,7 @@ queries, decoys and exclusions) and searches them with the query side cut down: 
 (both are query-side choices).  For each it reports, per collection of the queries
 (Fadul, DFSC), the votes' mate recall within 250 (what a ``local-sift`` database adds to
 the short list), the fused short list's recall (the signatures' 1,000 plus the votes'
-250), and the votes' CPU time per query (median, one thread).
+250), the votes' CPU time per query (median, one thread) and the postings they scan.
 """
 
 from __future__ import annotations
@@ -34,6 +34,15 @@ from search_scale import Collection, build  # noqa: E402
 SETTINGS = [(500, 2), (300, 2), (500, 1), (300, 1), (200, 1)]
 
 
+def postings_scanned(loc, qi: int) -> int:
+    """Postings in the word lists the query's descriptors look up (as given and mirrored)."""
+    from ballistics.retrieval._local_index import encode
+    m = int(loc.idx.params["multi_assign"])
+    k = loc.vote_keypoints or None
+    off = loc.idx.offsets
+    return int(sum((off[w + 1] - off[w]).sum() for w in (encode(q, k, m)[0].ravel() for q in loc.qkp[qi])))
+
+
 def cmd_votes(a: argparse.Namespace) -> None:
     import faiss
 
@@ -52,7 +61,7 @@ def cmd_votes(a: argparse.Namespace) -> None:
         for k, m in SETTINGS:
             loc.vote_keypoints = k
             loc.idx.params["multi_assign"] = m
-            rv, rf, ts, qs = [], [], [], []
+            rv, rf, ts, qs, ps = [], [], [], [], []
             for qi, g in gl.items():
                 mates = col.mates(qi)
                 if qi not in loc.qkp:
@@ -61,6 +70,7 @@ def cmd_votes(a: argparse.Namespace) -> None:
                 v = loc.search(qi, 250)
                 ts.append(time.process_time() - c)
                 fused = [key for key, _ in merge_ranked(g, v)]
+                ps.append(postings_scanned(loc, qi))
                 rv.append(len(set(v) & mates) / len(mates))
                 rf.append(len(set(fused) & mates) / len(mates))
                 qs.append(src[qi])
@@ -69,7 +79,8 @@ def cmd_votes(a: argparse.Namespace) -> None:
                             for s in sorted(set(qs)))
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
             print(f"K={k:3d} M={m}: votes@250 {rv_.mean():.3f}, fused short list {rf_.mean():.3f}  [{per}]  "
-                  f"votes {1e3 * statistics.median(ts):.1f} ms CPU median ({len(ts)} queries, "
+                  f"votes {1e3 * statistics.median(ts):.1f} ms CPU median, {statistics.median(ps) / 1e6:.2f} M "
+                  f"postings scanned ({len(ts)} queries, "
                   f"peak RSS {rss:.1f} GB)", flush=True)
 
 

@@ -4,7 +4,7 @@
    (``shortlist``, default 1000) -- cheap per entry, keeps mates in the list.
 2. **Verification**: every short-listed candidate's stored SIFT key points
    (:mod:`._stage2` blobs, made at ingest) are matched with the query's and a rigid
-   motion is fitted by RANSAC (:func:`._verify_sift.verify`, about 1.5 ms CPU per pair);
+   motion is fitted by RANSAC (:func:`._verify_sift.verify`, about 1.4 ms CPU per pair);
    candidates are re-ordered by inlier count.
 3. **Comparison**: the ``rerank`` best verified candidates (default 10) whose inlier
    count reaches ``rerank_min_inliers`` get :func:`ballistics.comparison.compare`;
