@@ -247,9 +247,12 @@ def parser(doc: str | None = None, what: str | None = None) -> argparse.Argument
     ap.add_argument("--votes-per-depth", type=float, default=0.25,
                     help="fused: key-point votes added per place of the signatures' list (the product: 250 for 1,000)")
     ap.add_argument("--local-keypoints", type=int, default=0, help="local: key points indexed per entry (0: model)")
+    ap.add_argument("--dump", default=None, help="scale: write per-query lists to DUMP-SIZE-DESIGN.pkl")
     ap.add_argument("--vote-keypoints", type=int, default=0,
                     help="local: strongest query key points that vote, per handedness (0: all)")
     ap.add_argument("--multi-assign", type=int, default=0, help="local: query words per half-descriptor (0: model)")
+    ap.add_argument("--caps", type=float, nargs="*", default=None,
+                    help="votes: stop lists to try, as multiples of the mean word list (0: none)")
     return ap
 
 

@@ -212,6 +212,7 @@ class LocalStage1:
         self.qkp = {}
         self._qk = query_keypoints
         self.vote_keypoints = a.vote_keypoints
+        self.max_list: int | None = None  # stop list: longer word lists are not scanned
 
     def search(self, qi: int, depth: int) -> list[int]:
         if qi not in self.qkp:
@@ -222,7 +223,7 @@ class LocalStage1:
             n = self.vote_keypoints
             q = tuple(replace(k, points=k.points[:n], angles=k.angles[:n], descriptors=k.descriptors[:n],
                               _desc_f32=None, _sqnorm=None) for k in q)
-        _, I = self.idx.search(q, depth, exclude=banned)
+        _, I = self.idx.search(q, depth, exclude=banned, max_list=self.max_list)
         return [j for j in I[0].tolist() if j >= 0]
 
 
@@ -283,6 +284,7 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
     st = build(col, size, design, a, {} if built is None else built)
     s1 = {d: [] for d in DEPTHS}
     r10, h1, t1s, tqs, t2s, t3s, tends, nlist, qsrc = [], [], [], [], [], [], [], [], []
+    dump: list[dict] = []
     ver: dict = {}
     for qi in range(col.n):
         mates = col.mates(qi)
@@ -336,12 +338,19 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
         r10.append(len(set(final[:10]) & mates) / len(mates))
         h1.append(bool(final) and final[0] in mates)
         qsrc.append(col.source[qi])
+        dump.append({"query": col.names[qi], "source": col.source[qi], "mates": sorted(mates), "order": order,
+                     "inliers": [sc[j] for j in order], "final": final[:50],
+                     "stage3": {h.key: (h.cmc_count, h.compare_score) for h in hits if h.cmc_count is not None}})
         if timed:
             t1s.append(t1)
             tqs.append(tq)
             t2s.append(t2)
             t3s.append(t3)
             tends.append(tq + t1 + t2 + t3)
+    if a.dump:  # per query: the short list, its inliers, stage 3 and the final order (for offline study)
+        import pickle
+        with open(f"{a.dump}-{size}-{design}.pkl", "wb") as fh:
+            pickle.dump(dump, fh)
     print(f"\n## {size:,} entries, stage 1 = {st.name}: {col.n} labelled scans + {size - col.n:,} decoys "
           f"({a.decoys}); {len(r10)} queries; shortlist {a.shortlist}, rerank {a.rerank}; "
           f"stage 2 verified {np.mean(nlist):.0f} candidates per query (mean)")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cv1, parser, setup_logging  # noqa: E402
 from search_scale import Collection, build  # noqa: E402
 
-SETTINGS = [(500, 2), (300, 2), (500, 1), (300, 1), (200, 1)]
+SETTINGS = [(500, 2, 0), (300, 2, 0), (500, 1, 0), (300, 1, 0), (200, 1, 0)]
 
 
 def postings_scanned(loc, qi: int) -> int:
@@ -40,7 +40,8 @@ def postings_scanned(loc, qi: int) -> int:
     m = int(loc.idx.params["multi_assign"])
     k = loc.vote_keypoints or None
     off = loc.idx.offsets
-    return int(sum((off[w + 1] - off[w]).sum() for w in (encode(q, k, m)[0].ravel() for q in loc.qkp[qi])))
+    lens = np.concatenate([off[w + 1] - off[w] for w in (encode(q, k, m)[0].ravel() for q in loc.qkp[qi])])
+    return int(lens[lens <= loc.max_list].sum() if loc.max_list is not None else lens.sum())
 
 
 def cmd_votes(a: argparse.Namespace) -> None:
@@ -58,8 +59,10 @@ def cmd_votes(a: argparse.Namespace) -> None:
         gl = {qi: glob.search(qi, a.shortlist)[: a.shortlist] for qi in range(col.n) if col.mates(qi)}
         print(f"\n## {size:,} entries: votes' index build {loc.build_s:.1f} s, "
               f"{loc.bytes_per_entry:.0f} B/entry", flush=True)
-        for k, m in SETTINGS:
+        for k, m, cap in (SETTINGS if not a.caps else [(0, 2, c) for c in a.caps]):
             loc.vote_keypoints = k
+            mean_list = len(loc.idx.ids) / (len(loc.idx.offsets) - 1)
+            loc.max_list = int(cap * mean_list) if cap else None
             loc.idx.params["multi_assign"] = m
             rv, rf, ts, qs, ps = [], [], [], [], []
             for qi, g in gl.items():
@@ -78,7 +81,8 @@ def cmd_votes(a: argparse.Namespace) -> None:
             per = "  ".join(f"{s}: votes@250 {rv_[qs_ == s].mean():.3f}, fused {rf_[qs_ == s].mean():.3f}"
                             for s in sorted(set(qs)))
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-            print(f"K={k:3d} M={m}: votes@250 {rv_.mean():.3f}, fused short list {rf_.mean():.3f}  [{per}]  "
+            print(f"K={k:3d} M={m} stop list {cap:g} x mean ({loc.max_list}): "
+                  f"votes@250 {rv_.mean():.3f}, fused short list {rf_.mean():.3f}  [{per}]  "
                   f"votes {1e3 * statistics.median(ts):.1f} ms CPU median, {statistics.median(ps) / 1e6:.2f} M "
                   f"postings scanned ({len(ts)} queries, "
                   f"peak RSS {rss:.1f} GB)", flush=True)

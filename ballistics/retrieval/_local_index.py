@@ -199,8 +199,8 @@ class LocalIndex:
         return self
 
     # ----------------------------------------------------------------- search
-    def search(self, query: Keypoints | Sequence[Keypoints], depth: int, exclude: Any = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: Keypoints | Sequence[Keypoints], depth: int, exclude: Any = None,
+               max_list: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Best ``depth`` entries for the query's key points (as given, then mirrored).
 
         Every posting in a query descriptor's ``multi_assign ** 2`` nearest words whose
@@ -218,6 +218,9 @@ class LocalIndex:
             Entries returned (fewer when fewer entries got any vote; padded with id -1).
         exclude : array-like of int, optional
             Entry ids never returned.
+        max_list : int, optional
+            Word lists longer than this many postings are not scanned (a stop list of
+            the most frequent words, Sivic & Zisserman 2003); None scans every list.
 
         Returns
         -------
@@ -238,13 +241,17 @@ class LocalIndex:
             A.append(np.repeat(a, m * m))
             H.append(np.full(w.size, hand, np.uint8))
         cat = (lambda xs, dt: np.ascontiguousarray(np.concatenate(xs), dt) if xs else np.zeros(0, dt))
+        qw, qc, qa, qh = cat(W, np.int64), cat(C, np.uint32), cat(A, np.uint8), cat(H, np.uint8)
+        if max_list is not None:
+            keep = (self.offsets[qw + 1] - self.offsets[qw]) <= int(max_list)
+            qw, qc, qa, qh = qw[keep], qc[keep], qa[keep], qh[keep]
         ex = None if exclude is None else np.asarray(exclude, np.int64).ravel()
         weights = _vote_weights(int(p["hamming"]), float(p["sigma"]))
         ids = self.ids if self.ids.dtype in (np.int32, np.int64) else self.ids.astype(np.int64)
         best, eids = local_votes(np.ascontiguousarray(self.offsets, np.int64), np.ascontiguousarray(ids),
                                  np.ascontiguousarray(self.codes, np.uint32),
                                  np.ascontiguousarray(self.angles, np.uint8),
-                                 cat(W, np.int64), cat(C, np.uint32), cat(A, np.uint8), cat(H, np.uint8),
+                                 qw, qc, qa, qh,
                                  weights, int(p["rotation_bins"]), int(depth), ex)
         S = np.full((1, depth), -np.inf, np.float32)
         I = np.full((1, depth), -1, np.int64)

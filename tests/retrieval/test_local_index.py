@@ -77,3 +77,18 @@ def test_save_load_and_empty(tmp_path, kps):
     assert back.search(kps[0], 2)[1].tolist() == idx.search(kps[0], 2)[1].tolist()
     S, I = LocalIndex().search(kps[0], 4)
     assert (I == -1).all()
+
+
+def test_stop_list_skips_long_word_lists(kps):
+    """``max_list``: a bound above every list changes nothing; 0 scans no list (nothing votes);
+    a bound between keeps the votes of the short lists only (fewer or equal scores)."""
+    idx = LocalIndex.build(range(len(kps)), kps)
+    longest = int(np.diff(idx.offsets).max())
+    q = kps[0]
+    S, I = idx.search(q, 4, exclude=[0])
+    S_all, I_all = idx.search(q, 4, exclude=[0], max_list=longest)
+    assert np.array_equal(S, S_all) and np.array_equal(I, I_all)
+    S0, I0 = idx.search(q, 4, exclude=[0], max_list=0)
+    assert (I0 == -1).all() and np.isinf(S0).all()
+    S1, I1 = idx.search(q, 4, exclude=[0], max_list=1)
+    assert np.nanmax(np.where(np.isfinite(S1), S1, 0)) <= S[0, 0] and longest > 1

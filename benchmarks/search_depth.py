@@ -1,0 +1,69 @@
+"""How deep must the short list be? Mate recall of stage 1 at depths beyond 1,000, and what stage 2 pays.
+
+Run (repository root, venv active; ``search_features.py features`` and ``decoys-real`` first)::
+
+    OMP_NUM_THREADS=1 python benchmarks/search_depth.py --entries 100000 1000000
+
+Same queries, decoys and exclusions as ``search_scale.py``.  For the shipped stage 1
+(the signatures' list of depth ``d`` plus the votes' best 250) it reports, per collection
+of the queries, the share of mates within the list at ``d`` = 1,000 ... 10,000.  Stage 2
+verifies every candidate of the list, at about 1.4 ms CPU each (``bench_stage2.py``), and
+loses no mate it is given that has 5 or more inliers (no decoy reached more than 4 in the
+scale runs), so the list's recall is what a deeper stage 2 could find.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cv1, parser, setup_logging  # noqa: E402
+from search_scale import Collection, build  # noqa: E402
+
+DEPTHS = [1000, 2000, 3000, 5000, 10000]
+
+
+def cmd_depth(a: argparse.Namespace) -> None:
+    import faiss
+
+    from ballistics.retrieval import merge_ranked
+    faiss.omp_set_num_threads(1)
+    cv1()
+    col = Collection(a)
+    src = np.array(col.source)
+    for size in (a.entries or a.sizes):
+        built: dict = {}
+        loc = build(col, max(size, col.n), "local", a, built)
+        glob = build(col, max(size, col.n), "global", a, built)
+        rec: dict[int, list[float]] = {d: [] for d in DEPTHS}
+        qs = []
+        for qi in range(col.n):
+            mates = col.mates(qi)
+            if not mates:
+                continue
+            g = glob.search(qi, max(DEPTHS))
+            v = loc.search(qi, 250)
+            for d in DEPTHS:
+                fused = {k for k, _ in merge_ranked(g[:d], v)}
+                rec[d].append(len(fused & mates) / len(mates))
+            qs.append(src[qi])
+        qa = np.array(qs)
+        print(f"\n## {size:,} entries: mates within the signatures' list of depth d + the votes' best 250")
+        for d in DEPTHS:
+            r = np.array(rec[d])
+            per = ", ".join(f"{s} {r[qa == s].mean():.3f}" for s in sorted(set(qs)))
+            print(f"d={d:>6,}: all {r.mean():.3f} ({per})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parser(__doc__, "local").parse_args(argv)
+    setup_logging()
+    cmd_depth(a)
+
+
+if __name__ == "__main__":
+    main()
