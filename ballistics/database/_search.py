@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchResult, VerificationError, query_keypoints
-from ..retrieval._cascade import CascadeHit, compare_candidates, verify_candidates
+from ..retrieval._cascade import CascadeHit, compare_candidates, unverified_warning, verify_candidates
 from ..retrieval._fuse import merge_ranked
 from ..retrieval._timing import Timer, format_timings
 from ..scan import Scan
@@ -189,6 +189,10 @@ def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: 
             chits, w = verify_candidates(qkp if p.mirror else qkp[:1], chits, _blobs(catalogue, cache))
             warnings += [_name(x, rows) for x in w]
             chits.sort(key=lambda h: h.sort_key())
+            weak = unverified_warning(chits, p.rerank_min_inliers)
+            if weak:
+                warnings.append(weak)
+                logger.warning(weak)
     head = [h for h in chits[: p.rerank] if h.stage2_inliers is None or h.stage2_inliers >= p.rerank_min_inliers]
     if head:  # entries imported without their surfaces cannot be compared: said, and ranked by stage 2
         bare = [h for h in head if catalogue.files_of(rows[int(h.key)]["num"]).get("breech_face") is None]  # type: ignore[call-overload]

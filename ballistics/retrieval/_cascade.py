@@ -268,6 +268,34 @@ def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
     return kept, warnings
 
 
+def unverified_warning(hits: Sequence[CascadeHit], gate: int) -> str | None:
+    """A warning when stage 2 verified nothing: no candidate reached ``gate`` inliers.
+
+    Non-mates rarely reach more than 4 inliers; mates of well-marked scans reach tens.
+    When the best candidate is below the gate, the list's order is signature similarity
+    and chance-level inliers: a mate may rank low or lie beyond the short list, and the
+    examiner should not read the first candidates as likely sources.
+
+    Parameters
+    ----------
+    hits : sequence of CascadeHit
+        The short list after stage 2.
+    gate : int
+        Inliers a candidate needs to be verified (``rerank_min_inliers``).
+
+    Returns
+    -------
+    str or None
+        The warning, or None when a candidate is verified or none went through stage 2.
+    """
+    inl = [h.stage2_inliers for h in hits if h.stage2_inliers is not None]
+    if not inl or max(inl) >= int(gate):
+        return None
+    return (f"no candidate reached {int(gate)} stage-2 inliers (best {max(inl)} of {len(inl)} verified): "
+            "nothing in this list is verified, its order is signature similarity; a mate may rank low or "
+            "lie beyond the short list (a deeper shortlist searches further, about 1.4 ms per candidate)")
+
+
 def _user_pose(compare_params: Any) -> list[str]:
     """Which of rotation_range / handedness the caller's CompareParams fixed."""
     if compare_params is None:

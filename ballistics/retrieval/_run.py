@@ -8,6 +8,7 @@ database binds the same stages to its catalogue (:mod:`ballistics.database`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
@@ -17,11 +18,13 @@ import numpy as np
 from .._version import __version__
 from ..errors import BallisticsError
 from ..scan import Scan
-from ._cascade import CascadeResult, compare_candidates, stage1_hits, verify_candidates
+from ._cascade import CascadeResult, compare_candidates, stage1_hits, unverified_warning, verify_candidates
 from ._params import SearchParams
 from ._timing import Timer
 from ._verify_sift import PARAMS as VERIFY_PARAMS
 from ._verify_sift import Keypoints, VerificationError, query_keypoints
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["cascade", "cascade_many"]
 
@@ -104,6 +107,10 @@ def cascade(query: Scan, *, signature: np.ndarray,
             hits, w = verify_candidates(query_kp, hits, get_blobs, verify_params)
             warnings += w
             hits.sort(key=lambda h: h.sort_key())
+            weak = unverified_warning(hits, p.rerank_min_inliers)
+            if weak:
+                warnings.append(weak)
+                logger.warning(weak)
     head = [h for h in hits[: p.rerank] if h.stage2_inliers is None or h.stage2_inliers >= p.rerank_min_inliers]
     with Timer(timings, "stage3", len(head)):
         if head:

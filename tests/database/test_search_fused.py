@@ -1,4 +1,4 @@
-"""Stage 1 of a database with key-point votes: the short list is split between votes and signatures."""
+"""Stage 1 of a database with key-point votes: the votes' best are added to the signatures' short list."""
 
 from __future__ import annotations
 
@@ -74,3 +74,17 @@ def test_every_candidate_is_scored_by_its_cosine_whichever_ranking_brought_it(db
         assert got.keys() == ref.keys()
         for k in ref:
             assert got[k] == pytest.approx(ref[k], abs=1e-5)
+
+
+def test_a_list_with_nothing_verified_says_so(tmp_path, sample, entries):
+    """A query whose firearm is not in the database gets no candidate over the stage-3 gate,
+    and the result says the list is unverified; a query whose mate is stored does not."""
+    db = CaseDatabase(tmp_path / "db", model="global-640")
+    for i in (2, 3, 4, 5):  # slides 2 and 3 (Fadul 2-1 ... 3-2): firearm of slide 1 absent
+        db.add(copy.deepcopy(entries[i]), scan_id=sample[i].exhibit_id, firearm_id=sample[i].metadata["firearm"])
+    absent = db.search(sample[0], preprocess=False, rerank=0, k=4, shortlist=4)
+    assert max(h.inliers for h in absent) < 6
+    assert any("no candidate reached 6 stage-2 inliers" in w for w in absent.warnings)
+    present = db.search(sample[2], preprocess=False, rerank=0, k=3, shortlist=3)
+    assert present[0].inliers >= 6
+    assert not any("stage-2 inliers" in w for w in present.warnings)

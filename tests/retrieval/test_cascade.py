@@ -245,3 +245,12 @@ def test_fast_matcher_equals_its_reference_twin(data):
             np.testing.assert_array_equal(ic, jc)
             n_matches.append(len(iq))
     assert max(n_matches) > 10            # the comparison is not between empty match lists
+
+
+def test_unverified_warning_only_when_nothing_reaches_the_gate():
+    from ballistics.retrieval._cascade import CascadeHit, unverified_warning
+    assert unverified_warning([CascadeHit(key=1), CascadeHit(key=2)], 6) is None        # no stage 2: nothing to say
+    assert unverified_warning([CascadeHit(key=1, stage2_inliers=6), CascadeHit(key=2, stage2_inliers=2)], 6) is None
+    hits = [CascadeHit(key=1, stage2_inliers=5), CascadeHit(key=2), CascadeHit(key=3, stage2_inliers=3)]
+    w = unverified_warning(hits, 6)
+    assert w is not None and "best 5 of 2 verified" in w
