@@ -4,9 +4,11 @@ Run (repository root, venv active; ``search_features.py features`` and ``decoys-
 
     OMP_NUM_THREADS=1 python benchmarks/search_depth.py --entries 100000 1000000
 
-Same queries, decoys and exclusions as ``search_scale.py``.  For the shipped stage 1
-(the signatures' list of depth ``d`` plus the votes' best 250) it reports, per collection
-of the queries, the share of mates within the list at ``d`` = 1,000 ... 10,000.  Stage 2
+Same queries, decoys and exclusions as ``search_scale.py``.  For stage 1 as a
+``local-sift`` database runs it (the signatures' list of depth ``d`` plus the votes' best
+``v``; shipped: 1,000 and 250) it reports, per collection of the queries, the share of
+mates within the list and the list's mean length (what stage 2 verifies), for ``d`` =
+1,000 ... 10,000 and ``v`` = 250, 500, 1,000.  Stage 2
 verifies every candidate of the list, at about 1.4 ms CPU each (``bench_stage2.py``), and
 loses no mate it is given that has 5 or more inliers (no decoy reached more than 4 in the
 scale runs), so the list's recall is what a deeper stage 2 could find.
@@ -24,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cv1, parser, setup_logging  # noqa: E402
 from search_scale import Collection, build  # noqa: E402
 
-DEPTHS = [1000, 2000, 3000, 5000, 10000]
+DEPTHS = [1000, 1500, 2000, 3000, 5000, 10000]
+VOTES = [250, 500, 1000]
 
 
 def cmd_depth(a: argparse.Namespace) -> None:
@@ -39,24 +42,28 @@ def cmd_depth(a: argparse.Namespace) -> None:
         built: dict = {}
         loc = build(col, max(size, col.n), "local", a, built)
         glob = build(col, max(size, col.n), "global", a, built)
-        rec: dict[int, list[float]] = {d: [] for d in DEPTHS}
+        grid = [(d, v) for d in DEPTHS for v in VOTES]
+        rec: dict[tuple[int, int], list[float]] = {k: [] for k in grid}
+        size_of: dict[tuple[int, int], list[int]] = {k: [] for k in grid}
         qs = []
         for qi in range(col.n):
             mates = col.mates(qi)
             if not mates:
                 continue
             g = glob.search(qi, max(DEPTHS))
-            v = loc.search(qi, 250)
-            for d in DEPTHS:
-                fused = {k for k, _ in merge_ranked(g[:d], v)}
-                rec[d].append(len(fused & mates) / len(mates))
+            v = loc.search(qi, max(VOTES))
+            for d, nv in grid:
+                fused = {k for k, _ in merge_ranked(g[:d], v[:nv])}
+                rec[d, nv].append(len(fused & mates) / len(mates))
+                size_of[d, nv].append(len(fused))
             qs.append(src[qi])
         qa = np.array(qs)
-        print(f"\n## {size:,} entries: mates within the signatures' list of depth d + the votes' best 250")
-        for d in DEPTHS:
-            r = np.array(rec[d])
+        print(f"\n## {size:,} entries: mates within the signatures' list of depth d + the votes' best v")
+        for d, nv in grid:
+            r = np.array(rec[d, nv])
             per = ", ".join(f"{s} {r[qa == s].mean():.3f}" for s in sorted(set(qs)))
-            print(f"d={d:>6,}: all {r.mean():.3f} ({per})", flush=True)
+            print(f"d={d:>6,} v={nv:>5,}: all {r.mean():.3f} ({per}); {np.mean(size_of[d, nv]):.0f} candidates",
+                  flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,8 @@ Real engine everywhere: FAISS over real signatures, SIFT + RANSAC on the real ke
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -225,6 +227,11 @@ def test_cli_db_search_verbose_prints_stage_timings_and_seeding(tmp_path, capsys
     assert main(["db", "search", path, files[2], "-k", "1", "--rerank", "1", "--no-preprocess", "--no-seed",
                  "--verbose"]) == 0
     assert "stage 3: full circle, both handedness: seeding off" in capsys.readouterr().out
+    assert main(["db", "search", path, files[2], "-k", "2", "--rerank", "0", "--no-preprocess", "--json",
+                 "--shortlist", "2", "--votes", "0"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["params"]["votes"] == 0 and res["params"]["shortlist"] == 2 and len(res["hits"]) == 2
+    assert res["library_version"] and len(res["query_sha256"]) == 64      # traceable: parameters, version, query
 
 
 def test_fast_matcher_equals_its_reference_twin(data):
