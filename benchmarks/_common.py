@@ -242,7 +242,7 @@ def parser(doc: str | None = None, what: str | None = None) -> argparse.Argument
     ap.add_argument("--queries", default=None, help="scale: labelled CSV (file,firearm) of the queries and mates")
     ap.add_argument("--entries", type=int, nargs="+", default=None, help="scale: collection sizes (as --sizes)")
     ap.add_argument("--design", nargs="+", default=["global"],
-                    choices=["global", "local", "fused", "vlad4096", "fused4096"],
+                    choices=["global", "local", "fused", "vlad4096", "fused4096", "globaldb", "fuseddb"],
                     help="scale/local: stage-1 designs to run")
     ap.add_argument("--votes-per-depth", type=float, default=0.25,
                     help="fused: key-point votes added per place of the signatures' list (the product: 250 for 1,000)")

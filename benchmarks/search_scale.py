@@ -26,6 +26,9 @@ Designs of stage 1 (``--design``):
   d plus the votes' best ``round(d * --votes-per-depth)`` (250 for the default 1,000).
 * ``vlad4096`` / ``fused4096``: the 4,096-value VLAD signature (``search_vlad_design.py``,
   not shipped) alone, and with the votes instead of the 640-value signature.
+* ``globaldb`` / ``fuseddb``: as ``global`` / ``fused``, with the signatures indexed as a
+  database indexes them (``SignatureIndex``, ``kind="auto"``: IVF at these sizes) instead
+  of the exact search.
 
 Stage 2 verifies the short list against the real stored key points (replicas of a base
 decoy share its key points; verified again for timing on the timed queries); stage 3
@@ -151,6 +154,35 @@ class GlobalStage1:
         return [j for j in I[0].tolist() if j != qi and j >= 0]
 
 
+class ProductGlobalStage1(GlobalStage1):
+    """The signatures as a database indexes them: :class:`SignatureIndex` with ``kind="auto"``
+    (IVF from 10^4-10^5 entries on: ``nlist ~ sqrt(n)``, ``nprobe = max(8, nlist / 16)``)."""
+
+    def __init__(self, col: Collection, size: int, a: argparse.Namespace) -> None:
+        from ballistics.retrieval._faiss_index import SignatureIndex
+        rng = np.random.default_rng(size)
+        c = time.perf_counter()
+        Xd, self.base = _decoy_pool(col.feats, size - col.n, a.decoys, rng)
+        X = np.vstack([col.sig, Xd])
+        self.sidx = SignatureIndex.build(np.arange(len(X), dtype=np.int64), X, "auto")
+        self.idx = self.sidx._index
+        self.build_s = time.perf_counter() - c
+        self.bytes_per_entry = self.sidx.memory_bytes() / len(X)
+        self.name = f"global-640 ({self.sidx.kind}, as a database)"
+        self.col = col
+
+    def search(self, qi: int, depth: int) -> list[int]:
+        import faiss
+        banned = self.col.banned(qi, self.base)
+        q = self.col.sig[qi:qi + 1]
+        if len(banned) and hasattr(self.idx, "nprobe"):
+            sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(banned.astype(np.int64)))
+            _, I = self.idx.search(q, depth + 1, params=faiss.SearchParametersIVF(sel=sel, nprobe=self.idx.nprobe))
+        else:
+            _, I = _search_excluding(self.idx, q, depth + 1, banned)
+        return [j for j in I[0].tolist() if j != qi and j >= 0]
+
+
 def local_replicas(enc: list[tuple[np.ndarray, np.ndarray, np.ndarray]], base: np.ndarray, first: int,
                    rng: np.random.Generator, n_words: int) -> tuple[np.ndarray, ...]:
     """Postings (word, entry, code, angle) of decoys ``first + i`` built from base ``base[i]``.
@@ -262,8 +294,14 @@ class Fused4096Stage1(FusedStage1):
     global_design = Vlad4096Stage1
 
 
+class FusedProductStage1(FusedStage1):
+    """The votes with the signatures indexed as a database indexes them (IVF at these sizes)."""
+
+    global_design = ProductGlobalStage1
+
+
 DESIGNS = {"global": GlobalStage1, "local": LocalStage1, "fused": FusedStage1, "vlad4096": Vlad4096Stage1,
-           "fused4096": Fused4096Stage1}
+           "fused4096": Fused4096Stage1, "globaldb": ProductGlobalStage1, "fuseddb": FusedProductStage1}
 
 
 # ----------------------------------------------------------------------------- the run

@@ -126,3 +126,25 @@ def test_validation_and_small_cases(clustered):
     assert choose_kind(FLAT_LIMIT - 1, 640) == "flat"
     assert choose_kind(FLAT_LIMIT, 640) == "ivf"
     assert choose_kind(10_000_000, 640) == "ivfsq"
+
+
+def test_ivf_probes_a_quarter_of_its_lists_also_after_loading(tmp_path):
+    """The default nprobe is a quarter of the lists, a user's nprobe is kept, and a saved
+    index is searched with this version's default (not the nprobe serialised with it)."""
+    import faiss
+
+    from ballistics.retrieval._faiss_index import default_nprobe
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40_000, 16)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    ids = np.arange(len(X), dtype=np.int64)
+    idx = SignatureIndex.build(ids, X, kind="ivf")
+    nlist = idx.params()["nlist"]
+    assert nlist >= 64 and idx.params()["nprobe"] == default_nprobe(nlist) == nlist // 4
+    faiss.extract_index_ivf(idx._index).nprobe = 3          # as an index saved by another version
+    idx.save(tmp_path / "i.faiss")
+    back = SignatureIndex.load(tmp_path / "i.faiss")
+    assert back.params()["nprobe"] == nlist // 4
+    own = SignatureIndex.build(ids, X, kind="ivf", nprobe=5)
+    own.save(tmp_path / "o.faiss")
+    assert own.params()["nprobe"] == 5 and SignatureIndex.load(tmp_path / "o.faiss").params()["nprobe"] == 5
