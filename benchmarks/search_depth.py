@@ -23,25 +23,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cv1, parser, setup_logging  # noqa: E402
-from search_scale import Collection, build  # noqa: E402
+from _common import parser, setup_logging  # noqa: E402
+from search_scale import collections_with_both  # noqa: E402
 
 DEPTHS = [1000, 1500, 2000, 3000, 5000, 10000]
 VOTES = [250, 500, 1000]
 
 
 def cmd_depth(a: argparse.Namespace) -> None:
-    import faiss
-
     from ballistics.retrieval import merge_ranked
-    faiss.omp_set_num_threads(1)
-    cv1()
-    col = Collection(a)
-    src = np.array(col.source)
-    for size in (a.entries or a.sizes):
-        built: dict = {}
-        loc = build(col, max(size, col.n), "local", a, built)
-        glob = build(col, max(size, col.n), "global", a, built)
+    for col, size, loc, glob in collections_with_both(a):
+        src = np.array(col.source)
         grid = [(d, v) for d in DEPTHS for v in VOTES]
         rec: dict[tuple[int, int], list[float]] = {k: [] for k in grid}
         size_of: dict[tuple[int, int], list[int]] = {k: [] for k in grid}

@@ -315,6 +315,18 @@ def build(col: Collection, size: int, design: str, a: argparse.Namespace, built:
     return st
 
 
+def collections_with_both(a: argparse.Namespace):
+    """For each ``--entries`` size: (collection, size, votes' index, signatures' exact index), one thread."""
+    import faiss
+    faiss.omp_set_num_threads(1)
+    cv1()
+    col = Collection(a)
+    for size in (a.entries or a.sizes):
+        built: dict = {}
+        n = max(size, col.n)
+        yield col, size, build(col, n, "local", a, built), build(col, n, "global", a, built)
+
+
 def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: PairCompare,
         built: dict | None = None) -> tuple:
     from ballistics.retrieval._cascade import CascadeHit

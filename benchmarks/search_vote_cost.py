@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cv1, parser, setup_logging  # noqa: E402
-from search_scale import Collection, build  # noqa: E402
+from _common import parser, setup_logging  # noqa: E402
+from search_scale import collections_with_both  # noqa: E402
 
 SETTINGS = [(500, 2, 0), (300, 2, 0), (500, 1, 0), (300, 1, 0), (200, 1, 0)]
 
@@ -45,17 +45,9 @@ def postings_scanned(loc, qi: int) -> int:
 
 
 def cmd_votes(a: argparse.Namespace) -> None:
-    import faiss
-
     from ballistics.retrieval import merge_ranked
-    faiss.omp_set_num_threads(1)
-    cv1()
-    col = Collection(a)
-    src = np.array(col.source)
-    for size in (a.entries or a.sizes):
-        built: dict = {}
-        loc = build(col, max(size, col.n), "local", a, built)
-        glob = build(col, max(size, col.n), "global", a, built)
+    for col, size, loc, glob in collections_with_both(a):
+        src = np.array(col.source)
         gl = {qi: glob.search(qi, a.shortlist)[: a.shortlist] for qi in range(col.n) if col.mates(qi)}
         print(f"\n## {size:,} entries: votes' index build {loc.build_s:.1f} s, "
               f"{loc.bytes_per_entry:.0f} B/entry", flush=True)
