@@ -35,7 +35,7 @@ from typing import Any
 
 from ..errors import BundleModelError, BundleSignatureError, DatabaseError
 from ..retrieval import SearchHit, SearchParams, SearchResult
-from ..retrieval._cascade import CascadeHit, compare_candidates
+from ..retrieval._cascade import UNVERIFIED_PREFIX, CascadeHit, compare_candidates, unverified_warning
 from ..retrieval._models import DEFAULT_MODEL, get_model
 from ..retrieval._timing import Timer
 from ..scan import Scan
@@ -236,7 +236,7 @@ class MultiSearch:
                     acc = timings.setdefault(stage, {})
                     for name, v in t.items():
                         acc[name] = acc.get(name, 0.0) + v
-            warnings += [f"{src.name}: {w}" for w in r.warnings]
+            warnings += [f"{src.name}: {w}" for w in r.warnings if not w.startswith(UNVERIFIED_PREFIX)]
             for h in r:
                 row = src.db.catalogue.scan_by_id(h.scan_id)
                 sha = None if row is None else row["sha256"]
@@ -253,6 +253,9 @@ class MultiSearch:
                                          stage1_rank=h.retrieval_rank, stage2_inliers=h.inliers,
                                          stage2=h.verification))
         merged.sort(key=lambda c: c.sort_key())
+        weak = unverified_warning(merged, p.rerank_min_inliers) if p.verify else None
+        if weak:  # said once, of the merged list (a source without the mate has nothing verified)
+            warnings.append(weak)
         head = [c for c in merged[: p.rerank]
                 if c.stage2_inliers is None or c.stage2_inliers >= p.rerank_min_inliers]
         for c in [c for c in head if c.key not in surfaced]:

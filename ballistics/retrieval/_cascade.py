@@ -268,6 +268,10 @@ def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
     return kept, warnings
 
 
+#: How the warning of :func:`unverified_warning` begins (a merged search replaces its sources' ones).
+UNVERIFIED_PREFIX = "no candidate reached"
+
+
 def unverified_warning(hits: Sequence[CascadeHit], gate: int) -> str | None:
     """A warning when stage 2 verified nothing: no candidate reached ``gate`` inliers.
 
@@ -291,7 +295,7 @@ def unverified_warning(hits: Sequence[CascadeHit], gate: int) -> str | None:
     inl = [h.stage2_inliers for h in hits if h.stage2_inliers is not None]
     if not inl or max(inl) >= int(gate):
         return None
-    return (f"no candidate reached {int(gate)} stage-2 inliers (best {max(inl)} of {len(inl)} verified): "
+    return (f"{UNVERIFIED_PREFIX} {int(gate)} stage-2 inliers (best {max(inl)} of {len(inl)} verified): "
             "nothing in this list is verified, its order is signature similarity; a mate may rank low or "
             "lie beyond the short list (a deeper shortlist searches further, about 1.4 ms per candidate)")
 

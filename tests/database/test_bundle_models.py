@@ -184,6 +184,7 @@ def test_search_database_and_bundles_names_each_hit(sources, entries):
         assert (hits[0].scan_id, hits[0].lab, hits[0].source) == ("Lab B/Fadul 1-2", "Lab B", f"bundle:{r / 'b.zip'}")
         assert hits[0].cmc_count is not None and hits[0].stage == 3  # stage 3 ran over the merged list
         assert all(h.stage < 3 for h in hits[1:])
+        assert not any("stage-2 inliers" in w for w in hits.warnings)  # the home database alone has no mate
         hits = ms.search(entries[4], k=10, rerank=1)  # Fadul 3-1: its mate is in Lab C's bundle, no surfaces
         assert hits[0].scan_id == "Lab C/Fadul 3-2" and hits[0].stage == 2
         assert any("no surface to compare" in w for w in hits.warnings)
@@ -204,6 +205,8 @@ def test_search_bundles_without_a_database(sources, entries):
     hits = search_sources(entries[1], None, [r / "c.zip", r / "b.zip"], public_keys=[r / "b.pub"],
                           trust_unsigned=True, k=3, rerank=0)  # Fadul 1-2: its mate 1-1 is in no source
     assert {h.lab for h in hits} <= {"Lab B", "Lab C"} and all(h.source.startswith("bundle:") for h in hits)
+    weak = [w for w in hits.warnings if "stage-2 inliers" in w]  # said once, of the merged list
+    assert len(weak) == 1 and weak[0].startswith("no candidate reached 6")
     hits = search_sources(entries[4], None, [r / "c.zip", r / "b.zip"], public_keys=[r / "b.pub"],
                           trust_unsigned=True, k=1, rerank=0)  # Fadul 3-1 (Lab B) finds 3-2 in Lab C's
     assert (hits[0].scan_id, hits[0].lab) == ("Lab C/Fadul 3-2", "Lab C")
