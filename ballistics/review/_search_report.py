@@ -101,6 +101,8 @@ def search_report(db: Any, query: Scan | str | os.PathLike[str], *, k: int = 10,
     ttl = title or f"Database search: {q.name}"
     body = [f"<h1>{esc(ttl)}</h1><p class='meta'>Date: {esc(utc_now())} &middot; ballistics (openbreech) version "
             f"{esc(__version__)} &middot; {len(hits)} candidates</p>", _NOT_IDENTIFICATIONS]
+    for w in getattr(hits, "warnings", ()):  # what the search said the examiner must know
+        body.append(f"<p class='caveat'><b>Warning:</b> {esc(w)}</p>")
     fig = new_figure((10, 4.6))
     axs = fig.subplots(1, 2)
     lims = common_limits(q_proc)

@@ -68,6 +68,16 @@ def test_search_report_candidate_list(small_db, searched, tmp_path):
         assert stage in html
 
 
+def test_search_report_shows_the_searchs_warnings(small_db, scans):
+    """A query whose firearm is not stored: nothing verified, and the report says so at the top."""
+    query = scans["Fadul 2-2"]
+    hits = small_db.search(query, k=3, preprocess=False, exclude=["Fadul 2-1"], rerank=0)
+    weak = [w for w in hits.warnings if w.startswith("no candidate reached")]
+    assert len(weak) == 1
+    html = search_report(small_db, query, hits=hits, preprocess=False, dpi=30)
+    assert html.index("<b>Warning:</b> no candidate reached") < html.index("<h2>Candidate list</h2>")
+
+
 def test_search_report_searches_when_given_no_hits(small_db, searched):
     query, hits = searched
     html = search_report(small_db, query, k=2, preprocess=False, dpi=40)
