@@ -117,6 +117,20 @@ class PairCompare:
         self.mine: dict = {}
         self.prepared: dict = {}
 
+    def live_wall(self, i: int, js: list, stage2s: list, threads: int) -> float:
+        """Wall seconds of stage 3 as a search runs it on ``threads``: prepare the query, compare each pair."""
+        import ballistics
+        from ballistics.retrieval._cascade import stage3_seed
+        w = time.perf_counter()
+        with ballistics.threads(threads):
+            q = self.prepare(self.scans[i])
+            for j, s2 in zip(js, stage2s):
+                kw = stage3_seed(s2, self.window, self.min_inliers)["compare_kw"] if self.seed else {}
+                r = self.compare(q, self.scans[j], **kw)
+                if kw and r.cmc_count == 0:
+                    self.compare(q, self.scans[j])
+        return time.perf_counter() - w
+
     def __call__(self, i: int, j: int, stage2: dict | None = None) -> tuple[int, float, float, float]:
         from ballistics.retrieval._cascade import stage3_seed
         kw: dict = {}
@@ -247,6 +261,9 @@ def parser(doc: str | None = None, what: str | None = None) -> argparse.Argument
     ap.add_argument("--votes-per-depth", type=float, default=0.25,
                     help="fused: key-point votes added per place of the signatures' list (the product: 250 for 1,000)")
     ap.add_argument("--local-keypoints", type=int, default=0, help="local: key points indexed per entry (0: model)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="scale: time the timed queries' stages in wall seconds on N threads, as `db search "
+                         "--threads N` runs them (stage 2 verify_many, stage 3 live compare; default: CPU of one)")
     ap.add_argument("--dump", default=None, help="scale: write per-query lists to DUMP-SIZE-DESIGN.pkl")
     ap.add_argument("--vote-keypoints", type=int, default=0,
                     help="local: strongest query key points that vote, per handedness (0: all)")

@@ -329,8 +329,11 @@ def collections_with_both(a: argparse.Namespace):
 
 def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: PairCompare,
         built: dict | None = None) -> tuple:
+    from ballistics.retrieval import verify_many
     from ballistics.retrieval._cascade import CascadeHit
     from ballistics.retrieval._verify_sift import query_keypoints, verify
+    clock = time.perf_counter if a.threads else time.process_time  # wall on threads, else CPU of one
+    t2_threads = 0.0
     st = build(col, size, design, a, {} if built is None else built)
     s1 = {d: [] for d in DEPTHS}
     r10, h1, t1s, tqs, t2s, t3s, tends, nlist, qsrc = [], [], [], [], [], [], [], [], []
@@ -341,21 +344,26 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
         if not mates:
             continue
         timed = qi % a.time_every == 0
-        c0 = time.process_time()
+        c0 = clock()
         qkp = query_keypoints(col.scans[qi])
-        tq = time.process_time() - c0
+        tq = clock() - c0
         if hasattr(st, "qkp"):  # the local designs reuse the query's key points (timed above)
             st.qkp[qi] = qkp
-        c1 = time.process_time()
+        c1 = clock()
         order = st.search(qi, a.shortlist)  # the fused designs add the votes' best to it
-        t1 = time.process_time() - c1
+        t1 = clock() - c1
         if not design.startswith("fused"):
             order = order[: a.shortlist]
         nlist.append(len(order))
         for d in DEPTHS:  # a fused list of depth d is not a prefix of a deeper one
             od = order[:d] if not design.startswith("fused") and d <= a.shortlist else st.search(qi, d)
             s1[d].append(len(set(od) & mates) / len(mates))
-        c2 = time.process_time()
+        if timed and a.threads:  # the whole list on threads, as a search verifies it
+            cands = [col.kps[j] if j < col.n else col.dk[int(st.base[j - col.n])] for j in order]
+            c2 = clock()
+            verify_many(qkp, cands, threads=a.threads)
+            t2_threads = clock() - c2
+        c2 = clock()
         sc, vreal = {}, {}
         for j in order:
             if j < col.n:
@@ -368,7 +376,7 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
                 elif timed:
                     verify(qkp, col.dk[key[1]])
                 sc[j] = ver[key]
-        t2 = time.process_time() - c2
+        t2 = t2_threads if timed and a.threads else clock() - c2
         pos = {j: r for r, j in enumerate(order)}
         o2 = sorted(order, key=lambda j: (-sc[j], pos[j]))
         hits = [CascadeHit(key=j, stage1_score=0.0, stage2_inliers=sc[j]) for j in o2]
@@ -383,6 +391,9 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
                     log.warning("decoy %d reached stage 3 (%d inliers) for %s", h.key, h.stage2_inliers,
                                 col.names[qi])
                     h.cmc_count, h.compare_score = 0, 0.0
+        if timed and a.threads:  # stage 3 again, live, on threads
+            head = [h for h in hits[: a.rerank] if h.stage2_inliers >= a.min_inliers and h.key < col.n]
+            t3 = pc.live_wall(qi, [h.key for h in head], [vreal[h.key].to_dict() for h in head], a.threads)
         hits.sort(key=lambda h: h.sort_key())
         final = [h.key for h in hits]
         r10.append(len(set(final[:10]) & mates) / len(mates))
@@ -411,7 +422,8 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
         print(f"  {src}: {int(m.sum())} queries, recall@10 {np.mean(np.array(r10)[m]):.3f}, "
               f"hit@1 {np.mean(np.array(h1)[m]):.3f}")
     print(f"memory {st.bytes_per_entry:.0f} B/entry; build {st.build_s:.1f} s wall")
-    print(f"CPU s per query ({len(t1s)} timed queries), medians: query key points (+ mirror) "
+    what = f"wall s per query on {a.threads} threads" if a.threads else "CPU s per query"
+    print(f"{what} ({len(t1s)} timed queries), medians: query key points (+ mirror) "
           f"{statistics.median(tqs):.3f}; stage 1 {1e3 * statistics.median(t1s):.1f} ms; stage 2 "
           f"{statistics.median(t2s):.3f}; stage 3 {statistics.median(t3s):.3f}; end to end "
           f"{statistics.median(tends):.2f} (max {max(tends):.2f})")

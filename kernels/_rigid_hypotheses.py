@@ -26,7 +26,7 @@ from numba import njit
 __all__ = ["best_rigid_hypothesis"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # releases the GIL: stage 2 verifies candidates on threads
 def _best(a, b, i, j, tol):
     n = a.shape[0]
     tol2 = tol * tol

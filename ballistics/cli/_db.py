@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="half-width of stage 3's rotation window about stage 2's rotation, degrees (default 18)")
     q.add_argument("--seed-min-inliers", type=int, default=None,
                    help="candidates with fewer stage-2 inliers are compared over the full circle (default 8)")
+    q.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads for the search: stage 2 verifies candidates on N threads and each stage-3 "
+                        "comparison uses N (default 1; the answers do not depend on it)")
     q.add_argument("--timings", action="store_true", help="print the time each stage took (also with -v)")
     q.add_argument("--verbose", dest="search_verbose", action="store_true",
                    help="print the time each stage took and how each candidate's stage 3 was run")
@@ -303,12 +306,10 @@ def run_add(args: argparse.Namespace) -> int:
     return 0 if not failed else 2
 
 
-def run_search(args: argparse.Namespace) -> int:
+def _search_sources(args: argparse.Namespace, knobs: dict) -> tuple[Any, bool]:
+    """The search of ``db search``: one database, or several sources (bundles) merged."""
     from pathlib import Path
 
-    knobs = dict(k=args.k, preprocess=args.preprocess, rerank=args.rerank, shortlist=args.shortlist,
-                 votes=args.votes, rerank_min_inliers=args.rerank_min_inliers, verify=args.verify, seed=args.seed,
-                 seed_window_deg=args.seed_window, seed_min_inliers=args.seed_min_inliers)
     bundles = list(args.bundle)
     if bundles or Path(args.path).is_file():  # bundles: one collection of every source, hits name their source
         from ..database import MultiSearch
@@ -318,15 +319,22 @@ def run_search(args: argparse.Namespace) -> int:
             bundles.insert(0, args.path)
         with MultiSearch(database, bundles, public_keys=args.public_key, trust_unsigned=args.trust_unsigned,
                          lab=args.lab) as ms:
-            hits = ms.search(args.file, **knobs)
-        multi = True
-    else:
-        db = _open(args.path, readonly=True)
-        try:
-            hits = db.search(args.file, **knobs)
-        finally:
-            db.close()
-        multi = False
+            return ms.search(args.file, **knobs), True
+    db = _open(args.path, readonly=True)
+    try:
+        return db.search(args.file, **knobs), False
+    finally:
+        db.close()
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from .. import threads
+
+    knobs = dict(k=args.k, preprocess=args.preprocess, rerank=args.rerank, shortlist=args.shortlist,
+                 votes=args.votes, rerank_min_inliers=args.rerank_min_inliers, verify=args.verify, seed=args.seed,
+                 seed_window_deg=args.seed_window, seed_min_inliers=args.seed_min_inliers)
+    with threads(args.threads if args.threads is not None else 1):
+        hits, multi = _search_sources(args, knobs)
     if args.timings or args.search_verbose or getattr(args, "verbose", 0):
         print(hits.format_timings(), file=sys.stderr)
     for w in hits.warnings:

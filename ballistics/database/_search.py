@@ -25,6 +25,7 @@ from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchRes
 from ..retrieval._cascade import CascadeHit, compare_candidates, unverified_warning, verify_candidates
 from ..retrieval._fuse import merge_ranked
 from ..retrieval._timing import Timer, format_timings
+from ..retrieval._verify_many import resolve_threads
 from ..scan import Scan
 from ._entry import PreparedEntry
 
@@ -184,7 +185,7 @@ def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: 
     for num in sorted(damaged_sigs & set(rows)):
         warnings.append(f"{rows[num]['scan_id']}: stored signature is damaged; left out of the search "
                         "(run `ballistics db verify`)")
-    with Timer(timings, "stage2", len(chits) if p.verify else 0):
+    with Timer(timings, "stage2", len(chits) if p.verify else 0, threads=resolve_threads()):
         if p.verify and qkp is not None and chits:
             chits, w = verify_candidates(qkp if p.mirror else qkp[:1], chits, _blobs(catalogue, cache))
             warnings += [_name(x, rows) for x in w]

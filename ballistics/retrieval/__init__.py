@@ -8,8 +8,9 @@ Storage-free building blocks of cross-case search (the case database,
 * :class:`SignatureIndex` -- FAISS index of signatures (exact below :data:`FLAT_LIMIT`
   entries, IVF above; persistent, incremental adds and removals);
 * stage 2 -- :class:`Keypoints`, :func:`keypoints`, :func:`query_keypoints`,
-  :func:`verify` (SIFT key points under one rigid motion, RANSAC) and the per-scan
-  data stored at ingest (:func:`ingest_blobs`);
+  :func:`verify` (SIFT key points under one rigid motion, RANSAC), :func:`verify_many`
+  (a whole short list, on threads) and the per-scan data stored at ingest
+  (:func:`ingest_blobs`);
 * stage 1 from two rankings -- :func:`merge_ranked` (global signatures and the key
   points' votes);
 * the cascade -- :class:`SearchParams` (its knobs), :func:`cascade` /
@@ -29,11 +30,13 @@ from ._signature import PARAMS as SIGNATURE_PARAMS
 from ._signature import SIGNATURE_VERSION, signature, signature_dim, train_codebook
 from ._stage2 import SIFT_BLOB, ingest_blobs
 from ._timing import format_timings
+from ._verify_many import verify_many
 from ._verify_sift import Keypoints, Verification, VerificationError, keypoints, query_keypoints, verify
 
 __all__ = ["signature", "signature_dim", "train_codebook", "SIGNATURE_VERSION", "SIGNATURE_PARAMS",
            "SignatureIndex", "FLAT_LIMIT", "choose_kind", "Keypoints", "Verification", "VerificationError",
-           "keypoints", "query_keypoints", "verify", "SIFT_BLOB", "ingest_blobs", "SearchParams", "MAX_K",
+           "keypoints", "query_keypoints", "verify", "verify_many", "SIFT_BLOB", "ingest_blobs", "SearchParams",
+           "MAX_K",
            "MAX_SHORTLIST", "MAX_RERANK", "SearchHit", "SearchResult", "CascadeHit", "CascadeResult",
            "CASCADE_DEFAULTS", "cascade", "cascade_many", "compare_candidates", "verify_candidates", "stage3_seed",
            "format_timings", "merge_ranked"]

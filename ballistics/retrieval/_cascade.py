@@ -36,7 +36,8 @@ from .._version import __version__
 from ..errors import BallisticsError, ParameterError
 from ..scan import Scan
 from ._params import SearchParams
-from ._verify_sift import Keypoints, Verification, VerificationError, verify
+from ._verify_many import verify_many
+from ._verify_sift import Keypoints, VerificationError
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,8 @@ def stage3_seed(stage2: dict[str, Any] | None, window_deg: float = CASCADE_DEFAU
 
 def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
                       get_blobs: Callable[[list[Hashable]], dict[Hashable, bytes | Keypoints | None]],
-                      verify_params: dict[str, Any] | None = None) -> tuple[list[CascadeHit], list[str]]:
+                      verify_params: dict[str, Any] | None = None, threads: int | None = None
+                      ) -> tuple[list[CascadeHit], list[str]]:
     """Stage 2: set ``stage2_inliers`` of every hit from its stored key points.
 
     Parameters
@@ -229,6 +231,10 @@ def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
         ``keys -> {key: blob bytes, decoded Keypoints, or None}``.
     verify_params : dict, optional
         Passed to :func:`verify`.
+    threads : int, optional
+        Threads verifying the candidates (:func:`._verify_many.verify_many`; default the
+        engine's compute threads, one unless :func:`ballistics.threads` says otherwise).
+        The answers do not depend on it.
 
     Returns
     -------
@@ -242,6 +248,7 @@ def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
     missing = 0
     kept: list[CascadeHit] = []
     warnings: list[str] = []
+    todo: list[tuple[CascadeHit, Keypoints]] = []
     for h in hits:
         b = blobs.get(h.key)
         if b is None:
@@ -254,11 +261,13 @@ def verify_candidates(qkp: Sequence[Keypoints], hits: list[CascadeHit],
             warnings.append(f"candidate {h.key}: stored stage-2 key points are damaged ({exc}); skipped "
                             "(run `ballistics db verify --deep`)")
             continue
-        v: Verification = verify(tuple(qkp), kp, verify_params)
+        todo.append((h, kp))
+        kept.append(h)
+    found = verify_many(tuple(qkp), [kp for _, kp in todo], verify_params, threads)
+    for (h, _), v in zip(todo, found):
         h.stage2_inliers = v.inliers
         h.stage2 = v.to_dict()
         h.stage = 2
-        kept.append(h)
     if missing:
         warnings.append(f"{missing} of {len(hits)} candidates have no stage-2 key points (stored before they "
                         "were computed at ingest; `ballistics db rebuild --blobs`); they keep their retrieval order")

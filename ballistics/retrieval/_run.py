@@ -21,6 +21,7 @@ from ..scan import Scan
 from ._cascade import CascadeResult, compare_candidates, stage1_hits, unverified_warning, verify_candidates
 from ._params import SearchParams
 from ._timing import Timer
+from ._verify_many import resolve_threads
 from ._verify_sift import PARAMS as VERIFY_PARAMS
 from ._verify_sift import Keypoints, VerificationError, query_keypoints
 
@@ -102,7 +103,7 @@ def cascade(query: Scan, *, signature: np.ndarray,
         D, I = search_vectors(np.asarray(signature, np.float32).reshape(1, -1), p.shortlist + len(excluded))
         hits = stage1_hits(D, I, excluded, p.shortlist)
         t1.n = len(hits)
-    with Timer(timings, "stage2", len(hits) if p.verify else 0):
+    with Timer(timings, "stage2", len(hits) if p.verify else 0, threads=resolve_threads()):
         if p.verify and query_kp is not None:
             hits, w = verify_candidates(query_kp, hits, get_blobs, verify_params)
             warnings += w

@@ -9,10 +9,15 @@ __all__ = ["Timer", "format_timings"]
 
 
 class Timer:
-    """Context manager adding one stage's wall and CPU seconds and items to ``timings``."""
+    """Context manager adding one stage's wall and CPU seconds and items to ``timings``.
 
-    def __init__(self, timings: dict[str, dict[str, float]], name: str, n: int = 0) -> None:
-        self.t, self.name, self.n = timings, name, n
+    ``threads``, when given, is recorded as the stage's ``threads`` (CPU seconds are
+    summed over them, so wall time is the latency).
+    """
+
+    def __init__(self, timings: dict[str, dict[str, float]], name: str, n: int = 0,
+                 threads: int | None = None) -> None:
+        self.t, self.name, self.n, self.threads = timings, name, n, threads
 
     def __enter__(self) -> Timer:
         self.w0, self.c0 = time.perf_counter(), time.process_time()
@@ -23,6 +28,8 @@ class Timer:
         d["wall_s"] += time.perf_counter() - self.w0
         d["cpu_s"] += time.process_time() - self.c0
         d["n"] += self.n
+        if self.threads is not None:
+            d["threads"] = self.threads
 
 
 def format_timings(timings: dict[str, dict[str, float]]) -> str:
@@ -44,6 +51,7 @@ def format_timings(timings: dict[str, dict[str, float]]) -> str:
     for k in ("query", "stage1", "stage2", "stage3"):
         if k in timings:
             d = timings[k]
+            on = f" on {int(d['threads'])} threads" if d.get("threads", 1) != 1 else ""
             lines.append(f"{k:<7}{names[k]:<20}{int(d.get('n', 0)):>7} items {d['wall_s']:8.3f} s wall "
-                         f"{d['cpu_s']:8.3f} s CPU")
+                         f"{d['cpu_s']:8.3f} s CPU{on}")
     return "\n".join(lines)

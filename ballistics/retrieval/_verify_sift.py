@@ -25,6 +25,7 @@ cartridge-case images; Song (2013) for the cells' congruence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 from collections.abc import Sequence
@@ -33,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import with_compute_threads
 from ..errors import BallisticsError, EmptyScanError
 from ..kernels._rigid_hypotheses import best_rigid_hypothesis
-from ..kernels._two_nearest import two_nearest
+from ..kernels._two_nearest import ratio_matches, two_nearest
 from ..scan import Scan
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class Keypoints:
     spacing_m: float = 6.25e-6
     _desc_f32: np.ndarray | None = field(default=None, repr=False, compare=False)
     _sqnorm: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _neg2: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(len(self.points))
@@ -97,6 +100,13 @@ class Keypoints:
         if self._desc_f32 is None:
             self._desc_f32 = np.ascontiguousarray(self.descriptors, dtype=np.float32)
         return self._desc_f32
+
+    @property
+    def desc_neg2(self) -> np.ndarray:
+        """Descriptors times -2, float32 (cached; the query side of every distance product)."""
+        if self._neg2 is None:
+            self._neg2 = -2.0 * self.desc_f32
+        return self._neg2
 
     @property
     def sqnorm(self) -> np.ndarray:
@@ -237,33 +247,43 @@ def _match_all(qs: Sequence[Keypoints], c: Keypoints, ratio: float) -> list[tupl
     """Per query key-point set, indices (iq, ic) of one-to-one nearest neighbours passing the ratio test.
 
     Squared L2 distances ``|q|^2 - 2 q.c + |c|^2`` from one matrix product per query set
-    (the query and its mirror image); the nearest and second-nearest candidate key point
-    of each query key point in one compiled pass over each row
-    (:func:`ballistics.kernels._two_nearest.two_nearest`; ``|q|^2`` is added to those two only);
-    Lowe's ratio test on the distances; then per candidate key point only the closest
-    query key point.  About 1.7x faster than one ``argpartition`` over the full matrix,
-    with the same matches up to float rounding (``benchmarks/results_index.md``).
+    (the query and its mirror image); then one compiled pass
+    (:func:`ballistics.kernels._two_nearest.ratio_matches`, which releases the GIL):
+    the nearest and second-nearest candidate key point of each query key point
+    (``|q|^2`` is added to those two only), Lowe's ratio test on the distances, and per
+    candidate key point only the closest query key point.  The same matches as
+    :func:`_match_all_numpy`, element by element.
     """
     if len(c) < 2 or sum(len(q) for q in qs) == 0:
         return [(np.zeros(0, np.intp), np.zeros(0, np.intp)) for _ in qs]
     CT = c.desc_f32.T
     c2 = c.sqnorm
+    out = []
+    for q in qs:
+        if len(q) == 0:
+            out.append((np.zeros(0, np.intp), np.zeros(0, np.intp)))
+            continue
+        iq, ic = ratio_matches(q.desc_neg2 @ CT, c2, q.sqnorm, ratio)   # row minima, ratio, one per column
+        out.append((iq.astype(np.intp, copy=False), ic.astype(np.intp, copy=False)))
+    return out
+
+
+def _match_all_numpy(qs: Sequence[Keypoints], c: Keypoints, ratio: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_match_all` with the ratio test and the one-per-candidate step in NumPy (reference for tests)."""
+    if len(c) < 2 or sum(len(q) for q in qs) == 0:
+        return [(np.zeros(0, np.intp), np.zeros(0, np.intp)) for _ in qs]
+    CT = c.desc_f32.T
     r2 = ratio * ratio
     out = []
     for q in qs:
         if len(q) == 0:
             out.append((np.zeros(0, np.intp), np.zeros(0, np.intp)))
             continue
-        first, d1, dsec = two_nearest((-2.0 * q.desc_f32) @ CT, c2)   # row minima, compiled
-        q2 = q.sqnorm
-        d1 = d1 + q2
-        dsec = dsec + q2
-        ok = np.maximum(d1, 0) < r2 * np.maximum(dsec, 0)
-        iq = np.flatnonzero(ok)
-        if len(iq) == 0:
-            out.append((iq, iq))
-            continue
-        out.append(_one_per_candidate(iq, first[iq], d1[iq]))
+        first, d1, dsec = two_nearest((-2.0 * q.desc_f32) @ CT, c.sqnorm)
+        d1 = d1 + q.sqnorm
+        dsec = dsec + q.sqnorm
+        iq = np.flatnonzero(np.maximum(d1, 0) < r2 * np.maximum(dsec, 0))
+        out.append((iq, iq) if len(iq) == 0 else _one_per_candidate(iq, first[iq], d1[iq]))
     return out
 
 
@@ -307,7 +327,17 @@ def _match_all_reference(qs: Sequence[Keypoints], c: Keypoints, ratio: float
     return out
 
 
-def rigid_ransac(a: np.ndarray, b: np.ndarray, tol: float, n_hyp: int, rng: np.random.Generator
+@functools.lru_cache(maxsize=4096)
+def _hypothesis_pairs(seed: int, n: int, n_hyp: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of matches a fresh generator of ``seed`` draws for ``n`` matches (read-only, cached)."""
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, n_hyp)
+    j = rng.integers(0, n, n_hyp)
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
+
+
+def rigid_ransac(a: np.ndarray, b: np.ndarray, tol: float, n_hyp: int, rng: np.random.Generator | int
                  ) -> tuple[int, float, np.ndarray, np.ndarray]:
     """Best rigid motion b ~ R a + t by RANSAC over two-point hypotheses.
 
@@ -326,6 +356,9 @@ def rigid_ransac(a: np.ndarray, b: np.ndarray, tol: float, n_hyp: int, rng: np.r
         Inlier distance, pixels.
     n_hyp : int
         Number of hypotheses.
+    rng : numpy.random.Generator or int
+        Draws the hypotheses' pairs of matches; an int is the seed of a fresh
+        generator (the same pairs, cached per number of matches).
 
     Returns
     -------
@@ -337,8 +370,11 @@ def rigid_ransac(a: np.ndarray, b: np.ndarray, tol: float, n_hyp: int, rng: np.r
     n = len(a)
     if n < 2:
         return 0, 0.0, np.zeros(2), np.zeros(n, bool)
-    i = rng.integers(0, n, n_hyp)
-    j = rng.integers(0, n, n_hyp)
+    if isinstance(rng, (int, np.integer)):
+        i, j = _hypothesis_pairs(int(rng), n, int(n_hyp))
+    else:
+        i = rng.integers(0, n, n_hyp)
+        j = rng.integers(0, n, n_hyp)
     k, cnt, c, s, t = best_rigid_hypothesis(a, b, i, j, tol)   # the hypotheses, compiled
     if k < 0:
         return 0, 0.0, np.zeros(2), np.zeros(n, bool)
@@ -395,17 +431,21 @@ def verify(query: Keypoints | Sequence[Keypoints], candidate: Keypoints,
             if len(iq) > best.matches and best.inliers == 0:
                 best = Verification(0, int(len(iq)), mirrored=bool(mirrored))
             continue
-        rng = np.random.default_rng(int(p["seed"]))
         n, ang, t, _ = rigid_ransac(q.points[iq].astype(np.float64), candidate.points[ic].astype(np.float64),
-                                    float(p["inlier_px"]), int(p["n_hypotheses"]), rng)
+                                    float(p["inlier_px"]), int(p["n_hypotheses"]), int(p["seed"]))
         if n > best.inliers:
             best = Verification(int(n), int(len(iq)), ang, (float(t[0]), float(t[1])), bool(mirrored))
     return best
 
 
+@with_compute_threads(opencv=True)
 def query_keypoints(scan: Scan, params: dict[str, Any] | None = None, mirror: bool = True
                     ) -> tuple[Keypoints, ...]:
-    """The query side of stage 2: key points of ``scan`` and, if ``mirror``, of its mirror image."""
+    """The query side of stage 2: key points of ``scan`` and, if ``mirror``, of its mirror image.
+
+    OpenCV runs on the engine's compute threads (one unless :func:`ballistics.threads`
+    says otherwise), restored afterwards.
+    """
     kp = keypoints(scan, params)
     if not mirror:
         return (kp,)

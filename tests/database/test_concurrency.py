@@ -218,6 +218,13 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert [h["rank"] for h in res["hits"]] == [1, 2] and res["hits"][0]["scan_id"] == ids[1]
     assert main(["db", "search", path, files[0], "-k", "2", "--rerank", "0", "--no-preprocess"]) == 0
     assert ids[1] in capsys.readouterr().out
+    assert main(["db", "search", path, files[0], "-k", "2", "--rerank", "0", "--no-preprocess", "--threads", "2",
+                 "--json"]) == 0
+    res2 = json.loads(capsys.readouterr().out)   # the same list on two threads, and it says so
+    assert [h["scan_id"] for h in res2["hits"]] == [h["scan_id"] for h in res["hits"]]
+    assert res2["timings"]["stage2"]["threads"] == 2
+    assert main(["db", "search", path, files[0], "--threads", "0"]) == 2
+    assert "threads" in capsys.readouterr().err
     assert main(["db", "remove", path, ids[1]]) == 0
     assert main(["db", "remove", path, ids[1]]) == 2
     assert main(["db", "list", path]) == 0

@@ -1,4 +1,4 @@
-"""The stage-2 kernels (row minima, rigid hypotheses) against their NumPy twins: bit-identical."""
+"""The stage-2 kernels (row minima, ratio matches, rigid hypotheses) against their NumPy twins: bit-identical."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from ballistics.kernels._rigid_hypotheses import best_rigid_hypothesis
-from ballistics.kernels._two_nearest import two_nearest
+from ballistics.kernels._two_nearest import ratio_matches, two_nearest
 from ballistics.retrieval._verify_sift import (
     PARAMS,
     Keypoints,
     _match_all,
+    _match_all_numpy,
     _match_all_reference,
     keypoints,
     query_keypoints,
@@ -51,6 +52,19 @@ def twin_hypotheses(a, b, i, j, tol):
     return int(k_ok[h]), int(cnt[h]), c[h], s[h], np.array([tx[h], ty[h]])
 
 
+def twin_ratio_matches(P, c2, q2, ratio):
+    """Plain NumPy: the twin's two nearest, the ratio test, then a stable sort by (column,
+    distance) keeping each column's first."""
+    first, d1, dsec = twin_two_nearest(P, c2)
+    d1, dsec = d1 + q2, dsec + q2
+    iq = np.flatnonzero(np.maximum(d1, 0) < (ratio * ratio) * np.maximum(dsec, 0))
+    order = np.lexsort((d1[iq], first[iq]))
+    ic_s, iq_s = first[iq][order], iq[order]
+    keep = np.ones(len(order), bool)
+    keep[1:] = ic_s[1:] != ic_s[:-1]
+    return iq_s[keep], ic_s[keep]
+
+
 def assert_same_hypothesis(a, b, i, j, tol):
     k, n, c, s, t = best_rigid_hypothesis(a, b, i, j, tol)
     k2, n2, c2, s2, t2 = twin_hypotheses(a, b, i, j, tol)
@@ -86,6 +100,39 @@ def test_two_nearest_refuses_bad_arrays():
         two_nearest(P.astype(np.float64), np.zeros(4, np.float32))
     with pytest.raises(ValueError):
         two_nearest(P, np.zeros(3, np.float32))
+
+
+# ----------------------------------------------------------------------------- ratio matches
+@pytest.mark.parametrize("nq,nc,integers,ratio",
+                         [(7, 5, False, 0.85), (300, 500, False, 0.85), (300, 500, False, 0.99),
+                          (60, 40, True, 0.85), (5, 2, True, 1.0), (200, 3, False, 0.7)])
+def test_ratio_matches_match_twin(nq, nc, integers, ratio):
+    rng = np.random.default_rng(nq * nc + 1)
+    if integers:  # ties in rows and between rows competing for one column
+        P = rng.integers(-6, 0, (nq, nc)).astype(np.float32) * 2
+        c2 = rng.integers(0, 3, nc).astype(np.float32)
+        q2 = rng.integers(0, 3, nq).astype(np.float32)
+    else:  # descriptor-like distances: |q|^2 - 2 q.c + |c|^2 of random uint8 vectors
+        Q = rng.integers(0, 60, (nq, 128)).astype(np.float32)
+        C = np.vstack([Q[rng.integers(0, nq, nc // 2)] + rng.normal(0, 3, (nc // 2, 128)),
+                       rng.integers(0, 60, (nc - nc // 2, 128))]).astype(np.float32)
+        P = (-2.0 * Q) @ C.T
+        c2, q2 = np.einsum("ij,ij->i", C, C), np.einsum("ij,ij->i", Q, Q)
+    iq, ic = ratio_matches(P, c2, q2, ratio)
+    jq, jc = twin_ratio_matches(P, c2, q2, ratio)
+    assert iq.tolist() == jq.tolist() and ic.tolist() == jc.tolist()
+    assert len(set(ic.tolist())) == len(ic)            # one match per candidate column
+    if not integers and nc > 10:
+        assert len(iq) > 0                             # the planted near copies matched
+
+
+def test_ratio_matches_refuse_bad_input():
+    P = np.zeros((3, 4), np.float32)
+    c2, q2 = np.zeros(4, np.float32), np.zeros(3, np.float32)
+    for bad in ((P.astype(np.float64), c2, q2, 0.8), (P, q2, q2, 0.8), (P, c2, c2, 0.8), (P, c2, q2, 0.0),
+                (P, c2, q2, 1.5)):
+        with pytest.raises(ValueError):
+            ratio_matches(*bad)
 
 
 # ----------------------------------------------------------------------------- rigid hypotheses
@@ -141,16 +188,20 @@ def test_stage2_kernels_match_twins_on_real_keypoints(real):
                 f, d1, ds = two_nearest(P, cand.sqnorm)
                 f2, e1, es = twin_two_nearest(P, cand.sqnorm)
                 assert f.tolist() == f2.tolist() and np.array_equal(d1, e1) and np.array_equal(ds, es)
-            for q, (iq, ic), (jq, jc) in zip(qs, _match_all(qs, cand, ratio), _match_all_reference(qs, cand, ratio)):
-                assert iq.tolist() == jq.tolist() and ic.tolist() == jc.tolist()
+            for q, (iq, ic), (jq, jc), (kq, kc) in zip(qs, _match_all(qs, cand, ratio),
+                                                        _match_all_reference(qs, cand, ratio),
+                                                        _match_all_numpy(qs, cand, ratio)):
+                assert iq.tolist() == jq.tolist() == kq.tolist() and ic.tolist() == jc.tolist() == kc.tolist()
                 if len(iq) < 2:
                     continue
                 a, b = q.points[iq].astype(np.float64), cand.points[ic].astype(np.float64)
                 rng = np.random.default_rng(int(PARAMS["seed"]))
                 i, j = rng.integers(0, len(a), n_hyp), rng.integers(0, len(a), n_hyp)
                 best.append(assert_same_hypothesis(a, b, i, j, tol)[1])
-                n, _, t, mask = rigid_ransac(a, b, tol, n_hyp, np.random.default_rng(int(PARAMS["seed"])))
+                n, ang, t, mask = rigid_ransac(a, b, tol, n_hyp, np.random.default_rng(int(PARAMS["seed"])))
                 assert n == int(mask.sum()) and n >= best[-1]      # the refit never loses inliers
+                n2, ang2, t2, mask2 = rigid_ransac(a, b, tol, n_hyp, int(PARAMS["seed"]))  # cached pairs
+                assert (n2, ang2) == (n, ang) and np.array_equal(t2, t) and np.array_equal(mask2, mask)
     assert len(best) > 20 and max(best) >= 10                      # mates were among the pairs
 
 
