@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -33,7 +34,7 @@ from typing import Any, TypeVar
 from .errors import ParameterError
 
 __all__ = ["DEFAULT_THREADS", "set_threads", "threads", "compute_threads", "get_fft_workers",
-           "current_threads", "with_compute_threads"]
+           "current_threads", "with_compute_threads", "resolve_threads"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -185,3 +186,36 @@ def with_compute_threads(*, opencv: bool = False) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
         return wrapper  # type: ignore[return-value]
     return deco
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """Threads an operation that splits its work over threads will use (search's stages 1 and 2).
+
+    Parameters
+    ----------
+    threads : int, optional
+        Requested threads; default :func:`current_threads` (one unless
+        :func:`threads` or :func:`set_threads` said otherwise; None there means every
+        core this process may use).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Raises
+    ------
+    ParameterError
+        ``threads`` is not a positive integer.
+    """
+    if threads is None:
+        threads = current_threads()
+        if threads is None:
+            try:
+                return max(1, len(os.sched_getaffinity(0)))
+            except AttributeError:  # not on Linux
+                return max(1, os.cpu_count() or 1)
+        return int(threads)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ParameterError(f"threads must be a positive integer, got {threads!r}")
+    return threads

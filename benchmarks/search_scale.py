@@ -5,6 +5,11 @@ Run (repository root, venv active; ``search_features.py features`` and ``decoys-
     python benchmarks/search_scale.py --entries 10000 100000 --design global local
     python benchmarks/search_scale.py --queries ../shared/data/dfsc/ground_truth.csv --entries 10000
     python benchmarks/bench_search.py scale --queries LABELLED.csv --entries N     # the same
+    python benchmarks/bench_search.py scale --entries 10000 --design fuseddb --threads 2
+
+With ``--threads N`` the timed queries are timed in wall seconds as ``db search
+--threads N`` runs them (votes, query key points, stage 2 with ``verify_many`` and
+stage 3's comparisons live, all on N threads); without it, in CPU seconds of one thread.
 
 Queries: by default the 54 real breech faces of ``../shared/data`` (40 Fadul, 14 DFSC);
 with ``--queries LABELLED.csv`` (columns ``file,firearm``; files relative to the CSV's
@@ -432,6 +437,9 @@ def run(col: Collection, size: int, design: str, a: argparse.Namespace, pc: Pair
 
 def cmd_scale(a: argparse.Namespace) -> None:
     cv1()
+    if a.threads:  # as `db search --threads N`: votes, key points, verification and compare on N threads
+        import ballistics
+        ballistics.set_threads(a.threads)
     col = Collection(a)
     pc = PairCompare(col.scans, seed=a.seed, window=a.seed_window, min_inliers=a.seed_min_inliers)
     if a.queries:  # pair cache keys are indices into the default scans: keep outside queries apart

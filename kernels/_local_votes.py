@@ -32,7 +32,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-# One thread (no parallel=True): callers that want more run queries side by side.
+# No parallel=True: ``local_votes(threads=N)`` splits the scan over Python threads (the kernels
+# release the GIL), so the thread count is the caller's, per call.
 
 __all__ = ["local_votes"]
 
@@ -49,19 +50,19 @@ def _popcount(typingctx, x):
     return types.int64(x), codegen
 
 
-@njit(cache=True)
-def _gather(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, max_h):
-    """Votes of every posting within ``max_h`` bits, in descriptor order (then posting order).
+@njit(cache=True, nogil=True)
+def _gather(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, max_h, q0, q1):
+    """Votes of every posting within ``max_h`` bits for query rows ``q0:q1``, in descriptor
+    order (then posting order).
 
     Returns the group ``entry * 2 + hand`` of each vote and its payload
     ``descriptor << 16 | rotation << 8 | h`` (rotation in 1/256 turn, h the Hamming distance).
     """
-    nq = q_words.shape[0]
     cap = 1024
     g = np.empty(cap, np.int64)
     pay = np.empty(cap, np.int64)
     n = 0
-    for q in range(nq):
+    for q in range(q0, q1):
         w = q_words[q]
         p0 = offsets[w]
         p1 = offsets[w + 1]
@@ -252,12 +253,43 @@ def _top(ent, best, exclude, depth):
     return out_s, out_i
 
 
-@njit(cache=True)
-def _local_votes(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, weights, nb, exclude, depth):
-    g, pay = _gather(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, weights.shape[0] - 1)
+@njit(cache=True, nogil=True)
+def _finish(g, pay, weights, nb, exclude, depth):
     g, pay = _sort_groups(g, pay)
     ent, best = _entry_scores(g, pay, weights, nb)
     return _top(ent, best, exclude, depth)
+
+
+@njit(cache=True, nogil=True)
+def _local_votes(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, weights, nb, exclude, depth):
+    g, pay = _gather(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, weights.shape[0] - 1,
+                     0, q_words.shape[0])
+    return _finish(g, pay, weights, nb, exclude, depth)
+
+
+def _split_rows(offsets: np.ndarray, q_words: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Contiguous ranges of query rows with about equal numbers of postings to scan."""
+    work = np.concatenate([[0], np.cumsum(offsets[q_words + 1] - offsets[q_words])])   # postings before row i
+    cuts = [0]
+    for k in range(1, parts):
+        target = work[-1] * k / parts
+        i = int(np.searchsorted(work, target))          # first prefix >= target; the one before may be closer
+        if i > 0 and target - work[i - 1] < work[min(i, len(work) - 1)] - target:
+            i -= 1
+        cuts.append(min(max(i, cuts[-1]), len(q_words)))
+    cuts.append(len(q_words))
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def _gather_threads(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, max_h, threads):
+    """The votes of :func:`_gather` with the rows split over ``threads`` threads (same order)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ranges = _split_rows(offsets, q_words, threads)
+    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="ballistics-votes") as pool:
+        parts = list(pool.map(lambda r: _gather(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands,
+                                                max_h, r[0], r[1]), ranges))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _vector(name: str, a: np.ndarray, dtypes: tuple[type, ...], n: int | None = None) -> np.ndarray:
@@ -273,7 +305,7 @@ def _vector(name: str, a: np.ndarray, dtypes: tuple[type, ...], n: int | None = 
 def local_votes(offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray, angles: np.ndarray,
                 q_words: np.ndarray, q_codes: np.ndarray, q_angles: np.ndarray, q_hands: np.ndarray,
                 weights: np.ndarray, rotation_bins: int, depth: int,
-                exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                exclude: np.ndarray | None = None, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Best ``depth`` entries of an inverted file for a set of query descriptors.
 
     Parameters
@@ -297,6 +329,10 @@ def local_votes(offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray, angles:
         Entries returned at most.
     exclude : numpy.ndarray of int, optional
         Entry ids never returned.
+    threads : int, default 1
+        Threads scanning the postings (the query rows split into contiguous ranges of
+        about equal work; the votes are concatenated in row order, so the result does
+        not depend on it).  Sorting and summing the votes stay on one thread.
 
     Returns
     -------
@@ -328,6 +364,12 @@ def local_votes(offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray, angles:
         raise ValueError("too many query rows (at most 2**31 - 1)")
     if int(rotation_bins) < 1 or int(depth) < 0:
         raise ValueError("rotation_bins must be positive and depth not negative")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
     ex = np.unique(np.asarray([] if exclude is None else exclude, np.int64).ravel())
-    return _local_votes(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, weights,
-                        int(rotation_bins), ex, int(depth))
+    if threads == 1 or nq < 2:
+        return _local_votes(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, weights,
+                            int(rotation_bins), ex, int(depth))
+    g, pay = _gather_threads(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands,
+                             len(weights) - 1, int(threads))
+    return _finish(g, pay, weights, int(rotation_bins), ex, int(depth))

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import resolve_threads
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchResult, VerificationError, query_keypoints
 from ..retrieval._cascade import CascadeHit, compare_candidates, unverified_warning, verify_candidates
 from ..retrieval._fuse import merge_ranked
 from ..retrieval._timing import Timer, format_timings
-from ..retrieval._verify_many import resolve_threads
 from ..scan import Scan
 from ._entry import PreparedEntry
 

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .._json import canonical_json
+from .._threads import resolve_threads
 from ..errors import BallisticsError
 from ..kernels._local_votes import local_votes
 from ._verify_sift import Keypoints
@@ -200,7 +201,7 @@ class LocalIndex:
 
     # ----------------------------------------------------------------- search
     def search(self, query: Keypoints | Sequence[Keypoints], depth: int, exclude: Any = None,
-               max_list: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               max_list: int | None = None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Best ``depth`` entries for the query's key points (as given, then mirrored).
 
         Every posting in a query descriptor's ``multi_assign ** 2`` nearest words whose
@@ -221,6 +222,10 @@ class LocalIndex:
         max_list : int, optional
             Word lists longer than this many postings are not scanned (a stop list of
             the most frequent words, Sivic & Zisserman 2003); None scans every list.
+        threads : int, optional
+            Threads scanning the postings (default: the engine's compute threads, one
+            unless :func:`ballistics.threads` says otherwise); the answer does not
+            depend on it.
 
         Returns
         -------
@@ -252,7 +257,7 @@ class LocalIndex:
                                  np.ascontiguousarray(self.codes, np.uint32),
                                  np.ascontiguousarray(self.angles, np.uint8),
                                  qw, qc, qa, qh,
-                                 weights, int(p["rotation_bins"]), int(depth), ex)
+                                 weights, int(p["rotation_bins"]), int(depth), ex, resolve_threads(threads))
         S = np.full((1, depth), -np.inf, np.float32)
         I = np.full((1, depth), -1, np.int64)
         S[0, :len(best)] = best

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import resolve_threads
 from .._version import __version__
 from ..errors import BallisticsError
 from ..scan import Scan
 from ._cascade import CascadeResult, compare_candidates, stage1_hits, unverified_warning, verify_candidates
 from ._params import SearchParams
 from ._timing import Timer
-from ._verify_many import resolve_threads
 from ._verify_sift import PARAMS as VERIFY_PARAMS
 from ._verify_sift import Keypoints, VerificationError, query_keypoints
 

@@ -20,52 +20,17 @@ raises it for a block, :func:`ballistics.set_threads` for the process).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .._threads import current_threads
-from ..errors import ParameterError
+from .._threads import resolve_threads
 from ._verify_sift import Keypoints, Verification, verify
 
-__all__ = ["verify_many", "resolve_threads"]
+__all__ = ["verify_many"]
 
 #: Candidates per task handed to a thread (small enough to balance, large enough to amortise).
 CHUNK = 32
-
-
-def resolve_threads(threads: int | None = None) -> int:
-    """Threads a stage-2 run will use.
-
-    Parameters
-    ----------
-    threads : int, optional
-        Requested threads; default :func:`ballistics._threads.current_threads` (one
-        unless :func:`ballistics.threads` or :func:`ballistics.set_threads` said
-        otherwise; None there means every core this process may use).
-
-    Returns
-    -------
-    int
-        At least 1.
-
-    Raises
-    ------
-    ParameterError
-        ``threads`` is not a positive integer.
-    """
-    if threads is None:
-        threads = current_threads()
-        if threads is None:
-            try:
-                return max(1, len(os.sched_getaffinity(0)))
-            except AttributeError:  # not on Linux
-                return max(1, os.cpu_count() or 1)
-        return int(threads)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ParameterError(f"stage-2 threads must be a positive integer, got {threads!r}")
-    return threads
 
 
 def verify_many(query: Sequence[Keypoints], candidates: Sequence[Keypoints],

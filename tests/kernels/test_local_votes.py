@@ -110,14 +110,14 @@ def random_query(rng, n_kp, m, n_words, protos):
     return w.astype(np.int64), c, a
 
 
-def run_kernel(offsets, ids, codes, angles, queries, hamming, sigma, nb, depth, exclude=None):
+def run_kernel(offsets, ids, codes, angles, queries, hamming, sigma, nb, depth, exclude=None, threads=1):
     W = [w.ravel() for w, _, _ in queries]
     C = [c.ravel() for _, c, _ in queries]
     A = [np.repeat(a, w.shape[1]) for w, _, a in queries]
     H = [np.full(w.size, h, np.uint8) for h, (w, _, _) in enumerate(queries)]
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
     return local_votes(offsets, ids, codes, angles, cat(W, np.int64), cat(C, np.uint32), cat(A, np.uint8),
-                       cat(H, np.uint8), _vote_weights(hamming, sigma), nb, depth, exclude)
+                       cat(H, np.uint8), _vote_weights(hamming, sigma), nb, depth, exclude, threads)
 
 
 def run_twin(offsets, ids, codes, angles, queries, hamming, sigma, nb, depth, exclude=None):
@@ -152,6 +152,22 @@ def test_kernel_matches_twin_on_random_postings(n_entries, n_words, per_entry, n
             want = run_twin(offsets, ids, codes, angles, queries, hamming, 6.0, nb, depth, ex)
             assert_same(got, want)
             assert len(got[1]) == min(depth, len(want[1]))
+    for threads in (2, 3):   # the scan split over threads: the same votes in the same order
+        got = run_kernel(offsets, ids, codes, angles, queries, hamming, 6.0, 24, depth, exclude, threads)
+        assert_same(got, run_twin(offsets, ids, codes, angles, queries, hamming, 6.0, 24, depth, exclude))
+
+
+def test_split_rows_balances_the_scan():
+    from ballistics.kernels._local_votes import _split_rows
+
+    offsets = np.array([0, 100, 100, 110, 400, 401], np.int64)      # lists of 100, 0, 10, 290, 1 postings
+    q_words = np.array([0, 1, 2, 3, 4, 0, 3], np.int64)
+    for parts in (1, 2, 3, 7, 20):
+        ranges = _split_rows(offsets, q_words, parts)
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(q_words)
+        assert all(a < b for a, b in ranges) and all(r[1] == s[0] for r, s in zip(ranges, ranges[1:]))
+        assert len(ranges) <= parts
+    assert _split_rows(offsets, q_words, 2) == [(0, 4), (4, 7)]       # 400 postings then 391
 
 
 def test_kernel_ties_by_id_and_depth_beyond_voted_entries():

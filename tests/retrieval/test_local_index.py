@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ballistics.errors import BallisticsError
+from ballistics.errors import BallisticsError, ParameterError
 from ballistics.retrieval import keypoints, query_keypoints
 from ballistics.retrieval._local_index import (
     LocalIndex,
@@ -92,3 +92,21 @@ def test_stop_list_skips_long_word_lists(kps):
     assert (I0 == -1).all() and np.isinf(S0).all()
     S1, I1 = idx.search(q, 4, exclude=[0], max_list=1)
     assert np.nanmax(np.where(np.isfinite(S1), S1, 0)) <= S[0, 0] and longest > 1
+
+
+def test_votes_on_threads_equal_one_thread(sample, kps):
+    """The postings scanned on two or three threads (as given and mirrored): the same scores and order."""
+    import ballistics
+
+    idx = LocalIndex.build(range(len(kps)), kps)
+    for s in sample[:3]:
+        q = query_keypoints(s)
+        S1, I1 = idx.search(q, 6)
+        for n in (2, 3):
+            Sn, In = idx.search(q, 6, threads=n)
+            assert np.array_equal(Sn, S1) and In.tolist() == I1.tolist()
+        with ballistics.threads(2):                          # the engine's setting is the default
+            S2, I2 = idx.search(q, 6)
+        assert np.array_equal(S2, S1) and I2.tolist() == I1.tolist()
+    with pytest.raises(ParameterError, match="threads"):
+        idx.search(q, 6, threads=0)

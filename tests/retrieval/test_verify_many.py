@@ -7,9 +7,10 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import ballistics
+from ballistics._threads import resolve_threads
 from ballistics.errors import BallisticsError, ParameterError
 from ballistics.retrieval import Keypoints, keypoints, query_keypoints, verify, verify_many
-from ballistics.retrieval._verify_many import CHUNK, resolve_threads
+from ballistics.retrieval._verify_many import CHUNK
 
 
 @pytest.fixture(scope="module")
