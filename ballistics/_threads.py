@@ -8,7 +8,11 @@ restores them afterwards:
 * Numba's parallel kernels (``ballistics.kernels``: rotation, region cutting, NCC
   assembly): ``numba.set_num_threads`` (a per-thread setting in Numba);
 * the FFT workers of ``scipy.fft`` (passed explicitly to every FFT call);
-* OpenCV's worker threads during extraction (``cv2.setNumThreads``, restored after).
+* OpenCV's worker threads during extraction and the query's key points
+  (``cv2.setNumThreads``, restored after);
+* search's stage-1 votes and stage-2 verifications, split over that many Python
+  threads (their kernels release the GIL), with BLAS held to one thread per call while
+  stage 2 runs (``threadpoolctl``, restored after).
 
 The default is **one** thread per operation.  Parallelism comes from processes
 (``ballistics.batch``, ``ballistics db add --jobs N``): on a machine shared with other

@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stage 3: candidates compared in full with compare (default 10; 0 = off)")
     q.add_argument("--shortlist", type=int, default=None,
                    help="stage 1: length of the global signatures' short list (default 1000; deeper finds more "
-                        "mates, at about 1.4 ms per added candidate)")
+                        "mates, at about 1.1 ms per added candidate on one thread)")
     q.add_argument("--votes", type=int, default=None,
                    help="stage 1 of a local-sift database: the key points' best votes added to the short list "
                         "(default 250; 0 = signatures only)")

@@ -4,7 +4,8 @@
    (``shortlist``, default 1000) -- cheap per entry, keeps mates in the list.
 2. **Verification**: every short-listed candidate's stored SIFT key points
    (:mod:`._stage2` blobs, made at ingest) are matched with the query's and a rigid
-   motion is fitted by RANSAC (:func:`._verify_sift.verify`, about 1.4 ms CPU per pair);
+   motion is fitted by RANSAC (:func:`._verify_sift.verify`, about 1.1 ms CPU per pair; on
+   the engine's threads, :func:`._verify_many.verify_many`);
    candidates are re-ordered by inlier count.
 3. **Comparison**: the ``rerank`` best verified candidates (default 10) whose inlier
    count reaches ``rerank_min_inliers`` get :func:`ballistics.comparison.compare`;
@@ -306,7 +307,7 @@ def unverified_warning(hits: Sequence[CascadeHit], gate: int) -> str | None:
         return None
     return (f"{UNVERIFIED_PREFIX} {int(gate)} stage-2 inliers (best {max(inl)} of {len(inl)} verified): "
             "nothing in this list is verified, its order is signature similarity; a mate may rank low or "
-            "lie beyond the short list (a deeper shortlist searches further, about 1.4 ms per candidate)")
+            "lie beyond the short list (a deeper shortlist searches further, about 1.1 ms per candidate)")
 
 
 def _user_pose(compare_params: Any) -> list[str]:
