@@ -72,18 +72,52 @@ DEPTHS = [10, 100, 1000]
 
 
 def load_queries(path: Path) -> tuple[list, list[str], list[str]]:
-    """Scans (breech faces), names and firearms of a labelled CSV (``file,firearm``)."""
+    """Scans (breech faces), names and firearms of a labelled CSV (``file,firearm``).
+
+    Files are relative to the CSV's folder (or absolute); raw scans are extracted first.
+    Column names are matched without case or surrounding spaces, a UTF-8 byte-order mark
+    is accepted.  A line whose file cannot be read or extracted, whose file or firearm is
+    empty, or whose file repeats an earlier line's (same SHA-256) is left out with a
+    warning naming the line; the run stops with a message when no firearm keeps two scans.
+    """
     from ballistics import extract_breech_face, read_scan
+    from ballistics.errors import BallisticsError
     from ballistics.features import looks_raw
-    scans, names, fa = [], [], []
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            s = read_scan(path.parent / r["file"])
+    if not path.is_file():
+        raise SystemExit(f"--queries: {path} is not a file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            cols = {str(c).strip().lower(): c for c in (reader.fieldnames or [])}
+            if "file" not in cols or "firearm" not in cols:
+                raise SystemExit(f"--queries: {path} needs the columns file,firearm (it has: "
+                                 f"{', '.join(map(str, reader.fieldnames or [])) or 'none'})")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SystemExit(f"--queries: {path} is not a readable CSV file ({exc})") from exc
+    scans, names, fa, seen = [], [], [], {}
+    for line, r in enumerate(rows, 2):
+        f, arm = (r.get(cols["file"]) or "").strip(), (r.get(cols["firearm"]) or "").strip()
+        if not f or not arm:
+            log.warning("--queries line %d left out: empty file or firearm", line)
+            continue
+        try:
+            s = read_scan(path.parent / f)
             if looks_raw(s):
                 s = extract_breech_face(s)
-            scans.append(s)
-            names.append(Path(r["file"]).stem)
-            fa.append(str(r["firearm"]))
+        except (BallisticsError, OSError) as exc:
+            log.warning("--queries line %d (%s) left out: %s", line, f, exc)
+            continue
+        if _sha(s) in seen:
+            log.warning("--queries line %d (%s) left out: the same file as line %d", line, f, seen[_sha(s)])
+            continue
+        seen[_sha(s)] = line
+        scans.append(s)
+        names.append(Path(f).stem)
+        fa.append(arm)
+    if not any(fa.count(x) >= 2 for x in set(fa)):
+        raise SystemExit(f"--queries: no firearm of {path} has two readable scans: nothing to search for")
+    log.info("--queries: %d scans of %d firearms from %s", len(scans), len(set(fa)), path)
     return scans, names, fa
 
 

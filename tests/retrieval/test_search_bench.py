@@ -60,3 +60,39 @@ def test_outside_queries_among_decoys(design, small_cache, capsys):
         # 5 decoy firearms, 0.571 with 12 and 10; 0.5+ with the developer cache).  The floor leaves
         # about two queries of margin.  The local design is weak on DFSC (0.14 here): no floor.
         assert float(m.group(1)) >= 0.5, out
+
+
+def test_outside_queries_tolerate_a_messy_csv(small_cache, tmp_path, capsys, caplog):
+    """A lab's CSV as it comes: byte-order mark, spaced headers, absolute paths, a missing file, a
+    file that is no scan, a repeated file and an empty label.  The bad lines are named and left out;
+    the run goes on with the 14 readable scans."""
+    import logging
+
+    src = shared_path("dfsc", "ground_truth.csv")
+    lines = src.read_text().strip().splitlines()[1:]
+    junk = tmp_path / "junk.x3p"
+    junk.write_bytes(b"not a scan")
+    rows = [f"{(src.parent / f).resolve()},{fa}" for f, fa in (x.split(",") for x in lines)]
+    rows += [f"{tmp_path / 'missing.x3p'},SR9-B", f"{junk},SR9-B", rows[0], f"{lines[1].split(',')[0]},"]
+    messy = tmp_path / "messy.csv"
+    messy.write_text("\ufeff File , Firearm \n" + "\n".join(rows) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING, logger="bench_search"):
+        _bench_search().main(["scale", "--cache", str(small_cache), "--queries", str(messy), "--entries", "1500",
+                              "--design", "global", "--shortlist", "100", "--rerank", "0", "--time-every", "7"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"recall@10 [0-9.]+ hit@1 [0-9.]+ median [0-9.]+ s/query", out[-1]), out[-1]
+    assert any("14 labelled scans + 1,486 decoys" in line for line in out), out
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    n = len(lines) + 2
+    assert [m.split(" ")[2] for m in left_out] == [str(n), str(n + 1), str(n + 2), str(n + 3)], left_out
+    assert "the same file as line 2" in left_out[2] and "empty file or firearm" in left_out[3]
+
+
+@pytest.mark.parametrize("text,message", [("name,label\na.x3p,G1\n", "needs the columns file,firearm"),
+                                          ("file,firearm\nmissing.x3p,G1\n", "no firearm")])
+def test_outside_queries_refuse_an_unusable_csv(small_cache, tmp_path, text, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    with pytest.raises(SystemExit, match=message):
+        _bench_search().main(["scale", "--cache", str(small_cache), "--queries", str(bad), "--entries", "1500"])
