@@ -118,11 +118,12 @@ class PairCompare:
         self.prepared: dict = {}
 
     def live_wall(self, i: int, js: list, stage2s: list, threads: int) -> float:
-        """Wall seconds of stage 3 as a search runs it on ``threads``: prepare the query, compare each pair."""
+        """Wall seconds of stage 3 as a search on ``threads`` runs it: prepare the query, compare each
+        pair, one thread per comparison (``compare_candidates``)."""
         import ballistics
         from ballistics.retrieval._cascade import stage3_seed
         w = time.perf_counter()
-        with ballistics.threads(threads):
+        with ballistics.threads(threads), ballistics.threads(1):
             q = self.prepare(self.scans[i])
             for j, s2 in zip(js, stage2s):
                 kw = stage3_seed(s2, self.window, self.min_inliers)["compare_kw"] if self.seed else {}

@@ -69,8 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed-min-inliers", type=int, default=None,
                    help="candidates with fewer stage-2 inliers are compared over the full circle (default 8)")
     q.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="threads for the search: stage 2 verifies candidates on N threads and each stage-3 "
-                        "comparison uses N (default 1; the answers do not depend on it)")
+                   help="threads for the search: the key points' votes and stage 2's verifications run on N "
+                        "threads, each stage-3 comparison on one (default 1; the answers do not depend on it)")
     q.add_argument("--timings", action="store_true", help="print the time each stage took (also with -v)")
     q.add_argument("--verbose", dest="search_verbose", action="store_true",
                    help="print the time each stage took and how each candidate's stage 3 was run")

@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .._threads import threads
 from ..errors import BundleModelError, BundleSignatureError, DatabaseError
 from ..retrieval import SearchHit, SearchParams, SearchResult
 from ..retrieval._cascade import UNVERIFIED_PREFIX, CascadeHit, compare_candidates, unverified_warning
@@ -268,7 +269,8 @@ class MultiSearch:
 
                 cmp, prep = stage3_functions(self._compare, self._prepare)
                 q = entry.surfaces["breech_face"]
-                qp = prep(q) if prep is not None else q
+                with threads(1):   # as each comparison: one thread (compare_candidates)
+                    qp = prep(q) if prep is not None else q
 
                 def load(lkey: Hashable) -> Scan:
                     lh, lsrc = found[lkey]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._threads import resolve_threads
+from .._threads import resolve_threads, threads
 from ..errors import DatabaseError
 from ..retrieval import SIFT_BLOB, Keypoints, SearchHit, SearchParams, SearchResult, VerificationError, query_keypoints
 from ..retrieval._cascade import CascadeHit, compare_candidates, unverified_warning, verify_candidates
@@ -206,7 +206,8 @@ def run_search(entry: PreparedEntry, p: SearchParams, *, catalogue: Any, index: 
         if head:
             cmp, prep = stage3_functions(compare, prepare)
             q = entry.surfaces["breech_face"]
-            qp = prep(q) if prep is not None else q
+            with threads(1):   # as each comparison: one thread (compare_candidates)
+                qp = prep(q) if prep is not None else q
 
             def load(num: Hashable) -> Scan:
                 row = rows[int(num)]  # type: ignore[call-overload]

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import threads
 from .._version import __version__
 from ..errors import BallisticsError, ParameterError
 from ..scan import Scan
@@ -364,6 +365,12 @@ def compare_candidates(query: Any, hits: list[CascadeHit], load_scan: Callable[[
     list
         Keys of candidates whose stored surface could not be read (damaged); their
         ``comparison`` holds the error.
+
+    Notes
+    -----
+    Each comparison runs on one thread, whatever :func:`ballistics.threads` says for
+    the search: a comparison of two breech faces took longer on two threads than on one
+    (its FFTs are small and many), so the threads go to stages 1 and 2.
     """
     user_pose = _user_pose(compare_params)
     base: dict[str, Any] = {}
@@ -395,14 +402,16 @@ def compare_candidates(query: Any, hits: list[CascadeHit], load_scan: Callable[[
             c = None
             if kw:
                 try:
-                    c = compare(query, cand, **{**base, **kw})
+                    with threads(1):
+                        c = compare(query, cand, **{**base, **kw})
                 except ParameterError as exc:   # e.g. a preset that cannot search one handedness
                     plan["fallback"] = f"seeded comparison refused ({exc}): compared over the full circle"
                 if c is not None and int(c.cmc_count) == 0:
                     plan["fallback"] = "no CMC within the window: compared over the full circle"
                     c = None
             if c is None:
-                c = compare(query, cand, **base)
+                with threads(1):
+                    c = compare(query, cand, **base)
             h.cmc_count, h.compare_score = int(c.cmc_count), float(c.score)
             h.comparison = c.to_dict()
             h.stage = 3

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._threads import resolve_threads
+from .._threads import resolve_threads, threads
 from .._version import __version__
 from ..errors import BallisticsError
 from ..scan import Scan
@@ -121,7 +121,8 @@ def cascade(query: Scan, *, signature: np.ndarray,
             assert load_scan is not None  # rerank > 0 without load_scan was refused above
             if prepared is None:
                 from ..comparison import prepare
-                prepared = prepare(query)
+                with threads(1):   # as each comparison: one thread (compare_candidates)
+                    prepared = prepare(query)
             damaged = compare_candidates(prepared, head, load_scan, compare, seed=p.seed,
                                          seed_window_deg=p.seed_window_deg, seed_min_inliers=p.seed_min_inliers,
                                          compare_params=p.compare, method=p.method)

@@ -70,3 +70,22 @@ def test_search_records_its_threads(sample, tmp_path):
     assert [(h.scan_id, h.inliers) for h in one] == [(h.scan_id, h.inliers) for h in two]
     assert one.timings["stage2"]["threads"] == 1 and two.timings["stage2"]["threads"] == 2
     assert np.isfinite(two.timings["stage2"]["wall_s"])
+
+
+def test_stage3_compares_on_one_thread_whatever_the_search_uses(sample):
+    """Stage 3 gives each comparison one thread (a comparison is slower on two), restored after."""
+    from ballistics._threads import current_threads
+    from ballistics.comparison import compare
+    from ballistics.retrieval import CascadeHit, compare_candidates
+
+    seen = []
+
+    def recording_compare(a, b, **kw):
+        seen.append(current_threads())
+        return compare(a, b, **kw)
+
+    hits = [CascadeHit(key=1, stage2={"inliers": 20, "rotation_deg": 0.0, "mirrored": False}, stage2_inliers=20)]
+    with ballistics.threads(2):
+        compare_candidates(sample[0], hits, lambda k: sample[k], recording_compare, seed=True)
+        assert current_threads() == 2
+    assert seen and set(seen) == {1} and hits[0].cmc_count is not None
