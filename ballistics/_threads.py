@@ -12,7 +12,8 @@ restores them afterwards:
   (``cv2.setNumThreads``, restored after);
 * search's stage-1 votes and stage-2 verifications, split over that many Python
   threads (their kernels release the GIL), with BLAS held to one thread per call while
-  stage 2 runs (``threadpoolctl``, restored after).
+  stage 2 runs (``threadpoolctl``, restored after); search's stage-3 comparisons run on
+  one thread each whatever the setting (a comparison took longer on two).
 
 The default is **one** thread per operation.  Parallelism comes from processes
 (``ballistics.batch``, ``ballistics db add --jobs N``): on a machine shared with other

@@ -37,6 +37,9 @@ from numba.extending import intrinsic
 
 __all__ = ["local_votes"]
 
+#: Fewer postings to scan than this: one thread (starting threads would cost more than they save).
+MIN_SPLIT = 1_000_000
+
 
 @intrinsic
 def _popcount(typingctx, x):
@@ -332,7 +335,8 @@ def local_votes(offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray, angles:
     threads : int, default 1
         Threads scanning the postings (the query rows split into contiguous ranges of
         about equal work; the votes are concatenated in row order, so the result does
-        not depend on it).  Sorting and summing the votes stay on one thread.
+        not depend on it).  Sorting and summing the votes stay on one thread, and a
+        query with fewer than :data:`MIN_SPLIT` postings to scan is scanned on one.
 
     Returns
     -------
@@ -367,7 +371,7 @@ def local_votes(offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray, angles:
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     ex = np.unique(np.asarray([] if exclude is None else exclude, np.int64).ravel())
-    if threads == 1 or nq < 2:
+    if threads == 1 or nq < 2 or int((offsets[q_words + 1] - offsets[q_words]).sum()) < MIN_SPLIT:
         return _local_votes(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands, weights,
                             int(rotation_bins), ex, int(depth))
     g, pay = _gather_threads(offsets, ids, codes, angles, q_words, q_codes, q_angles, q_hands,
