@@ -42,20 +42,26 @@ def baseline_module(commit: str) -> types.ModuleType:
     return mod
 
 
+def queries_and_candidates() -> tuple[list, list]:
+    """The real breech faces (queries) and the stored key points of the real scans and base decoys."""
+    from ballistics.retrieval._verify_sift import Keypoints
+    feats = _load()
+    cands = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
+    cands += [Keypoints.from_bytes(b) for b in _decoy_bases(feats, "both")[1]]
+    for c in cands:                        # descriptors as float32 once, as a cached stored entry has them
+        _ = c.desc_f32, c.sqnorm
+    return real_scans()[0], cands
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=14, help="queries (every 4th real scan)")
     ap.add_argument("--baseline", default="1cb791e", help="commit of the NumPy stage 2")
     a = ap.parse_args(argv)
     setup_logging()
-    from ballistics.retrieval._verify_sift import Keypoints, query_keypoints, verify
+    from ballistics.retrieval._verify_sift import query_keypoints, verify
     old = baseline_module(a.baseline)
-    feats = _load()
-    scans = real_scans()[0]
-    cands = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
-    cands += [Keypoints.from_bytes(b) for b in _decoy_bases(feats, "both")[1]]
-    for c in cands:                        # descriptors as float32 once, as a cached stored entry has them
-        _ = c.desc_f32, c.sqnorm
+    scans, cands = queries_and_candidates()
     qis = list(range(0, len(scans), 4))[: a.queries]
     t_new = t_old = 0.0
     n = same = same_inl = 0

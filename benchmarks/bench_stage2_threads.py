@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import _decoy_bases, _load, real_scans, setup_logging  # noqa: E402
-from bench_stage2 import baseline_module  # noqa: E402
+from _common import setup_logging  # noqa: E402
+from bench_stage2 import baseline_module, queries_and_candidates  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,16 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     from threadpoolctl import threadpool_info
 
-    from ballistics.retrieval import Keypoints, query_keypoints, verify_many
+    from ballistics.retrieval import query_keypoints, verify_many
     verify = baseline_module(a.baseline).verify
     blas = [(i["internal_api"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
     print(f"BLAS at its own setting: {blas}")
-    feats = _load()
-    scans = real_scans()[0]
-    cands = [Keypoints.from_bytes(b) for b in feats["real"]["blobs"]]
-    cands += [Keypoints.from_bytes(b) for b in _decoy_bases(feats, "both")[1]]
-    for c in cands:                        # descriptors as float32 once, as a cached stored entry has them
-        _ = c.desc_f32, c.sqnorm
+    scans, cands = queries_and_candidates()
     qis = list(range(0, len(scans), 4))[: a.queries]
     per: dict[str, list[float]] = {"before": [], **{f"threads={t}": [] for t in a.threads}}
     n = same = 0

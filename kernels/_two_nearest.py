@@ -26,24 +26,31 @@ from numba import njit
 __all__ = ["two_nearest", "ratio_matches"]
 
 
+@njit(inline="always")
+def _row_two(P, c2, i):
+    """Row ``i`` of ``P + c2``: the first smallest column, its value, the smallest other value."""
+    best = np.float32(np.inf)
+    second = np.float32(np.inf)
+    bj = 0
+    for j in range(P.shape[1]):
+        v = P[i, j] + c2[j]
+        if v < best:
+            second = best
+            best = v
+            bj = j
+        elif v < second:
+            second = v
+    return bj, best, second
+
+
 @njit(cache=True, nogil=True)  # releases the GIL: stage 2 verifies candidates on threads
 def _two_nearest(P, c2):
-    nq, nc = P.shape
+    nq = P.shape[0]
     first = np.empty(nq, np.int64)
     d1 = np.empty(nq, np.float32)
     dsec = np.empty(nq, np.float32)
     for i in range(nq):
-        best = np.float32(np.inf)
-        second = np.float32(np.inf)
-        bj = 0
-        for j in range(nc):
-            v = P[i, j] + c2[j]
-            if v < best:
-                second = best
-                best = v
-                bj = j
-            elif v < second:
-                second = v
+        bj, best, second = _row_two(P, c2, i)
         first[i] = bj
         d1[i] = best
         dsec[i] = second
@@ -83,17 +90,7 @@ def _ratio_matches(P, c2, q2, r2):
     best_q = np.full(nc, -1, np.int64)
     zero = np.float32(0.0)
     for i in range(nq):
-        best = np.float32(np.inf)
-        second = np.float32(np.inf)
-        bj = 0
-        for j in range(nc):
-            v = P[i, j] + c2[j]
-            if v < best:
-                second = best
-                best = v
-                bj = j
-            elif v < second:
-                second = v
+        bj, best, second = _row_two(P, c2, i)
         d1 = best + q2[i]
         ds = second + q2[i]
         if max(d1, zero) < r2 * max(ds, zero) and d1 < best_d[bj]:
