@@ -8,9 +8,9 @@ Threads, not processes: the work of a verification is one small matrix product p
 query side (BLAS), the row minima and the RANSAC hypotheses (compiled kernels that
 release the GIL), so threads share the decoded key points without copying them.  BLAS
 is held to **one thread per call** for the duration (``threadpoolctl``, restored on
-return): a small product (a few hundred descriptors on each side) runs about twice as
-fast on one BLAS thread as on two, and a multi-threaded BLAS called from several
-threads at once would oversubscribe the cores.  While a search runs, other threads of
+return): a small product (a few hundred descriptors on each side) is not faster on
+more BLAS threads, and a multi-threaded BLAS called from several threads at once would
+oversubscribe the cores.  While a search runs, other threads of
 the same process that call BLAS also get one thread.
 
 The default is the engine's: one thread per operation (:func:`ballistics.threads`
@@ -63,7 +63,7 @@ def verify_many(query: Sequence[Keypoints], candidates: Sequence[Keypoints],
     qs = tuple(query)
     for q in qs:   # fill the lazy caches before threads share the query
         if isinstance(q, Keypoints):
-            _ = q.desc_f32, q.sqnorm
+            _ = q.desc_f32, q.sqnorm, q.desc_neg2
     n = len(candidates)
     workers = min(resolve_threads(threads), max(1, math.ceil(n / CHUNK)))
     with threadpool_limits(limits=1, user_api="blas"):
